@@ -1,0 +1,213 @@
+"""The registered norm kinds, one small class each. ``wnbench norms`` lists them."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from torch import nn
+from torch.nn.utils import parametrizations
+
+from .factory import ActivationNorm, Norm, NormError, register_norm
+from .layers import LayerNormLSTM, MeanOnlyBatchNorm, PerChannel
+from .weightnorm import WNConv2d, WNConvTranspose2d, WNLinear
+
+
+def _lstm_weight_names(lstm: nn.LSTM) -> list[str]:
+    return [n for n in lstm._flat_weights_names if n.startswith("weight_")]
+
+
+def _check_positive(kind: str, option: str, value: float) -> None:
+    if not value > 0:
+        raise NormError(f"norm '{kind}': option '{option}' must be > 0, got {value!r}")
+
+
+@register_norm
+class NoNorm(Norm):
+    name = "none"
+    summary = "no normalization: plain torch layers (the baseline every ratio is taken against)"
+    supports_recurrent = True
+
+    def __init__(self) -> None:
+        pass
+
+    def _linear(self, in_features, out_features, bias):
+        return nn.Linear(in_features, out_features, bias=bias)
+
+    def _conv2d(self, in_ch, out_ch, kernel_size, stride, padding, bias):
+        return nn.Conv2d(in_ch, out_ch, kernel_size, stride, padding, bias=bias)
+
+    def _conv_transpose2d(self, in_ch, out_ch, kernel_size, stride, padding, output_padding, bias):
+        return nn.ConvTranspose2d(in_ch, out_ch, kernel_size, stride, padding, output_padding, bias=bias)
+
+    def _lstm(self, lstm):
+        return lstm
+
+
+@register_norm
+class BatchNorm(ActivationNorm):
+    name = "batch"
+    summary = "batch normalization (Ioffe & Szegedy 2015): minibatch statistics in train mode, running ones in eval"
+    uses_batch_statistics = True
+    absorbs_bias = True
+
+    def __init__(self, *, momentum: float = 0.1, eps: float = 1e-5) -> None:
+        _check_positive(self.name, "eps", eps)
+        self.momentum, self.eps = momentum, eps
+
+    def _norm1d(self, features):
+        return nn.BatchNorm1d(features, eps=self.eps, momentum=self.momentum)
+
+    def _norm2d(self, channels):
+        return nn.BatchNorm2d(channels, eps=self.eps, momentum=self.momentum)
+
+
+@register_norm
+class BatchRenorm(ActivationNorm):
+    name = "batch_renorm"
+    summary = "batch renormalization (Ioffe 2017) as CrossQ uses it (sb3-contrib BatchRenorm1d): running stats after warm-up"
+    uses_batch_statistics = True
+    absorbs_bias = True
+
+    def __init__(self, *, momentum: float = 0.01, eps: float = 1e-3, warmup_steps: int = 100_000) -> None:
+        _check_positive(self.name, "eps", eps)
+        self.momentum, self.eps, self.warmup_steps = momentum, eps, warmup_steps
+
+    def _norm1d(self, features):
+        from sb3_contrib.common.torch_layers import BatchRenorm1d  # lazy: sb3 is heavy to import
+
+        return BatchRenorm1d(features, eps=self.eps, momentum=self.momentum, warmup_steps=self.warmup_steps)
+
+    def _norm2d(self, channels):
+        return PerChannel(self._norm1d(channels))
+
+
+@register_norm
+class LayerNorm(ActivationNorm):
+    name = "layer"
+    summary = "layer normalization (Ba et al. 2016): per-sample statistics over features (C,H,W for convs)"
+    supports_recurrent = True
+
+    def __init__(self, *, eps: float = 1e-5) -> None:
+        _check_positive(self.name, "eps", eps)
+        self.eps = eps
+
+    def _norm1d(self, features):
+        return nn.LayerNorm(features, eps=self.eps)
+
+    def _norm2d(self, channels):
+        return nn.GroupNorm(1, channels, eps=self.eps)  # one group = LN over (C, H, W), per-channel affine
+
+    def _lstm(self, lstm):
+        return LayerNormLSTM(lstm.input_size, lstm.hidden_size, lstm.num_layers, batch_first=lstm.batch_first)
+
+
+@register_norm
+class GroupNorm(ActivationNorm):
+    name = "group"
+    summary = "group normalization (Wu & He 2018): per-sample statistics over groups of features/channels"
+
+    def __init__(self, *, groups: int = 8, eps: float = 1e-5) -> None:
+        if not (isinstance(groups, int) and groups >= 1):
+            raise NormError(f"norm 'group': option 'groups' must be a positive integer, got {groups!r}")
+        _check_positive(self.name, "eps", eps)
+        self.groups, self.eps = groups, eps
+
+    def _group_norm(self, channels: int) -> nn.GroupNorm:
+        if channels % self.groups:
+            raise NormError(
+                f"norm 'group': {self.groups} groups do not divide {channels} channels; "
+                f"choose groups from the divisors of {channels}"
+            )
+        return nn.GroupNorm(self.groups, channels, eps=self.eps)
+
+    _norm1d = _group_norm
+    _norm2d = _group_norm
+
+
+@register_norm
+class WeightNorm(Norm):
+    name = "weight"
+    summary = "weight normalization (Salimans & Kingma 2016): w = g*v/||v||; ddi=True adds their data-dependent init"
+    supports_recurrent = True
+    aliases = {"weight_ddi": {"ddi": True}}
+
+    def __init__(self, *, ddi: bool = False, init_scale: float = 1.0) -> None:
+        _check_positive(self.name, "init_scale", init_scale)
+        self.ddi, self.init_scale = bool(ddi), init_scale
+
+    def _linear(self, in_features, out_features, bias):
+        return WNLinear(in_features, out_features, bias=bias, ddi=self.ddi, init_scale=self.init_scale)
+
+    def _conv2d(self, in_ch, out_ch, kernel_size, stride, padding, bias):
+        return WNConv2d(in_ch, out_ch, kernel_size, stride, padding, bias=bias, ddi=self.ddi, init_scale=self.init_scale)
+
+    def _conv_transpose2d(self, in_ch, out_ch, kernel_size, stride, padding, output_padding, bias):
+        return WNConvTranspose2d(
+            in_ch, out_ch, kernel_size, stride, padding, output_padding,
+            bias=bias, ddi=self.ddi, init_scale=self.init_scale,
+        )  # fmt: skip
+
+    def _lstm(self, lstm):
+        # One norm per gate unit (row of weight_ih / weight_hh). torch's parametrization is used here:
+        # nn.LSTM re-reads parametrized weights on each call, and the recurrent kernel dominates the cost.
+        for weight_name in _lstm_weight_names(lstm):
+            parametrizations.weight_norm(lstm, name=weight_name, dim=0)
+        return lstm
+
+
+@register_norm
+class WeightNormMeanOnly(Norm):
+    name = "weight_meanonly"
+    summary = "weight norm + mean-only batch norm: the combination Salimans & Kingma recommend for images"
+    uses_batch_statistics = True
+
+    def __init__(self, *, ddi: bool = False, init_scale: float = 1.0, momentum: float = 0.1) -> None:
+        _check_positive(self.name, "init_scale", init_scale)
+        self.ddi, self.init_scale, self.momentum = bool(ddi), init_scale, momentum
+
+    def _pair(self, wn: nn.Module, features: int) -> nn.Sequential:
+        return nn.Sequential(OrderedDict(layer=wn, norm=MeanOnlyBatchNorm(features, momentum=self.momentum)))
+
+    def _linear(self, in_features, out_features, bias):
+        wn = WNLinear(in_features, out_features, bias=False, ddi=self.ddi, init_scale=self.init_scale)
+        return self._pair(wn, out_features)
+
+    def _conv2d(self, in_ch, out_ch, kernel_size, stride, padding, bias):
+        wn = WNConv2d(in_ch, out_ch, kernel_size, stride, padding, bias=False, ddi=self.ddi, init_scale=self.init_scale)
+        return self._pair(wn, out_ch)
+
+    def _conv_transpose2d(self, in_ch, out_ch, kernel_size, stride, padding, output_padding, bias):
+        wn = WNConvTranspose2d(
+            in_ch, out_ch, kernel_size, stride, padding, output_padding,
+            bias=False, ddi=self.ddi, init_scale=self.init_scale,
+        )  # fmt: skip
+        return self._pair(wn, out_ch)
+
+
+@register_norm
+class SpectralNorm(Norm):
+    name = "spectral"
+    summary = "spectral normalization (Miyato et al. 2018): weight divided by its largest singular value (power iteration)"
+    supports_recurrent = True
+
+    def __init__(self, *, n_power_iterations: int = 1) -> None:
+        if not (isinstance(n_power_iterations, int) and n_power_iterations >= 1):
+            raise NormError(f"norm 'spectral': option 'n_power_iterations' must be an integer >= 1, got {n_power_iterations!r}")
+        self.n_power_iterations = n_power_iterations
+
+    def _wrap(self, layer: nn.Module, name: str = "weight") -> nn.Module:
+        return parametrizations.spectral_norm(layer, name=name, n_power_iterations=self.n_power_iterations)
+
+    def _linear(self, in_features, out_features, bias):
+        return self._wrap(nn.Linear(in_features, out_features, bias=bias))
+
+    def _conv2d(self, in_ch, out_ch, kernel_size, stride, padding, bias):
+        return self._wrap(nn.Conv2d(in_ch, out_ch, kernel_size, stride, padding, bias=bias))
+
+    def _conv_transpose2d(self, in_ch, out_ch, kernel_size, stride, padding, output_padding, bias):
+        return self._wrap(nn.ConvTranspose2d(in_ch, out_ch, kernel_size, stride, padding, output_padding, bias=bias))
+
+    def _lstm(self, lstm):
+        for weight_name in _lstm_weight_names(lstm):
+            self._wrap(lstm, weight_name)
+        return lstm

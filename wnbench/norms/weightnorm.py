@@ -1,0 +1,240 @@
+"""Fast weight-normalized layers (Salimans & Kingma 2016): ``w = g * v / ||v||`` per output unit.
+
+Why not ``torch.nn.utils.parametrizations.weight_norm``: the stock parametrization recomputes the
+weight through Python hooks on every access, which costs ~1.5x a plain MLP train step and ~2.4x a
+single-observation forward. Here:
+
+* with grad, the normalization is applied to whichever is smaller, the weight or the output
+  (``(g/||v||) * (v·x) + b`` is the same function as ``(g v/||v||)·x + b``);
+* with no grad needed (rollouts, evaluation), the effective weight is cached and reused until ``g``
+  or ``v`` change. Change is detected by the tensors' version counters, which every in-place update
+  (optimizer steps, ``load_state_dict``, ``copy_``) bumps, so the cache can never serve a stale weight.
+
+Data-dependent init (DDI) is armed by :func:`arm_ddi`; the next forward pass sets ``g`` and ``b`` so that
+each unit's pre-activation has mean 0 and variance 1 on that batch.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["WNLinear", "WNConv2d", "WNConvTranspose2d", "WeightNormMixin", "arm_ddi", "weight_norm_modules"]
+
+
+class WeightNormMixin(nn.Module):
+    """Shared machinery: the ``v``/``g``/``bias`` parameters, the cache and data-dependent init.
+
+    Subclasses set ``_unit_dim`` (the dimension of ``v`` that indexes output units) and implement
+    ``_apply(x, weight, bias)`` (the underlying linear map) and ``_scale_shape(ndim)``.
+    """
+
+    _unit_dim: int = 0
+
+    def _setup(self, weight: torch.Tensor, bias: torch.Tensor | None, ddi: bool, init_scale: float) -> None:
+        self.ddi = ddi
+        self.init_scale = init_scale
+        if ddi:
+            # The paper's init: v ~ N(0, 0.05); g and b are then set from data by initialize().
+            weight = torch.randn_like(weight) * 0.05
+        self.v = nn.Parameter(weight.detach().clone())
+        # g = ||v|| makes the initial effective weight equal v: WN starts as the plain layer would.
+        self.g = nn.Parameter(self._v_norm(self.v.detach()).clone())
+        self.bias = nn.Parameter(bias.detach().clone()) if bias is not None else None
+        if ddi and self.bias is not None:
+            with torch.no_grad():
+                self.bias.zero_()
+        self._ddi_armed = False
+        self._cache_key: tuple[int, int, int, int] | None = None
+        self._cached_weight: torch.Tensor | None = None
+
+    # -- the reparameterization -------------------------------------------------------------
+    def _reduce_dims(self) -> list[int]:
+        return [d for d in range(self.v.dim()) if d != self._unit_dim]
+
+    def _v_norm(self, v: torch.Tensor) -> torch.Tensor:
+        return torch.linalg.vector_norm(v, dim=[d for d in range(v.dim()) if d != self._unit_dim])
+
+    def _unit_view(self, t: torch.Tensor, ndim: int, unit_axis: int) -> torch.Tensor:
+        shape = [1] * ndim
+        shape[unit_axis] = -1
+        return t.view(shape)
+
+    def effective_weight(self) -> torch.Tensor:
+        """The weight ``g * v / ||v||`` this layer applies (differentiable)."""
+        scale = self.g / self._v_norm(self.v)
+        return self.v * self._unit_view(scale, self.v.dim(), self._unit_dim)
+
+    def _cached(self) -> torch.Tensor:
+        v, g = self.v, self.g
+        key = (v._version, g._version, v.data_ptr(), g.data_ptr())
+        if key != self._cache_key or self._cached_weight is None:
+            with torch.no_grad():
+                self._cached_weight = self.effective_weight()
+            self._cache_key = key
+        return self._cached_weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._ddi_armed:
+            return self._ddi_forward(x)
+        if not (torch.is_grad_enabled() and (self.v.requires_grad or self.g.requires_grad)):
+            return self._apply(x, self._cached(), self.bias)
+        # With grad: normalize the smaller of weight and output.
+        if self._output_numel(x) < self.v.numel():
+            scale = self.g / self._v_norm(self.v)
+            y = self._apply(x, self.v, None)
+            y = y * self._unit_view(scale, y.dim(), self._out_axis(y))
+            if self.bias is not None:
+                y = y + self._unit_view(self.bias, y.dim(), self._out_axis(y))
+            return y
+        return self._apply(x, self.effective_weight(), self.bias)
+
+    # -- data-dependent init ----------------------------------------------------------------
+    @torch.no_grad()
+    def _ddi_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Set ``g`` (and ``b``) so this batch's pre-activations are standardized, then disarm."""
+        v_unit = self.v / self._unit_view(self._v_norm(self.v), self.v.dim(), self._unit_dim)
+        t = self._apply(x, v_unit, None)
+        axis = self._out_axis(t)
+        dims = [d for d in range(t.dim()) if d != axis]
+        mean = t.mean(dim=dims)
+        scale = self.init_scale / t.var(dim=dims, unbiased=False).add(1e-8).sqrt()
+        self.g.copy_(scale)
+        if self.bias is not None:
+            self.bias.copy_(-mean * scale)
+            t = t - self._unit_view(mean, t.dim(), axis)
+        # Without a bias only the scale is set (a following mean-only BN removes the mean).
+        self._ddi_armed = False
+        return t * self._unit_view(scale, t.dim(), axis)
+
+    # -- hooks for subclasses ---------------------------------------------------------------
+    def _apply(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _out_axis(self, y: torch.Tensor) -> int:
+        return 1 if y.dim() > 1 else 0
+
+    def _output_numel(self, x: torch.Tensor) -> int:
+        """Number of output elements for input ``x``, without computing the output."""
+        raise NotImplementedError
+
+
+class WNLinear(WeightNormMixin):
+    """Weight-normalized ``nn.Linear``: one norm per output unit (row of ``v``)."""
+
+    _unit_dim = 0
+
+    def __init__(
+        self, in_features: int, out_features: int, bias: bool = True, ddi: bool = False, init_scale: float = 1.0
+    ) -> None:
+        super().__init__()
+        ref = nn.Linear(in_features, out_features, bias=bias)
+        self.in_features, self.out_features = in_features, out_features
+        self._setup(ref.weight, ref.bias, ddi, init_scale)
+
+    def _apply(self, x, weight, bias):
+        return F.linear(x, weight, bias)
+
+    def _out_axis(self, y: torch.Tensor) -> int:
+        return y.dim() - 1
+
+    def _output_numel(self, x: torch.Tensor) -> int:
+        return x.numel() // self.in_features * self.out_features
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, ddi={self.ddi}"
+
+
+class WNConv2d(WeightNormMixin):
+    """Weight-normalized ``nn.Conv2d``: one norm per output channel."""
+
+    _unit_dim = 0
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        bias: bool = True,
+        ddi: bool = False,
+        init_scale: float = 1.0,
+    ) -> None:
+        super().__init__()
+        ref = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias)
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = ref.kernel_size, ref.stride, ref.padding
+        self._setup(ref.weight, ref.bias, ddi, init_scale)
+
+    def _apply(self, x, weight, bias):
+        return F.conv2d(x, weight, bias, self.stride, self.padding)
+
+    def _output_numel(self, x: torch.Tensor) -> int:
+        # Output spatial size is about the input's divided by the stride.
+        return x.numel() // self.in_channels * self.out_channels // (self.stride[0] * self.stride[1])
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+            f"padding={self.padding}, bias={self.bias is not None}, ddi={self.ddi}"
+        )
+
+
+class WNConvTranspose2d(WeightNormMixin):
+    """Weight-normalized ``nn.ConvTranspose2d``, normalized per *output* channel.
+
+    The transposed kernel is stored as ``(in, out, kh, kw)``, so the unit dimension is 1 and the
+    norm runs over input channels and the kernel window.
+    """
+
+    _unit_dim = 1
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        output_padding: int | tuple[int, int] = 0,
+        bias: bool = True,
+        ddi: bool = False,
+        init_scale: float = 1.0,
+    ) -> None:
+        super().__init__()
+        ref = nn.ConvTranspose2d(
+            in_channels, out_channels, kernel_size, stride=stride, padding=padding,
+            output_padding=output_padding, bias=bias,
+        )  # fmt: skip
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride = ref.kernel_size, ref.stride
+        self.padding, self.output_padding = ref.padding, ref.output_padding
+        self._setup(ref.weight, ref.bias, ddi, init_scale)
+
+    def _apply(self, x, weight, bias):
+        return F.conv_transpose2d(x, weight, bias, self.stride, self.padding, self.output_padding)
+
+    def _output_numel(self, x: torch.Tensor) -> int:
+        # Output spatial size is about the input's times the stride.
+        return x.numel() // self.in_channels * self.out_channels * self.stride[0] * self.stride[1]
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+            f"padding={self.padding}, bias={self.bias is not None}, ddi={self.ddi}"
+        )
+
+
+def weight_norm_modules(model: nn.Module) -> list[WeightNormMixin]:
+    """All fast-WN layers inside ``model``."""
+    return [m for m in model.modules() if isinstance(m, WeightNormMixin)]
+
+
+def arm_ddi(model: nn.Module) -> list[WeightNormMixin]:
+    """Arm data-dependent init on every WN layer built with ``ddi=True``; returns the armed layers."""
+    armed = [m for m in weight_norm_modules(model) if m.ddi]
+    for m in armed:
+        m._ddi_armed = True
+    return armed
