@@ -7,9 +7,12 @@ tracebacks are for bugs only.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 
+from wnbench.bench.noise import DEFAULT_NORMS as NOISE_NORMS
+from wnbench.bench.overhead import DEFAULT_NORMS as OVERHEAD_NORMS
 from wnbench.errors import UserError
 from wnbench.norms import NormError
 
@@ -44,6 +47,156 @@ def norms_command() -> None:
             name, "yes" if norm.uses_batch_statistics else "no", "yes" if norm.supports_recurrent else "no", summary
         )
     Console(width=160).print(table)
+
+
+@app.command("run")
+def run_command(
+    suite_file: Path = typer.Argument(..., help="Suite YAML file (see suites/)."),
+    profile: str | None = typer.Option(None, "--profile", "-p", help="Profile to run (default: 'default' or the first)."),
+    executor: str = typer.Option("local", "--executor", "-e", help="local (process pool) or ray."),
+    workers: int | None = typer.Option(None, "--workers", "-w", min=1, help="Parallel runs (default: CPU cores)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Results folder (default: results/<suite name>)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List the runs and which are already done; run nothing."),
+    no_wandb: bool = typer.Option(False, "--no-wandb", help="Do not track runs in W&B."),
+    wandb_project: str | None = typer.Option(None, "--wandb-project", help="W&B project (default: $WANDB_PROJECT or wnbench)."),
+    wandb_entity: str | None = typer.Option(None, "--wandb-entity", help="W&B entity (default: $WANDB_ENTITY)."),
+    overrides: list[str] = typer.Option([], "--set", help="KEY=VALUE override, dotted path into the profile (repeatable)."),
+) -> None:
+    """Run a suite's runs that are not done yet; exit 1 if any run failed or timed out."""
+    from wnbench.suite import load_suite, parse_overrides, plan, run_suite
+    from wnbench.suite.executors import EXECUTORS
+    from wnbench.tracking import resolve_options
+
+    if executor not in EXECUTORS:
+        raise UserError(f"--executor: unknown executor '{executor}'; known: {', '.join(EXECUTORS)}")
+    suite = load_suite(suite_file, profile, parse_overrides(overrides))
+    out_dir = out or Path("results") / suite.name
+    if dry_run:
+        rows = plan(suite, out_dir)
+        done = 0
+        for run, record in rows:
+            state = record["status"] if record else "pending"
+            done += state in ("finished", "diverged")
+            print(f"{run.run_id}  {state:<8}  {run.label}  {_short_params(run.params)}")
+        print(f"{len(rows)} runs in {suite.name}/{suite.profile}: {done} done, {len(rows) - done} to run (out: {out_dir})")
+        return
+    tracking = resolve_options(out_dir, enabled=not no_wandb, project=wandb_project, entity=wandb_entity)
+    print(f"suite {suite.name}/{suite.profile}: {len(suite.runs)} runs, executor {executor}, out {out_dir}, "
+          f"W&B {tracking.mode} ({tracking.reason})", flush=True)  # fmt: skip
+    result = run_suite(suite, out_dir, executor=executor, workers=workers, tracking=tracking)
+    raise typer.Exit(result.exit_code)
+
+
+def _short_params(params: dict) -> str:
+    return " ".join(f"{k}={v}" for k, v in params.items() if k in ("lr", "batch_size", "fault"))
+
+
+@app.command("status")
+def status_command(out_dir: Path = typer.Argument(..., help="A results folder written by `wnbench run`.")) -> None:
+    """Count a results folder's runs by status and show each failure's error line."""
+    from wnbench.suite import status_of
+
+    status = status_of(out_dir)
+    counts = status["counts"]
+    order = ["finished", "diverged", "failed", "timeout", "pending"]
+    print("  ".join(f"{s}: {counts.get(s, 0)}" for s in order if s in counts or s != "pending"))
+    for failure in status["failures"]:
+        print(f"{failure['status']}: {failure['run_id']} {failure['label']}: {failure['error']}")
+
+
+def _csv(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _pick_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device: '{device}' asked for, but torch sees no CUDA device")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise UserError(f"--device: expected auto, cpu or cuda[:N], got '{device}'")
+    return device
+
+
+def _say(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+@bench_app.command("overhead")
+def bench_overhead(
+    out: Path = typer.Option(Path("results/bench"), help="Directory for overhead.json."),
+    norms: str = typer.Option(",".join(OVERHEAD_NORMS), help="Comma-separated norms ('none' is always included)."),
+    models: str = typer.Option("mlp,dcgan_d,dcgan_g", help="Comma-separated: mlp, dcgan_d, dcgan_g."),
+    repeats: int = typer.Option(21, help="Interleaved repeats; ratios are medians of per-repeat paired ratios."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda[:N]."),
+    threads: int = typer.Option(1, help="torch CPU threads (1 matches how suite workers run)."),
+    seed: int = typer.Option(0),
+) -> None:
+    """Claim C3: train-step, act-step and peak-memory cost of every norm, as ratios to 'none'."""
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    from wnbench.bench.output import environment, write_rows
+    from wnbench.bench.overhead import check_names, measure_overhead
+
+    norm_list, model_list = _csv(norms), _csv(models)
+    check_names(norm_list, model_list)
+    dev = _pick_device(device)
+    torch.set_num_threads(threads)
+    rows = measure_overhead(norm_list, model_list, repeats=repeats, device=dev, seed=seed, progress=_say)
+    meta = {**environment(dev), "repeats": repeats, "seed": seed}
+    write_rows(out / "overhead.json", rows, meta)
+    table = Table(title=f"Overhead vs none (median of {repeats} interleaved paired ratios; {dev}, {threads} thread(s))")
+    for col in ("model", "norm", "train step", "act step", "peak memory", "none: train / act"):
+        table.add_column(col, justify="left" if col in ("model", "norm") else "right")
+    baseline = {r.model: r for r in rows if r.norm == "none"}
+    for r in rows:
+        table.add_row(
+            r.model, r.norm,
+            f"{r.train_step_ratio:.2f}x [{r.train_step_ratio_q25:.2f}-{r.train_step_ratio_q75:.2f}]",
+            f"{r.act_step_ratio:.2f}x [{r.act_step_ratio_q25:.2f}-{r.act_step_ratio_q75:.2f}]",
+            f"{r.peak_memory_ratio:.2f}x",
+            f"{baseline[r.model].train_step_ms:.2f} ms / {baseline[r.model].act_step_us:.0f} us" if r.norm == "none" else "",
+        )  # fmt: skip
+    Console(width=140).print(table)
+    typer.echo(f"wrote {out / 'overhead.json'}")
+
+
+@bench_app.command("noise")
+def bench_noise(
+    out: Path = typer.Option(Path("results/bench"), help="Directory for noise.json and noise.png."),
+    norms: str = typer.Option(",".join(NOISE_NORMS), help="Comma-separated norms."),
+    batch_sizes: str = typer.Option("2,4,8,16,32,64,128,256", help="Comma-separated batch sizes (>= 2)."),
+    companions: int = typer.Option(64, help="Random companion sets per batch size."),
+    seed: int = typer.Option(0),
+) -> None:
+    """Claim C4: how much one input's output moves when only its batch companions change (train mode)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from wnbench.bench.noise import check_args, measure_noise, plot_noise
+    from wnbench.bench.output import environment, write_rows
+
+    norm_list = _csv(norms)
+    try:
+        sizes = [int(b) for b in _csv(batch_sizes)]
+    except ValueError:
+        raise UserError(f"--batch-sizes: expected comma-separated integers, got '{batch_sizes}'") from None
+    check_args(norm_list, sizes, companions)
+    rows = measure_noise(norm_list, sizes, companions=companions, seed=seed)
+    write_rows(out / "noise.json", rows, {**environment("cpu"), "companions": companions, "seed": seed})
+    plot_noise(rows, out / "noise.png")
+    table = Table(title="Relative spread of one input's output across batch companions (train mode)")
+    table.add_column("norm")
+    for b in sizes:
+        table.add_column(f"B={b}", justify="right")
+    for name in norm_list:
+        table.add_row(name, *[f"{r.relative_spread:.3g}" for r in rows if r.norm == name])
+    Console(width=160).print(table)
+    typer.echo(f"wrote {out / 'noise.json'} and {out / 'noise.png'}")
 
 
 def main() -> None:

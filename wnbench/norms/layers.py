@@ -91,11 +91,11 @@ class LayerNormLSTM(nn.Module):
             x = x.transpose(0, 1)
         seq_len, batch = x.shape[0], x.shape[1]
         if state is None:
-            zeros = x.new_zeros(self.num_layers, batch, self.hidden_size)
-            state = (zeros, zeros)
-        h0, c0 = state
-        if unbatched:
-            h0, c0 = h0.unsqueeze(1), c0.unsqueeze(1)
+            h0 = c0 = x.new_zeros(self.num_layers, batch, self.hidden_size)
+        else:
+            h0, c0 = state
+            if unbatched:
+                h0, c0 = h0.unsqueeze(1), c0.unsqueeze(1)
         h_n, c_n = [], []
         layer_input = x
         for layer, cell in enumerate(self.cells):

@@ -1,0 +1,91 @@
+"""The reference networks the micro-benchmarks time, each built from a norm factory.
+
+Sizes follow DESIGN.md / the C3 issue: an SB3-sized MLP (obs 8 -> 256 -> 256 -> 2, batch 256) and a
+DCGAN-sized discriminator and generator for 32x32 images (batch 64). Hidden layers take the norm;
+input-facing DCGAN discriminator layer and all output layers stay plain, as in Radford et al. 2016.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrizations
+
+from wnbench.norms import Norm, make_norm
+from wnbench.norms.kinds import NoNorm
+
+
+class TorchWeightNormReference(NoNorm):
+    """Reference row, not a registered kind: plain layers wrapped by torch's stock
+    ``parametrizations.weight_norm`` — what a user gets without wnbench's fast WN layer."""
+
+    name = "torch_weight_norm"
+    summary = "torch.nn.utils.parametrizations.weight_norm on plain layers (reference for the fast WN)"
+
+    def _linear(self, in_features, out_features, bias):
+        return parametrizations.weight_norm(super()._linear(in_features, out_features, bias))
+
+    def _conv2d(self, *args):
+        return parametrizations.weight_norm(super()._conv2d(*args))
+
+    def _conv_transpose2d(self, *args):
+        return parametrizations.weight_norm(super()._conv_transpose2d(*args), dim=1)
+
+
+def resolve_norm(name: str) -> Norm:
+    """A registered norm, or the stock-torch WN reference row."""
+    return TorchWeightNormReference() if name == TorchWeightNormReference.name else make_norm(name)
+
+
+def mlp(norm: Norm) -> nn.Module:
+    return norm.mlp(8, [256, 256], 2)
+
+
+def dcgan_discriminator(norm: Norm) -> nn.Module:
+    lrelu = lambda: nn.LeakyReLU(0.2)  # noqa: E731
+    return nn.Sequential(
+        norm.conv2d(3, 64, 4, 2, 1, normalize=False), lrelu(),
+        norm.conv2d(64, 128, 4, 2, 1), lrelu(),
+        norm.conv2d(128, 256, 4, 2, 1), lrelu(),
+        norm.conv2d(256, 1, 4, 1, 0, normalize=False), nn.Flatten(),
+    )  # fmt: skip
+
+
+def dcgan_generator(norm: Norm, z_dim: int = 100) -> nn.Module:
+    return nn.Sequential(
+        nn.Unflatten(1, (z_dim, 1, 1)),
+        norm.conv_transpose2d(z_dim, 256, 4, 1, 0), nn.ReLU(),
+        norm.conv_transpose2d(256, 128, 4, 2, 1), nn.ReLU(),
+        norm.conv_transpose2d(128, 64, 4, 2, 1), nn.ReLU(),
+        norm.conv_transpose2d(64, 3, 4, 2, 1, normalize=False), nn.Tanh(),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BenchModel:
+    """A network to time: its builder, the shape of one input sample, the output's shape, the batch size."""
+
+    name: str
+    build: Callable[[Norm], nn.Module]
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    batch_size: int
+
+    def inputs(self, batch_size: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+        return torch.randn((batch_size, *self.input_shape), generator=generator).to(device)
+
+    def targets(self, batch_size: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+        return torch.randn((batch_size, *self.output_shape), generator=generator).to(device)
+
+
+BENCH_MODELS: dict[str, BenchModel] = {
+    m.name: m
+    for m in (
+        BenchModel("mlp", mlp, (8,), (2,), 256),
+        BenchModel("dcgan_d", dcgan_discriminator, (3, 32, 32), (1,), 64),
+        BenchModel("dcgan_g", dcgan_generator, (100,), (3, 32, 32), 64),
+    )
+}
