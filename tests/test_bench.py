@@ -1,0 +1,69 @@
+"""The micro-benchmarks measure what they claim to (no timing goals here: those live in bench outputs)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from wnbench.bench.models import BENCH_MODELS, TorchWeightNormReference, resolve_norm
+from wnbench.bench.noise import measure_noise
+from wnbench.bench.overhead import _Subject, measure_overhead, peak_train_memory
+from wnbench.errors import UserError
+
+
+def test_noise_is_zero_without_batch_statistics_and_shrinks_with_batch_size():
+    rows = measure_noise(["none", "weight", "batch"], [2, 16, 128], companions=16)
+    spread = {(r.norm, r.batch_size): r.relative_spread for r in rows}
+    assert all(spread[("none", b)] == 0 and spread[("weight", b)] == 0 for b in (2, 16, 128))
+    assert spread[("batch", 2)] > spread[("batch", 16)] > spread[("batch", 128)] > 0
+
+
+def test_peak_memory_grows_with_the_batch_and_counts_persistent_state():
+    spec = BENCH_MODELS["mlp"]
+    device = torch.device("cpu")
+    small = _Subject(spec, "none", device, seed=0)
+    big = _Subject(spec, "none", device, seed=0)
+    big.x, big.y = torch.randn(4096, 8), torch.randn(4096, 2)
+    small.train_step(), big.train_step()  # optimizer state exists from here on
+    params = sum(p.numel() * 4 for p in small.model.parameters())
+    small_peak, big_peak = peak_train_memory(small, device), peak_train_memory(big, device)
+    assert small_peak >= 3 * params  # parameters + two Adam moments at least
+    # activations of a 16x larger batch: 3 hidden activations of 256 floats per extra sample at least
+    assert big_peak - small_peak >= (4096 - 256) * 256 * 4 * 2
+
+
+def test_overhead_rows_are_ratios_to_none_for_every_norm_and_model():
+    rows = measure_overhead(["weight", "batch"], ["mlp"], repeats=2, block_seconds=0.005)
+    assert [(r.norm, r.model) for r in rows] == [("none", "mlp"), ("weight", "mlp"), ("batch", "mlp")]
+    none = rows[0]
+    assert none.train_step_ratio == none.act_step_ratio == none.peak_memory_ratio == 1.0
+    assert all(r.train_step_ms > 0 and r.act_step_us > 0 and r.peak_memory_mb > 0 for r in rows)
+
+
+def test_reference_row_uses_torch_stock_weight_norm():
+    model = BENCH_MODELS["mlp"].build(resolve_norm(TorchWeightNormReference.name))
+    parametrized = [m for m in model.modules() if hasattr(m, "parametrizations")]
+    assert len(parametrized) == 2  # the two hidden layers; the output layer stays plain
+
+
+def test_bad_benchmark_arguments_list_every_problem():
+    with pytest.raises(UserError) as err:
+        measure_overhead(["wieght"], ["mpl"], repeats=1)
+    assert any("--norms: unknown norm 'wieght'" in p for p in err.value.problems)
+    assert any("--models: unknown model 'mpl'" in p for p in err.value.problems)
+
+
+def test_bench_noise_cli_writes_json_and_plot(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "wnbench.cli", "bench", "noise", "--norms", "none,batch", "--batch-sizes", "2,8",
+         "--companions", "4", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((tmp_path / "noise.json").read_text())
+    assert {r["norm"] for r in data["rows"]} == {"none", "batch"} and data["meta"]["companions"] == 4
+    assert (tmp_path / "noise.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
