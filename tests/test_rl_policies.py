@@ -1,0 +1,284 @@
+"""Norm policies: the norm's layers sit where they should, recurrent refusals, bn_mode, DDI, CNN trunk."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+from sb3_contrib.common.torch_layers import BatchRenorm1d
+from torch import nn
+from torch.nn.utils import parametrize
+
+from wnbench.norms import LayerNormLSTM, MeanOnlyBatchNorm, NormError, WNConv2d, WNLinear, make_norm
+from wnbench.rl.policies import (
+    MinAtarCNN,
+    NormActorCriticPolicy,
+    NormCrossQPolicy,
+    NormDQNPolicy,
+    NormRecurrentActorCriticPolicy,
+    NormSACPolicy,
+    NormTD3Policy,
+    batch_stat_modules,
+    initialize_policy,
+)
+
+NORMS = [
+    "none",
+    "batch",
+    "batch_renorm",
+    "layer",
+    "group",
+    "weight",
+    "weight_ddi",
+    "weight_meanonly",
+    "spectral",
+]
+HIDDEN = [32, 32]
+BOX_OBS = spaces.Box(-1.0, 1.0, (4,), np.float32)
+DISCRETE = spaces.Discrete(3)
+BOX_ACT = spaces.Box(-2.0, 2.0, (2,), np.float32)
+
+
+def lr(_: float) -> float:
+    return 1e-3
+
+
+def norm_markers(module: nn.Module, norm: str) -> int:
+    """How many layers in ``module`` carry the given norm kind's signature."""
+    kinds = {
+        "batch": lambda m: isinstance(m, nn.BatchNorm1d),
+        "batch_renorm": lambda m: isinstance(m, BatchRenorm1d),
+        "layer": lambda m: isinstance(m, nn.LayerNorm),
+        "group": lambda m: isinstance(m, nn.GroupNorm),
+        "weight": lambda m: isinstance(m, WNLinear) and not m.ddi,
+        "weight_ddi": lambda m: isinstance(m, WNLinear) and m.ddi,
+        "weight_meanonly": lambda m: isinstance(m, MeanOnlyBatchNorm),
+        "spectral": lambda m: isinstance(m, nn.Linear) and parametrize.is_parametrized(m, "weight"),
+    }
+    if norm == "none":  # nothing but plain layers
+        return sum(
+            isinstance(m, WNLinear | nn.LayerNorm | nn.GroupNorm)
+            or bool(batch_stat_modules(m))
+            or parametrize.is_parametrized(m)
+            for m in module.modules()
+        )
+    return sum(kinds[norm](m) for m in module.modules())
+
+
+def is_plain_linear(module: nn.Module) -> bool:
+    return type(module) is nn.Linear and not parametrize.is_parametrized(module)
+
+
+def networks(policy: nn.Module) -> tuple[list[nn.Module], list[nn.Module], list[nn.Module]]:
+    """(actor hidden stacks, critic hidden stacks, output layers) of a policy, by class."""
+    if isinstance(policy, NormActorCriticPolicy | NormRecurrentActorCriticPolicy):
+        return (
+            [policy.mlp_extractor.policy_net],
+            [policy.mlp_extractor.value_net],
+            [policy.action_net, policy.value_net],
+        )
+    if isinstance(policy, NormDQNPolicy):
+        nets = [policy.q_net.q_net, policy.q_net_target.q_net]
+        return [], [n[:-1] for n in nets], [n[-1] for n in nets]
+    critics = [policy.critic.qf0, policy.critic.qf1]
+    if getattr(policy, "critic_target", None) is not None:
+        critics += [policy.critic_target.qf0, policy.critic_target.qf1]
+    if isinstance(policy, NormTD3Policy):
+        actors = [policy.actor.mu[:-2], policy.actor_target.mu[:-2]]
+        outputs = [policy.actor.mu[-2], policy.actor_target.mu[-2]]
+    else:
+        actors, outputs = [policy.actor.latent_pi], [policy.actor.mu, policy.actor.log_std]
+    return actors, [c[:-1] for c in critics], outputs + [c[-1] for c in critics]
+
+
+def build(policy_cls: type, norm: str, **kwargs):
+    if policy_cls is NormActorCriticPolicy:
+        return policy_cls(BOX_OBS, DISCRETE, lr, net_arch=HIDDEN, norm=norm, **kwargs)
+    if policy_cls is NormDQNPolicy:
+        return policy_cls(BOX_OBS, DISCRETE, lr, net_arch=HIDDEN, norm=norm, **kwargs)
+    return policy_cls(BOX_OBS, BOX_ACT, lr, net_arch=HIDDEN, norm=norm, **kwargs)
+
+
+POLICIES = [NormActorCriticPolicy, NormDQNPolicy, NormSACPolicy, NormTD3Policy, NormCrossQPolicy]
+
+
+@pytest.mark.parametrize("policy_cls", POLICIES, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("norm", NORMS)
+def test_norm_layers_sit_in_hidden_layers_only(policy_cls, norm):
+    policy = build(policy_cls, norm)
+    actors, critics, outputs = networks(policy)
+    expected = 0 if norm == "none" else len(HIDDEN)
+    for net in actors + critics:
+        assert norm_markers(net, norm) == expected, net
+    for out in outputs:
+        assert is_plain_linear(out), out
+
+
+@pytest.mark.parametrize(
+    "policy_cls",
+    [NormActorCriticPolicy, NormSACPolicy, NormTD3Policy, NormCrossQPolicy],
+    ids=lambda c: c.__name__,
+)
+@pytest.mark.parametrize("norm", ["batch", "weight", "layer"])
+def test_actor_and_critic_switches(policy_cls, norm):
+    actor_only = build(policy_cls, norm, norm_critic=False)
+    actors, critics, _ = networks(actor_only)
+    assert all(norm_markers(n, norm) == len(HIDDEN) for n in actors)
+    assert all(norm_markers(n, "none") == 0 for n in critics)
+    critic_only = build(policy_cls, norm, norm_actor=False)
+    actors, critics, _ = networks(critic_only)
+    assert all(norm_markers(n, "none") == 0 for n in actors)
+    assert all(norm_markers(n, norm) == len(HIDDEN) for n in critics)
+
+
+def test_dqn_q_network_follows_the_critic_switch():
+    assert norm_markers(build(NormDQNPolicy, "batch", norm_critic=False).q_net, "none") == 0
+    assert norm_markers(build(NormDQNPolicy, "batch", norm_actor=False).q_net, "batch") == len(HIDDEN)
+
+
+def test_crossq_defaults_to_batch_renorm_and_drives_every_batch_stat_layer():
+    stock = NormCrossQPolicy(BOX_OBS, BOX_ACT, lr, net_arch=HIDDEN)
+    assert norm_markers(stock.critic, "batch_renorm") == 2 * len(HIDDEN)
+    policy = build(NormCrossQPolicy, "batch")
+    bns = batch_stat_modules(policy.critic)
+    policy.critic.set_bn_training_mode(True)
+    assert bns and all(m.training for m in bns)
+    policy.critic.set_bn_training_mode(False)
+    assert not any(m.training for m in bns)
+
+
+@pytest.mark.parametrize("norm", ["batch", "batch_renorm", "weight_meanonly", "group"])
+def test_recurrent_policy_refuses_norms_without_a_recurrent_form(norm):
+    with pytest.raises(NormError, match="recurrent"):
+        NormRecurrentActorCriticPolicy(BOX_OBS, DISCRETE, lr, net_arch=HIDDEN, lstm_hidden_size=16, norm=norm)
+
+
+@pytest.mark.parametrize("norm", ["weight", "layer", "spectral", "none"])
+def test_recurrent_policy_puts_the_norm_in_its_lstms(norm):
+    policy = NormRecurrentActorCriticPolicy(
+        BOX_OBS, DISCRETE, lr, net_arch=HIDDEN, lstm_hidden_size=16, norm=norm
+    )
+    for lstm in (policy.lstm_actor, policy.lstm_critic):
+        if norm == "layer":
+            assert isinstance(lstm, LayerNormLSTM)
+        else:
+            assert isinstance(lstm, nn.LSTM)
+            assert parametrize.is_parametrized(lstm) == (norm != "none")
+    # the optimizer was rebuilt: it holds exactly the policy's parameters
+    optimized = {id(p) for group in policy.optimizer.param_groups for p in group["params"]}
+    assert optimized == {id(p) for p in policy.parameters()}
+    unnormalized_critic = NormRecurrentActorCriticPolicy(
+        BOX_OBS, DISCRETE, lr, lstm_hidden_size=16, norm="weight", norm_critic=False
+    )
+    assert parametrize.is_parametrized(unnormalized_critic.lstm_actor)
+    assert not parametrize.is_parametrized(unnormalized_critic.lstm_critic)
+
+
+def test_bn_mode_running_makes_update_network_equal_rollout_network():
+    """With stock SB3 the PPO ratio is not 1 before any update (batch vs running stats); with "running" it is."""
+    obs = torch.randn(64, 4) * 3 + 1
+    actions = torch.randint(0, 3, (64,))
+    gaps = {}
+    for mode in ("sb3", "running"):
+        policy = build(NormActorCriticPolicy, "batch", bn_mode=mode)
+        policy.set_training_mode(False)  # as during rollouts
+        with torch.no_grad():
+            _, old_log_prob, _ = policy.evaluate_actions(obs, actions)
+            policy.set_training_mode(True)  # as in train()
+            _, new_log_prob, _ = policy.evaluate_actions(obs, actions)
+        gaps[mode] = (new_log_prob - old_log_prob).abs().max().item()
+    assert gaps["running"] == 0.0
+    assert gaps["sb3"] > 1e-3
+
+
+def test_bad_bn_mode_is_refused():
+    with pytest.raises(ValueError, match="bn_mode"):
+        build(NormActorCriticPolicy, "batch", bn_mode="train")
+
+
+def test_ddi_standardizes_first_layer_on_real_data_and_copies_targets():
+    policy = build(NormSACPolicy, "weight_ddi")
+    obs = np.random.default_rng(0).normal(2.0, 3.0, size=(256, 4)).astype(np.float32)
+    actions = np.random.default_rng(1).uniform(-2, 2, size=(256, 2)).astype(np.float32)
+    assert initialize_policy(policy, obs, actions) == 3 * len(HIDDEN)  # actor + two critics
+    first = policy.actor.latent_pi[0]
+    with torch.no_grad():
+        pre = first(torch.as_tensor(obs))
+    assert pre.mean(0).abs().max() < 1e-3
+    assert (pre.std(0, unbiased=False) - 1).abs().max() < 1e-3
+    for (name, p), (_, q) in zip(
+        policy.critic.state_dict().items(), policy.critic_target.state_dict().items(), strict=True
+    ):
+        assert torch.equal(p, q), name
+    assert initialize_policy(build(NormSACPolicy, "weight"), obs, actions) == 0
+
+
+def test_minatar_cnn_takes_channels_last_grids_with_the_norm():
+    obs_space = spaces.Box(0, 1, (10, 10, 4), bool)
+    cnn = MinAtarCNN(obs_space, features_dim=64, norm="weight")
+    assert isinstance(cnn.cnn[0], WNConv2d)
+    out = cnn(torch.zeros(5, 10, 10, 4, dtype=torch.bool))
+    assert out.shape == (5, 64)
+    policy = NormDQNPolicy(obs_space, DISCRETE, lr, norm="layer", features_extractor_class=MinAtarCNN)
+    assert any(isinstance(m, nn.GroupNorm) for m in policy.q_net.features_extractor.modules())  # LN for convs
+    plain = NormDQNPolicy(
+        obs_space, DISCRETE, lr, norm="layer", norm_critic=False, features_extractor_class=MinAtarCNN
+    )
+    assert not any(isinstance(m, nn.GroupNorm | nn.LayerNorm) for m in plain.q_net.modules())
+
+
+def test_orthogonal_init_reaches_weight_normalized_layers():
+    policy = build(NormActorCriticPolicy, "weight")
+    layer = policy.mlp_extractor.policy_net[0]
+    w = layer.effective_weight().detach()
+    # SB3's gain sqrt(2) orthogonal rows: W W^T = 2 I (rows < cols is false here: 32x4 -> columns orthogonal)
+    gram = w.T @ w
+    assert torch.allclose(gram, 2 * torch.eye(gram.shape[0]), atol=1e-4)
+
+
+def test_policies_work_through_sb3_policy_kwargs_on_a_real_env():
+    from stable_baselines3 import PPO
+
+    model = PPO(NormActorCriticPolicy, gym.make("CartPole-v1"), n_steps=64, batch_size=32, n_epochs=1,
+                policy_kwargs=dict(norm={"name": "weight", "ddi": True}, net_arch=HIDDEN), seed=0)  # fmt: skip
+    model.learn(128)
+    assert model.policy.norm.label == "weight_ddi"
+    assert norm_markers(model.policy.mlp_extractor, "weight_ddi") == 2 * len(HIDDEN)
+    _ = make_norm  # the factory is the only source of norms
+
+
+def test_target_critic_receives_batch_renorm_statistics():
+    """SB3 copies only ``running_*`` buffers to target networks; NormCallback adds batch renorm's ``ra_*``."""
+    from stable_baselines3 import SAC
+
+    from wnbench.rl.policies import NormCallback
+
+    def target_gap(callback):
+        model = SAC(NormSACPolicy, "Pendulum-v1", learning_starts=50, batch_size=16, seed=0,
+                    policy_kwargs=dict(norm="batch_renorm", net_arch=[16, 16]))  # fmt: skip
+        model.learn(80, callback=callback)
+        online = batch_stat_modules(model.critic)[0].ra_mean
+        target = batch_stat_modules(model.critic_target)[0].ra_mean
+        assert online.abs().sum() > 0  # the online statistics did move
+        return (online - target).abs().max().item()
+
+    assert target_gap(None) > 0  # stock SB3: the target keeps its initial statistics
+    assert target_gap(NormCallback()) == 0.0
+
+
+def test_running_mode_statistics_move_only_through_the_refresh():
+    """In bn_mode="running" updates never touch the statistics; NormCallback refreshes them per rollout."""
+    from stable_baselines3 import PPO
+
+    from wnbench.rl.policies import NormCallback
+
+    def running_mean_after(callback):
+        model = PPO(NormActorCriticPolicy, "CartPole-v1", n_steps=32, batch_size=32, n_epochs=1, seed=0,
+                    policy_kwargs=dict(norm="batch", bn_mode="running", net_arch=[16]))  # fmt: skip
+        model.learn(64, callback=callback)
+        return batch_stat_modules(model.policy)[0].running_mean.abs().sum().item()
+
+    assert running_mean_after(None) == 0.0
+    assert running_mean_after(NormCallback()) > 0.0

@@ -1,0 +1,720 @@
+"""SB3 policies whose hidden layers come from the normalization factory.
+
+Use them like any SB3 policy; the norm is a policy keyword::
+
+    from stable_baselines3 import PPO
+    from wnbench.rl.policies import NormActorCriticPolicy, NormCallback
+    model = PPO(NormActorCriticPolicy, "CartPole-v1", policy_kwargs=dict(norm="weight_ddi"))
+    model.learn(50_000, callback=NormCallback())   # runs WN data-dependent init on real observations
+
+Policy keywords shared by every class here:
+
+* ``norm``: a norm name (``"weight"``, ``"batch"``...), a mapping ``{"name": "weight", "ddi": True}``, or a
+  :class:`~wnbench.norms.Norm`. Default ``"none"`` (``"batch_renorm"`` for CrossQ, as sb3-contrib ships it).
+* ``norm_actor`` / ``norm_critic`` (default both ``True``): which networks get the norm. Only hidden layers
+  are normalized; output layers (action means, log-stds, values, Q-values) stay plain ``nn.Linear``.
+  DQN's Q-network counts as a critic. A features extractor that takes a ``norm`` keyword (e.g.
+  :class:`MinAtarCNN`) receives the policy's norm when a network it feeds is normalized (either switch;
+  the critic switch for DQN), unless given its own.
+* ``bn_mode``: how batch-statistics layers (BatchNorm, batch renorm, the mean-only BN of WN+BN) are run.
+
+How batch statistics meet SB3 (why ``bn_mode`` exists)
+------------------------------------------------------
+SB3 puts the policy in eval mode while it collects experience and in train mode inside ``train()``:
+
+* **rollouts/evaluation** use the *running* averages (eval mode) — the only sensible choice when the batch
+  is one observation (``n_envs=1``: BatchNorm1d refuses a batch of 1 in train mode, and with several envs
+  an action would depend on what the *other* envs happen to see);
+* **updates** normalize with the *minibatch* statistics and move the running averages.
+
+So with BN the network that acted is not the network that is trained. In PPO the "old" log-probabilities
+come from the running-stat network and the new ones from the batch-stat network: the importance ratio is
+not 1 even before the first gradient step — exactly the noise the WN paper blames BN for. In SAC/TD3/DQN
+the online critic (train mode, statistics of ``(s, a)``) is matched against a target critic in eval mode
+whose copied running statistics describe a different distribution, ``(s', a')`` (sb3 copies buffers named
+``running_*`` to the targets; :class:`NormCallback` extends that to batch renorm's ``ra_*`` buffers).
+CrossQ (sb3-contrib) is the careful design: no target network, and one *joint* forward of
+``cat[(s, a), (s', π(s'))]`` in train mode so both halves are normalized with the same statistics; the
+actor picks ``π(s')`` in eval mode and is updated in train mode. :class:`NormCrossQPolicy` keeps that
+training loop and lets any norm take batch renorm's place.
+
+``bn_mode`` options (no effect on norms without batch statistics):
+
+* ``"sb3"`` (default): the stock behaviour above — what a user of SB3 gets when inserting BN.
+* ``"running"``: batch-statistics layers *always* normalize with running statistics (also during updates,
+  so acting and learning use the same function and PPO's first ratio is exactly 1). The running statistics
+  are refreshed once per rollout by :class:`NormCallback` with a no-grad train-mode pass over fresh data
+  (the rollout buffer, or one replay batch for off-policy). BN then acts as a slowly adapting, data-driven
+  affine input scaling without minibatch noise — the control that separates "BN's noise" from "BN's
+  normalization".
+* A ``"train"`` mode (rollouts with batch statistics) is deliberately not offered: for ``n_envs=1`` it is
+  undefined and otherwise it makes each action depend on the other environments' states.
+
+WN data-dependent init (``make_norm("weight", ddi=True)``) needs data: :class:`NormCallback` (or
+:func:`initialize_policy` directly) runs one short random rollout at the start of training and initializes
+every network (targets are then copied from their online networks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
+from sb3_contrib.common.torch_layers import BatchRenorm
+from sb3_contrib.crossq.policies import Actor as CrossQActor
+from sb3_contrib.crossq.policies import CrossQCritic, CrossQPolicy
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy, ContinuousCritic
+from stable_baselines3.common.preprocessing import get_action_dim
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
+from stable_baselines3.sac.policies import Actor as SACActor
+from stable_baselines3.sac.policies import SACPolicy
+from stable_baselines3.td3.policies import Actor as TD3Actor
+from stable_baselines3.td3.policies import TD3Policy
+from torch import nn
+from torch.nn.utils import parametrize
+
+from wnbench.norms import MeanOnlyBatchNorm, Norm, make_norm
+from wnbench.norms.weightnorm import WeightNormMixin
+
+__all__ = [
+    "BN_MODES",
+    "NormSpec",
+    "resolve_norm",
+    "batch_stat_modules",
+    "NormMlpExtractor",
+    "NormActorCriticPolicy",
+    "NormRecurrentActorCriticPolicy",
+    "NormDQNPolicy",
+    "NormSACPolicy",
+    "NormTD3Policy",
+    "NormCrossQPolicy",
+    "MinAtarCNN",
+    "NormCallback",
+    "initialize_policy",
+    "refresh_batch_stats",
+    "policy_class_for",
+]
+
+BN_MODES = ("sb3", "running")
+NormSpec = str | Mapping[str, Any] | Norm
+#: Layers whose output depends on the batch in train mode and that keep running statistics.
+BATCH_STAT_TYPES: tuple[type[nn.Module], ...] = (
+    nn.modules.batchnorm._BatchNorm,
+    BatchRenorm,
+    MeanOnlyBatchNorm,
+)
+
+
+def resolve_norm(spec: NormSpec | None) -> Norm:
+    """A :class:`Norm` from a name, a mapping ``{"name": ..., **options}`` or a Norm (None -> ``"none"``)."""
+    if spec is None:
+        return make_norm("none")
+    if isinstance(spec, Norm):
+        return spec
+    if isinstance(spec, Mapping):
+        options = dict(spec)
+        name = options.pop("name", None) or options.pop("kind", None)
+        if name is None:
+            raise ValueError(f"norm mapping needs a 'name' key, got {dict(spec)!r}")
+        return make_norm(name, **options)
+    return make_norm(str(spec))
+
+
+def batch_stat_modules(module: nn.Module) -> list[nn.Module]:
+    """The batch-statistics layers (BN, batch renorm, mean-only BN) inside ``module``."""
+    return [m for m in module.modules() if isinstance(m, BATCH_STAT_TYPES)]
+
+
+def _batch_stat_buffers(module: nn.Module) -> list[th.Tensor]:
+    """Floating-point running statistics of every batch-statistics layer, in a stable order."""
+    return [b for m in batch_stat_modules(module) for b in m.buffers(recurse=False) if b.is_floating_point()]
+
+
+def _orthogonal_init(module: nn.Module, gain: float = 1.0) -> None:
+    """SB3's orthogonal init (PPO/A2C), extended to factory layers.
+
+    Plain and spectral-normalized layers get an orthogonal weight (the spectral parametrization's
+    original); WN layers without DDI get an orthogonal ``v`` and ``g = ||v||`` (so they start as the
+    plain layer would); WN layers with DDI keep the paper's small random ``v`` (DDI sets ``g``, ``b``).
+    """
+    if isinstance(module, WeightNormMixin):
+        if not module.ddi:
+            with th.no_grad():
+                nn.init.orthogonal_(module.v, gain=gain)
+                module.g.copy_(module._v_norm(module.v))
+                if module.bias is not None:
+                    module.bias.zero_()
+    elif isinstance(module, nn.Linear | nn.Conv2d):
+        with th.no_grad():
+            if parametrize.is_parametrized(module, "weight"):
+                nn.init.orthogonal_(module.parametrizations.weight.original, gain=gain)
+            else:
+                nn.init.orthogonal_(module.weight, gain=gain)
+            if module.bias is not None:
+                module.bias.zero_()
+
+
+class _NormPolicyMixin:
+    """Holds the norm settings and applies ``bn_mode`` on every ``set_training_mode`` call."""
+
+    default_norm: ClassVar[str] = "none"
+
+    def _setup_norm(self, norm: NormSpec | None, norm_actor: bool, norm_critic: bool, bn_mode: str) -> None:
+        if bn_mode not in BN_MODES:
+            raise ValueError(f"bn_mode must be one of {', '.join(BN_MODES)}; got {bn_mode!r}")
+        self.norm = resolve_norm(self.default_norm if norm is None else norm)
+        self.norm_actor, self.norm_critic, self.bn_mode = bool(norm_actor), bool(norm_critic), bn_mode
+        plain = make_norm("none")
+        self.actor_norm = self.norm if self.norm_actor else plain
+        self.critic_norm = self.norm if self.norm_critic else plain
+
+    def _norm_features_kwargs(
+        self, features_extractor_class: type, kwargs: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """Give the policy's norm to extractors that take one (unless the caller chose)."""
+        if getattr(features_extractor_class, "accepts_norm", False):
+            kwargs = dict(kwargs or {})
+            if "norm" not in kwargs:
+                kwargs["norm"] = self.norm if self._extractor_normalized() else "none"
+        return kwargs
+
+    def _extractor_normalized(self) -> bool:
+        """Whether the features extractor gets the norm: when a network it feeds is normalized."""
+        return self.norm_actor or self.norm_critic
+
+    def _norm_constructor_parameters(self) -> dict[str, Any]:
+        return dict(
+            norm=self.norm, norm_actor=self.norm_actor, norm_critic=self.norm_critic, bn_mode=self.bn_mode
+        )
+
+    def set_training_mode(self, mode: bool) -> None:
+        super().set_training_mode(mode)  # type: ignore[misc]
+        if self.bn_mode == "running":
+            for module in batch_stat_modules(self):  # type: ignore[arg-type]
+                module.train(False)
+
+
+def _norm_kwargs(kwargs: dict[str, Any]) -> tuple[Any, bool, bool, str]:
+    return (
+        kwargs.pop("norm", None),
+        kwargs.pop("norm_actor", True),
+        kwargs.pop("norm_critic", True),
+        kwargs.pop("bn_mode", "sb3"),
+    )
+
+
+# -- on-policy ---------------------------------------------------------------------------------------
+class NormMlpExtractor(nn.Module):
+    """SB3's ``MlpExtractor`` (same attributes and forward methods) with factory-built hidden layers."""
+
+    def __init__(
+        self,
+        feature_dim: int,
+        net_arch: list[int] | dict[str, list[int]],
+        activation_fn: type[nn.Module],
+        actor_norm: Norm,
+        critic_norm: Norm,
+    ) -> None:
+        super().__init__()
+        if isinstance(net_arch, dict):
+            pi_dims, vf_dims = list(net_arch.get("pi", [])), list(net_arch.get("vf", []))
+        else:
+            pi_dims = vf_dims = list(net_arch)
+        self.policy_net = actor_norm.mlp(feature_dim, pi_dims, activation=activation_fn)
+        self.value_net = critic_norm.mlp(feature_dim, vf_dims, activation=activation_fn)
+        self.latent_dim_pi = pi_dims[-1] if pi_dims else feature_dim
+        self.latent_dim_vf = vf_dims[-1] if vf_dims else feature_dim
+
+    def forward(self, features: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        return self.forward_actor(features), self.forward_critic(features)
+
+    def forward_actor(self, features: th.Tensor) -> th.Tensor:
+        return self.policy_net(features)
+
+    def forward_critic(self, features: th.Tensor) -> th.Tensor:
+        return self.value_net(features)
+
+
+class NormActorCriticPolicy(_NormPolicyMixin, ActorCriticPolicy):
+    """PPO/A2C actor-critic MLP policy with factory-built hidden layers (see module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._setup_norm(*_norm_kwargs(kwargs))
+        fe_class = kwargs.get("features_extractor_class")
+        if fe_class is not None:
+            kwargs["features_extractor_kwargs"] = self._norm_features_kwargs(
+                fe_class, kwargs.get("features_extractor_kwargs")
+            )
+        super().__init__(*args, **kwargs)
+
+    def _build_mlp_extractor(self) -> None:
+        self.mlp_extractor = NormMlpExtractor(
+            self.features_dim, self.net_arch, self.activation_fn, self.actor_norm, self.critic_norm
+        ).to(self.device)
+
+    init_weights = staticmethod(_orthogonal_init)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), **self._norm_constructor_parameters()}
+
+
+class NormRecurrentActorCriticPolicy(_NormPolicyMixin, RecurrentActorCriticPolicy):
+    """sb3-contrib RecurrentPPO policy: the norm goes into the LSTMs (``norm.wrap_lstm``) and the MLP heads.
+
+    Norms that use batch statistics raise :class:`~wnbench.norms.NormError`: inside a recurrent step they
+    would mix samples and time steps. A shared LSTM is normalized when either switch is on.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Callable,
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        self._setup_norm(*_norm_kwargs(kwargs))
+        if self.norm.uses_batch_statistics and (self.norm_actor or self.norm_critic):
+            self.norm.wrap_lstm(nn.LSTM(1, 1))  # raises NormError with the norm's own explanation
+        fe_class = kwargs.get("features_extractor_class")
+        if fe_class is not None:
+            kwargs["features_extractor_kwargs"] = self._norm_features_kwargs(
+                fe_class, kwargs.get("features_extractor_kwargs")
+            )
+        super().__init__(observation_space, action_space, lr_schedule, *args, **kwargs)
+        actor_lstm_norm = (
+            self.norm if (self.norm_actor or (self.shared_lstm and self.norm_critic)) else self.actor_norm
+        )
+        self.lstm_actor = actor_lstm_norm.wrap_lstm(self.lstm_actor)
+        if self.lstm_critic is not None:
+            self.lstm_critic = self.critic_norm.wrap_lstm(self.lstm_critic)
+        # The LSTMs' parameters changed: rebuild the optimizer exactly as the parent does.
+        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+
+    def _build_mlp_extractor(self) -> None:
+        self.mlp_extractor = NormMlpExtractor(
+            self.lstm_output_dim, self.net_arch, self.activation_fn, self.actor_norm, self.critic_norm
+        ).to(self.device)
+
+    init_weights = staticmethod(_orthogonal_init)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), **self._norm_constructor_parameters()}
+
+
+# -- DQN ---------------------------------------------------------------------------------------------
+class NormDQNPolicy(_NormPolicyMixin, DQNPolicy):
+    """DQN policy: the Q-network (and its target) built by the factory; ``norm_critic`` switches it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._setup_norm(*_norm_kwargs(kwargs))
+        fe_class = kwargs.get("features_extractor_class")
+        if fe_class is not None:
+            kwargs["features_extractor_kwargs"] = self._norm_features_kwargs(
+                fe_class, kwargs.get("features_extractor_kwargs")
+            )
+        super().__init__(*args, **kwargs)
+
+    def _extractor_normalized(self) -> bool:
+        return self.norm_critic
+
+    def make_q_net(self) -> QNetwork:
+        q_net = super().make_q_net()
+        q_net.q_net = self.critic_norm.mlp(
+            q_net.features_dim, q_net.net_arch, int(self.action_space.n), activation=q_net.activation_fn
+        ).to(self.device)
+        return q_net
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), **self._norm_constructor_parameters()}
+
+
+# -- SAC / TD3 ---------------------------------------------------------------------------------------
+def _replace_q_networks(
+    critic: ContinuousCritic,
+    norm: Norm,
+    net_arch: list[int],
+    activation_fn: type[nn.Module],
+    device: th.device,
+) -> None:
+    """Rebuild each Q-network of ``critic`` (``(features, action) -> Q``) with ``norm`` in its hidden layers."""
+    in_dim = critic.features_extractor.features_dim + get_action_dim(critic.action_space)
+    for idx in range(critic.n_critics):
+        q_net = norm.mlp(in_dim, net_arch, 1, activation=activation_fn).to(device)
+        setattr(critic, f"qf{idx}", q_net)
+        critic.q_networks[idx] = q_net
+
+
+class _ContinuousCriticMixin:
+    def _critic_with_norm(self, critic: ContinuousCritic) -> ContinuousCritic:
+        _replace_q_networks(
+            critic,
+            self.critic_norm,
+            self.critic_kwargs["net_arch"],
+            self.critic_kwargs["activation_fn"],
+            self.device,
+        )  # type: ignore[attr-defined]
+        return critic
+
+
+class NormSACPolicy(_NormPolicyMixin, _ContinuousCriticMixin, SACPolicy):
+    """SAC policy: actor trunk and both critics (and the target critics) built by the factory."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._setup_norm(*_norm_kwargs(kwargs))
+        fe_class = kwargs.get("features_extractor_class")
+        if fe_class is not None:
+            kwargs["features_extractor_kwargs"] = self._norm_features_kwargs(
+                fe_class, kwargs.get("features_extractor_kwargs")
+            )
+        super().__init__(*args, **kwargs)
+
+    def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> SACActor:
+        actor = super().make_actor(features_extractor)
+        actor.latent_pi = self.actor_norm.mlp(
+            actor.features_dim, actor.net_arch, activation=actor.activation_fn
+        ).to(self.device)
+        return actor
+
+    def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> ContinuousCritic:
+        return self._critic_with_norm(super().make_critic(features_extractor))
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), **self._norm_constructor_parameters()}
+
+
+class NormTD3Policy(_NormPolicyMixin, _ContinuousCriticMixin, TD3Policy):
+    """TD3 policy: deterministic actor and both critics (and their targets) built by the factory."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._setup_norm(*_norm_kwargs(kwargs))
+        fe_class = kwargs.get("features_extractor_class")
+        if fe_class is not None:
+            kwargs["features_extractor_kwargs"] = self._norm_features_kwargs(
+                fe_class, kwargs.get("features_extractor_kwargs")
+            )
+        super().__init__(*args, **kwargs)
+
+    def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> TD3Actor:
+        actor = super().make_actor(features_extractor)
+        action_dim = get_action_dim(self.action_space)
+        net = self.actor_norm.mlp(
+            actor.features_dim, actor.net_arch, action_dim, activation=actor.activation_fn
+        )
+        actor.mu = nn.Sequential(*net, nn.Tanh()).to(self.device)
+        return actor
+
+    def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> ContinuousCritic:
+        return self._critic_with_norm(super().make_critic(features_extractor))
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), **self._norm_constructor_parameters()}
+
+
+# -- CrossQ ------------------------------------------------------------------------------------------
+def _set_batch_stat_training(module: nn.Module, mode: bool, bn_mode: str) -> None:
+    for m in batch_stat_modules(module):
+        m.train(mode and bn_mode != "running")
+
+
+class _NormCrossQActor(CrossQActor):
+    """CrossQ's actor; its BN switch drives every batch-statistics layer, not only BatchRenorm1d."""
+
+    bn_mode = "sb3"
+
+    def set_bn_training_mode(self, mode: bool) -> None:
+        _set_batch_stat_training(self, mode, self.bn_mode)
+
+
+class _NormCrossQCritic(CrossQCritic):
+    bn_mode = "sb3"
+
+    def set_bn_training_mode(self, mode: bool) -> None:
+        _set_batch_stat_training(self, mode, self.bn_mode)
+
+
+class NormCrossQPolicy(_NormPolicyMixin, CrossQPolicy):
+    """sb3-contrib CrossQ with its BatchRenorm replaced by any norm (default: ``batch_renorm``, as shipped).
+
+    CrossQ's training loop is kept: no target network, a joint train-mode critic forward of
+    ``(s, a)`` and ``(s', π(s'))``, the actor in eval mode for ``π(s')``. One difference from the stock
+    networks: sb3-contrib puts BatchRenorm *before* every linear layer (so the raw input and the last
+    hidden layer are normalized too); here, as for every norm in the suite, the norm follows each hidden
+    linear layer (``Linear -> norm -> activation``) and inputs and outputs stay plain.
+    """
+
+    default_norm = "batch_renorm"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._setup_norm(*_norm_kwargs(kwargs))
+        for stock_option in ("batch_norm", "batch_norm_momentum", "batch_norm_eps", "renorm_warmup_steps"):
+            if stock_option in kwargs:
+                raise ValueError(f"NormCrossQPolicy: set the norm with norm=..., not {stock_option}=...")
+        kwargs["batch_norm"] = False
+        fe_class = kwargs.get("features_extractor_class")
+        if fe_class is not None:
+            kwargs["features_extractor_kwargs"] = self._norm_features_kwargs(
+                fe_class, kwargs.get("features_extractor_kwargs")
+            )
+        super().__init__(*args, **kwargs)
+
+    def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> CrossQActor:
+        actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
+        actor = _NormCrossQActor(**actor_kwargs)
+        actor.bn_mode = self.bn_mode
+        actor.latent_pi = self.actor_norm.mlp(
+            actor.features_dim, actor.net_arch, activation=actor.activation_fn
+        )
+        return actor.to(self.device)
+
+    def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> CrossQCritic:
+        critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
+        critic = _NormCrossQCritic(**critic_kwargs)
+        critic.bn_mode = self.bn_mode
+        _replace_q_networks(
+            critic, self.critic_norm, critic_kwargs["net_arch"], critic_kwargs["activation_fn"], self.device
+        )
+        return critic.to(self.device)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        for stock_option in ("batch_norm", "batch_norm_momentum", "batch_norm_eps", "renorm_warmup_steps"):
+            data.pop(stock_option, None)
+        return {**data, **self._norm_constructor_parameters()}
+
+
+# -- MinAtar CNN -------------------------------------------------------------------------------------
+class MinAtarCNN(BaseFeaturesExtractor):
+    """The MinAtar network's trunk (Young & Tian 2019): one 3x3 conv with 16 channels, then a dense layer.
+
+    Takes channels-last ``(10, 10, C)`` grids as MinAtar's gymnasium envs emit them (boolean; SB3 casts to
+    float), builds both layers with the given norm.
+    """
+
+    accepts_norm: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        observation_space: spaces.Box,
+        features_dim: int = 128,
+        norm: NormSpec = "none",
+        conv_channels: int = 16,
+    ) -> None:
+        super().__init__(observation_space, features_dim)
+        height, width, channels = observation_space.shape
+        norm = resolve_norm(norm)
+        self.cnn = nn.Sequential(norm.conv2d(channels, conv_channels, 3, 1), nn.ReLU(), nn.Flatten())
+        self.linear = nn.Sequential(
+            norm.linear(conv_channels * (height - 2) * (width - 2), features_dim), nn.ReLU()
+        )
+
+    def forward(self, observations: th.Tensor) -> th.Tensor:
+        return self.linear(self.cnn(observations.float().permute(0, 3, 1, 2)))
+
+
+# -- data-dependent init and batch-statistics upkeep -------------------------------------------------
+def _forward_everything(policy: BasePolicy, obs: th.Tensor, actions: th.Tensor) -> None:
+    """One pass through every online network of ``policy`` (actions already in the policy's scale)."""
+    if isinstance(policy, RecurrentActorCriticPolicy):
+        from sb3_contrib.common.recurrent.type_aliases import RNNStates
+
+        n = obs.shape[0]
+        zeros = th.zeros((policy.lstm_actor.num_layers, n, policy.lstm_actor.hidden_size), device=obs.device)
+        states = RNNStates((zeros, zeros), (zeros, zeros))
+        policy.evaluate_actions(obs, actions, states, th.ones(n, device=obs.device))
+    elif isinstance(policy, ActorCriticPolicy):
+        policy.evaluate_actions(obs, actions)
+    elif isinstance(policy, DQNPolicy):
+        policy.q_net(obs)
+    else:  # SAC, TD3, CrossQ
+        policy.actor(obs)
+        policy.critic(obs, actions)
+
+
+def _policy_actions(policy: BasePolicy, actions: np.ndarray) -> np.ndarray:
+    """Env actions -> what the networks see (off-policy critics take actions scaled to [-1, 1])."""
+    if isinstance(policy.action_space, spaces.Box) and not isinstance(policy, ActorCriticPolicy):
+        return policy.scale_action(actions)
+    return actions
+
+
+def _sync_targets(policy: BasePolicy) -> None:
+    for online, target in (("critic", "critic_target"), ("actor", "actor_target"), ("q_net", "q_net_target")):
+        if getattr(policy, target, None) is not None and getattr(policy, online, None) is not None:
+            getattr(policy, target).load_state_dict(getattr(policy, online).state_dict())
+
+
+def initialize_policy(policy: BasePolicy, observations: np.ndarray | th.Tensor, actions: np.ndarray) -> int:
+    """WN data-dependent init of every network in ``policy`` on real ``observations`` (and env ``actions``).
+
+    Online networks are initialized with one forward pass (train mode, no grad); target networks are then
+    copied from them. Returns the number of layers initialized (0 when the norm needs no data).
+    """
+    online = [
+        name for name in ("actor", "critic", "q_net") if isinstance(getattr(policy, name, None), nn.Module)
+    ]
+    if not any(m.ddi for m in _wn_layers(policy, online)):
+        return 0
+    obs = th.as_tensor(observations, device=policy.device)
+    act = th.as_tensor(_policy_actions(policy, np.asarray(actions)), device=policy.device)
+    if isinstance(policy, ActorCriticPolicy):
+        act = (
+            act.reshape(len(obs), *policy.action_space.shape)
+            if isinstance(policy.action_space, spaces.Box)
+            else act.reshape(len(obs))
+        )
+    else:
+        act = act.reshape(len(obs), -1).float()
+    was_training = policy.training
+    armed = [m for m in _wn_layers(policy, online) if m.ddi]
+    policy.set_training_mode(True)
+    try:
+        for m in armed:
+            m._ddi_armed = True
+        with th.no_grad():
+            _forward_everything(policy, obs, act)
+    finally:
+        missed = [m for m in armed if m._ddi_armed]
+        for m in missed:
+            m._ddi_armed = False
+        policy.set_training_mode(was_training)
+    if missed:
+        raise RuntimeError(f"data-dependent init: {len(missed)} of {len(armed)} WN layers saw no data")
+    _sync_targets(policy)
+    return len(armed)
+
+
+def _wn_layers(policy: BasePolicy, online: list[str]) -> list[WeightNormMixin]:
+    """WN layers of the online networks (all of the policy for actor-critic policies)."""
+    if isinstance(policy, ActorCriticPolicy) or not online:
+        return [m for m in policy.modules() if isinstance(m, WeightNormMixin)]
+    seen: dict[int, WeightNormMixin] = {}
+    for name in online:
+        for m in getattr(policy, name).modules():
+            if isinstance(m, WeightNormMixin):
+                seen[id(m)] = m
+    return list(seen.values())
+
+
+def refresh_batch_stats(model: Any) -> bool:
+    """``bn_mode="running"``: move the running statistics with a no-grad train-mode pass over fresh data.
+
+    On-policy: the whole rollout buffer; off-policy: one replay batch. Returns whether a pass ran.
+    """
+    policy = model.policy
+    layers = batch_stat_modules(policy)
+    if not layers:
+        return False
+    if isinstance(model, OnPolicyAlgorithm):
+        buffer = model.rollout_buffer
+        obs = th.as_tensor(
+            buffer.observations.reshape(-1, *policy.observation_space.shape), device=policy.device
+        )
+        act = th.as_tensor(buffer.actions.reshape(len(obs), -1), device=policy.device)
+        if not isinstance(policy.action_space, spaces.Box):
+            act = act.reshape(len(obs))
+    else:
+        buffer = model.replay_buffer
+        if buffer is None or buffer.size() < 2:
+            return False
+        data = buffer.sample(
+            min(model.batch_size, buffer.size())
+        )  # actions are stored as the networks see them
+        obs, act = data.observations, data.actions.float()
+    modes = [m.training for m in layers]
+    for m in layers:
+        m.train(True)
+    try:
+        with th.no_grad():
+            _forward_everything(policy, obs, act)
+    finally:
+        for m, mode in zip(layers, modes, strict=True):
+            m.train(mode)
+    return True
+
+
+class NormCallback(BaseCallback):
+    """Start-of-training set-up for the norm policies; pass it to ``model.learn(..., callback=...)``.
+
+    * WN data-dependent init on ``ddi_steps`` observations from a random-action rollout in the training
+      env (the env is reset afterwards, so training starts from a fresh episode);
+    * target networks also receive batch renorm's running statistics (sb3 copies only ``running_*``);
+    * with ``bn_mode="running"``, running statistics refreshed after every rollout.
+    """
+
+    def __init__(self, ddi_steps: int = 256, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.ddi_steps = ddi_steps
+        self.ddi_layers = 0
+
+    def _on_training_start(self) -> None:
+        model = self.model
+        self._extend_target_stat_copies(model)
+        policy = model.policy
+        if any(getattr(m, "ddi", False) for m in policy.modules() if isinstance(m, WeightNormMixin)):
+            obs, actions = random_rollout(model.env, self.ddi_steps)
+            self.ddi_layers = initialize_policy(policy, obs, actions)
+            model._last_obs = model.env.reset()
+            model._last_episode_starts = np.ones((model.env.num_envs,), dtype=bool)
+            if getattr(model, "_vec_normalize_env", None) is not None:
+                model._last_original_obs = model._vec_normalize_env.get_original_obs()
+            self.logger.record("norm/ddi_layers", self.ddi_layers)
+
+    @staticmethod
+    def _extend_target_stat_copies(model: Any) -> None:
+        pairs = {
+            "batch_norm_stats": ("critic", "critic_target"),  # SAC
+            "critic_batch_norm_stats": ("critic", "critic_target"),  # TD3
+            "actor_batch_norm_stats": ("actor", "actor_target"),  # TD3
+        }
+        for attr, (online, target) in pairs.items():
+            if hasattr(model, attr) and hasattr(model, target):
+                setattr(model, attr, _batch_stat_buffers(getattr(model, online)))
+                setattr(model, f"{attr}_target", _batch_stat_buffers(getattr(model, target)))
+        if hasattr(model, "q_net_target") and hasattr(model, "batch_norm_stats"):  # DQN
+            model.batch_norm_stats = _batch_stat_buffers(model.q_net)
+            model.batch_norm_stats_target = _batch_stat_buffers(model.q_net_target)
+
+    def _on_rollout_end(self) -> None:
+        if getattr(self.model.policy, "bn_mode", "sb3") == "running":
+            refresh_batch_stats(self.model)
+
+    def _on_step(self) -> bool:
+        return True
+
+
+def random_rollout(env: Any, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Observations and random actions from ``n_steps`` steps of a VecEnv (at least ``n_steps`` samples)."""
+    observations, actions = [], []
+    obs = env.reset()
+    collected = 0
+    while collected < n_steps:
+        action = np.stack([env.action_space.sample() for _ in range(env.num_envs)])
+        observations.append(obs)
+        actions.append(action)
+        obs, _, _, _ = env.step(action)
+        collected += env.num_envs
+    return np.concatenate(observations), np.concatenate(actions)
+
+
+_POLICY_FOR_ALGO: dict[str, type[BasePolicy]] = {
+    "ppo": NormActorCriticPolicy,
+    "a2c": NormActorCriticPolicy,
+    "dqn": NormDQNPolicy,
+    "sac": NormSACPolicy,
+    "td3": NormTD3Policy,
+    "crossq": NormCrossQPolicy,
+    "recurrentppo": NormRecurrentActorCriticPolicy,
+}
+
+
+def policy_class_for(algo: str) -> type[BasePolicy]:
+    """The norm policy class for an algorithm name (``ppo``, ``a2c``, ``dqn``, ``sac``, ``td3``, ``crossq``, ``recurrentppo``)."""
+    return _POLICY_FOR_ALGO[algo.lower()]

@@ -1,0 +1,189 @@
+"""RL tasks by gymnasium id, the partially observed CartPole, and up-front validation of a run.
+
+Any registered gymnasium id is accepted. :func:`register_envs` adds the suite's own ids (idempotent):
+
+* ``wnbench/CartPoleNoVel-v1``: CartPole-v1 with the cart and pole velocities zeroed (as rl-zoo's
+  ``MaskVelocityWrapper`` does), so only a policy with memory can balance well (claim C7);
+* ``wnbench/PendulumNoVel-v1``: Pendulum-v1 without its angular velocity;
+* ``MinAtar/*`` (``minatar.gym.register_envs``).
+
+:func:`validate_rl` returns one line per problem (unknown id with the closest registered ids, an algorithm
+that cannot act in the action space, a norm a recurrent policy cannot take, a network the norm cannot be
+built into); the suite engine turns them into an exit-2 error before anything trains.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+__all__ = [
+    "ALGORITHMS",
+    "MaskVelocityWrapper",
+    "register_envs",
+    "make_cartpole_novel",
+    "make_pendulum_novel",
+    "env_spaces",
+    "validate_env_id",
+    "validate_rl",
+]
+
+#: Algorithm name -> the action spaces it can act in.
+ALGORITHMS: dict[str, tuple[type[spaces.Space], ...]] = {
+    "ppo": (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary),
+    "a2c": (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary),
+    "recurrentppo": (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary),
+    "dqn": (spaces.Discrete,),
+    "sac": (spaces.Box,),
+    "td3": (spaces.Box,),
+    "crossq": (spaces.Box,),
+}
+
+
+class MaskVelocityWrapper(gym.ObservationWrapper):
+    """Zeroes the observation entries listed in ``masked`` (velocities), keeping the observation shape."""
+
+    def __init__(self, env: gym.Env, masked: list[int]) -> None:
+        super().__init__(env)
+        self.mask = np.ones(env.observation_space.shape, dtype=env.observation_space.dtype)
+        self.mask[masked] = 0
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        return observation * self.mask
+
+
+def make_cartpole_novel(**kwargs: Any) -> gym.Env:
+    """CartPole-v1 observing only cart position and pole angle (velocities zeroed)."""
+    return MaskVelocityWrapper(gym.make("CartPole-v1", **kwargs), masked=[1, 3])
+
+
+def make_pendulum_novel(**kwargs: Any) -> gym.Env:
+    """Pendulum-v1 observing cos and sin of the angle only (angular velocity zeroed)."""
+    return MaskVelocityWrapper(gym.make("Pendulum-v1", **kwargs), masked=[2])
+
+
+def register_envs() -> None:
+    """Register the suite's ids and MinAtar's with gymnasium (safe to call repeatedly)."""
+    if "wnbench/CartPoleNoVel-v1" not in gym.registry:
+        gym.register("wnbench/CartPoleNoVel-v1", entry_point=make_cartpole_novel, reward_threshold=475.0)
+    if "wnbench/PendulumNoVel-v1" not in gym.registry:
+        gym.register("wnbench/PendulumNoVel-v1", entry_point=make_pendulum_novel)
+    if not any(key.startswith("MinAtar/") for key in gym.registry):
+        try:
+            import minatar.gym
+
+            minatar.gym.register_envs()
+        except ImportError:  # MinAtar is optional for the default profile
+            pass
+
+
+def validate_env_id(env_id: str) -> list[str]:
+    """``[]`` when ``env_id`` is registered, else one problem naming the closest registered ids."""
+    register_envs()
+    if env_id in gym.registry:
+        return []
+    close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.5)
+    hint = f"; closest registered ids: {', '.join(close)}" if close else ""
+    return [f"env '{env_id}': not a registered gymnasium id{hint}"]
+
+
+def env_spaces(env_id: str) -> tuple[spaces.Space, spaces.Space]:
+    """Observation and action space of ``env_id`` (makes and closes one instance)."""
+    register_envs()
+    env = gym.make(env_id)
+    try:
+        return env.observation_space, env.action_space
+    finally:
+        env.close()
+
+
+def validate_rl(
+    algo: str,
+    env_id: str,
+    norm: Any = "none",
+    policy_kwargs: Mapping[str, Any] | None = None,
+    *,
+    build: bool = True,
+) -> list[str]:
+    """Everything that would make an RL run fail before it trains, one line per problem.
+
+    Checks the algorithm name, the env id, the algorithm against the action space, the norm (name and
+    options, recurrent capability), ``bn_mode``, and — with ``build=True`` — that the policy's networks
+    can be built with this norm (e.g. group norm needs widths its group count divides).
+    """
+    from wnbench.norms import NormError  # local: keeps ``import wnbench.rl.tasks`` light
+
+    problems: list[str] = []
+    algo_key = str(algo).lower()
+    if algo_key not in ALGORITHMS:
+        close = difflib.get_close_matches(algo_key, list(ALGORITHMS), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        problems.append(f"algo '{algo}': unknown algorithm{hint}; known: {', '.join(ALGORITHMS)}")
+    env_problems = validate_env_id(env_id)
+    problems += env_problems
+
+    policy_kwargs = dict(policy_kwargs or {})
+    from wnbench.rl.policies import BN_MODES, resolve_norm
+
+    resolved = None
+    try:
+        resolved = resolve_norm(norm)
+    except (NormError, ValueError) as exc:
+        problems.append(f"norm: {exc}")
+    bn_mode = policy_kwargs.get("bn_mode", "sb3")
+    if bn_mode not in BN_MODES:
+        problems.append(f"bn_mode '{bn_mode}': must be one of {', '.join(BN_MODES)}")
+
+    if resolved is not None and algo_key == "recurrentppo" and not resolved.supports_recurrent:
+        why = (
+            "it normalizes with minibatch statistics"
+            if resolved.uses_batch_statistics
+            else "it has no recurrent form"
+        )
+        from wnbench.norms import recurrent_norms
+
+        problems.append(
+            f"norm '{resolved.label}' cannot go into recurrentppo's LSTM: {why}; "
+            f"recurrent-capable norms: {', '.join(recurrent_norms())}"
+        )
+    if env_problems or algo_key not in ALGORITHMS:
+        return problems
+
+    try:
+        observation_space, action_space = env_spaces(env_id)
+    except Exception as exc:  # an id can be registered but unmakeable (missing optional dependency)
+        return problems + [f"env '{env_id}': cannot be created: {type(exc).__name__}: {exc}"]
+    if not isinstance(action_space, ALGORITHMS[algo_key]):
+        accepted = ", ".join(s.__name__ for s in ALGORITHMS[algo_key])
+        problems.append(
+            f"algo '{algo_key}' cannot act in env '{env_id}': its action space is {type(action_space).__name__} "
+            f"({action_space}); {algo_key} needs {accepted}"
+        )
+    if build and not problems:
+        problems += _build_problems(algo_key, observation_space, action_space, resolved, policy_kwargs)
+    return problems
+
+
+def _build_problems(
+    algo: str,
+    observation_space: spaces.Space,
+    action_space: spaces.Space,
+    norm: Any,
+    policy_kwargs: dict[str, Any],
+) -> list[str]:
+    """Build the policy once (no env, no training) and report what the norm or kwargs refused."""
+    from wnbench.norms import NormError
+    from wnbench.rl.policies import policy_class_for
+
+    policy_cls = policy_class_for(algo)
+    kwargs = {**policy_kwargs, "norm": norm}
+    try:
+        policy_cls(observation_space, action_space, lambda _: 1e-3, **kwargs)
+    except (NormError, ValueError, TypeError) as exc:
+        return [f"policy for {algo} with norm '{getattr(norm, 'label', norm)}': {exc}"]
+    return []
