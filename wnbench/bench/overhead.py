@@ -4,6 +4,10 @@ For every model in :data:`BENCH_MODELS` and every norm: the median train-step ti
 backward, Adam step, on a full batch), the median single-observation no-grad forward time in eval mode
 (an SB3 ``predict`` or a one-sample generator call), and the peak memory of a train step.
 
+The act step is measured in steady state: the first call after a parameter update, in which a WN layer
+recomputes its cached weight (one weight-norm per layer), is left out. Algorithms that update after
+every environment step (SAC, TD3 with ``train_freq=1``) pay that refresh on every action.
+
 Timing is interleaved: each repeat times one block of steps for every norm, in a fresh random order,
 and each norm's time is divided by ``none``'s time *in the same repeat*. Ratios are the median of those
 paired ratios (with the quartiles), so drift in a shared machine's speed cancels instead of biasing
@@ -181,11 +185,15 @@ def measure_overhead(
         train: dict[str, list[float]] = {n: [] for n in order}
         act: dict[str, list[float]] = {n: [] for n in order}
         for rep in range(repeats):
-            shuffled = order[:]
-            rng.shuffle(shuffled)
-            for n in shuffled:
-                train[n].append(_time_block(subjects[n].train_step, n_train, dev))
-                act[n].append(_time_block(subjects[n].act_step, n_act, dev))
+            # Train blocks then act blocks, each in a fresh order: an act block never inherits the cache
+            # state of its own norm's train block more than another norm's.
+            for times, step, n_steps in ((train, "train_step", n_train), (act, "act_step", n_act)):
+                shuffled = order[:]
+                rng.shuffle(shuffled)
+                for n in shuffled:
+                    fn = getattr(subjects[n], step)
+                    fn()  # untimed: a WN layer refreshes its cached weight on the first call after an update
+                    times[n].append(_time_block(fn, n_steps, dev))
             if progress:
                 progress(f"{model_name}: repeat {rep + 1}/{repeats}")
         memory = {n: peak_train_memory(subjects[n], dev) for n in order}
