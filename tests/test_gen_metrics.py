@@ -1,0 +1,186 @@
+"""Generative metrics on hand-made inputs: mixture scores, active units, baselines, feature-space distances."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from wnbench.gen import GenDataModule, active_units, independent_baseline_nll, mixture_metrics, mixture_modes
+from wnbench.gen.features import (
+    ClassifierFeatures,
+    ImageGANEvaluator,
+    classifier_inception_score,
+    feature_frechet_distance,
+    load_or_train_classifier,
+    reconstruction_error,
+)
+from wnbench.gen.metrics import check_finite, check_finite_parameters
+
+MODES, STD = mixture_modes("ring8")
+
+
+def _at_modes(indices, per_mode=10, offset=0.0):
+    return np.concatenate([np.repeat(MODES[[i]], per_mode, axis=0) + offset for i in indices])
+
+
+def test_all_samples_on_one_mode():
+    scores = mixture_metrics(_at_modes([3], per_mode=100), MODES, STD)
+    assert scores == {"modes_covered": 1, "high_quality_pct": 100.0, "reverse_kl": pytest.approx(math.log(8))}
+
+
+def test_samples_spread_evenly_over_all_modes():
+    scores = mixture_metrics(_at_modes(range(8)), MODES, STD)
+    assert scores["modes_covered"] == 8
+    assert scores["high_quality_pct"] == 100.0
+    assert scores["reverse_kl"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_high_quality_uses_three_std_of_the_nearest_mode():
+    inside = _at_modes([0, 1], per_mode=5, offset=np.array([2.9 * STD, 0.0]))
+    outside = _at_modes([2, 3], per_mode=5, offset=np.array([0.0, 3.1 * STD]))
+    scores = mixture_metrics(np.concatenate([inside, outside]), MODES, STD)
+    assert scores["high_quality_pct"] == pytest.approx(50.0)
+    # Modes 2 and 3 received only low-quality samples, so they are not covered.
+    assert scores["modes_covered"] == 2
+    # Reverse KL counts every sample at its nearest mode: 4 modes with 1/4 each -> log(8/4).
+    assert scores["reverse_kl"] == pytest.approx(math.log(2))
+
+
+def test_reverse_kl_of_a_skewed_histogram():
+    samples = np.concatenate([_at_modes([0], per_mode=30), _at_modes([1], per_mode=10)])
+    q = np.array([0.75, 0.25])
+    assert mixture_metrics(samples, MODES, STD)["reverse_kl"] == pytest.approx(
+        float(np.sum(q * np.log(q * 8)))
+    )
+
+
+def test_non_finite_samples_are_never_high_quality():
+    samples = np.concatenate([_at_modes([0], per_mode=2), np.array([[np.nan, 0.0], [np.inf, 1.0]])])
+    scores = mixture_metrics(samples, MODES, STD)
+    assert scores["high_quality_pct"] == 50.0 and scores["modes_covered"] == 1
+
+
+def test_active_units_counts_dimensions_that_vary_with_the_data():
+    gen = torch.Generator().manual_seed(0)
+    means = torch.zeros(500, 6)
+    means[:, :3] = torch.randn(500, 3, generator=gen)  # variance ~1: active
+    means[:, 3] = 0.05 * torch.randn(500, generator=gen)  # variance 0.0025: inactive
+    assert active_units(means) == 3
+    assert active_units(means, threshold=0.001) == 4
+
+
+def test_independent_bernoulli_baseline_is_the_per_pixel_entropy():
+    train = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0], [1.0, 1.0]])  # p = (0.75, 0.75)
+    nll = independent_baseline_nll(train, train, "bernoulli")
+    entropy = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
+    assert nll == pytest.approx(2 * entropy, rel=1e-6)
+
+
+def test_check_finite_names_the_step():
+    check_finite({"loss": torch.tensor(1.0)}, step=3)
+    with pytest.raises(FloatingPointError, match="step 7: loss is nan"):
+        check_finite({"loss": torch.tensor(float("nan"))}, step=7)
+    layer = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        layer.weight[0, 0] = float("inf")
+    with pytest.raises(FloatingPointError, match="step 2: parameter weight"):
+        check_finite_parameters([layer], step=2)
+
+
+# -- feature space ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def digits_classifier(tmp_path_factory):
+    dm = GenDataModule("digits")
+    dm.setup()
+    cache = tmp_path_factory.mktemp("cache")
+    classifier, accuracy = load_or_train_classifier(
+        "digits", dm.tensors("train"), dm.tensors("test"), 10, cache_dir=cache, epochs=8
+    )
+    return classifier, accuracy, dm, cache
+
+
+def test_classifier_is_cached_and_reloaded(digits_classifier):
+    classifier, accuracy, dm, cache = digits_classifier
+    assert accuracy > 0.85  # a useful feature space, not a random one
+    files = list(cache.glob("feature-classifier-digits-*.pt"))
+    assert len(files) == 1
+    again, accuracy_again = load_or_train_classifier(
+        "digits", dm.tensors("train"), dm.tensors("test"), 10, cache_dir=cache, epochs=8
+    )
+    assert accuracy_again == accuracy
+    for a, b in zip(classifier.state_dict().values(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_frechet_distance_is_zero_for_real_vs_real_and_grows_with_noise(digits_classifier):
+    classifier, _, dm, _ = digits_classifier
+    features = ClassifierFeatures(classifier)
+    real = dm.tensors("test")[0]
+    gen = torch.Generator().manual_seed(0)
+    noise = torch.randn(real.shape, generator=gen)
+    same = feature_frechet_distance(features, real, real.clone())
+    distances = [
+        feature_frechet_distance(features, real, (real + s * noise).clamp(0, 1)) for s in (0.05, 0.2, 0.5)
+    ]
+    assert abs(same) < 1e-3 * distances[0]
+    assert 0 < distances[0] < distances[1] < distances[2]
+
+
+def test_inception_score_bounds():
+    confident_and_diverse = 50.0 * torch.eye(10).repeat(20, 1)
+    assert classifier_inception_score(confident_and_diverse) == pytest.approx(10.0, rel=1e-6)
+    collapsed = 50.0 * torch.eye(10)[[3]].repeat(200, 1)
+    assert classifier_inception_score(collapsed) == pytest.approx(1.0)
+    extreme = torch.tensor([[1e4, -1e4, 0.0]] * 5)  # saturated softmax: still finite
+    assert classifier_inception_score(extreme) == pytest.approx(1.0)
+
+
+class _FixedImages:
+    """Stands in for a GAN whose samples are a fixed set of images (for the evaluator)."""
+
+    latent_dim = 4
+    device = torch.device("cpu")
+
+    def __init__(self, images):
+        self.images = images
+        self.generator = torch.nn.Linear(4, int(images[0].numel()))
+
+    def sample(self, n, seed=None):
+        return self.images[:n]
+
+    def generate_images(self, z):
+        return torch.sigmoid(self.generator(z)).view(-1, *self.images.shape[1:])
+
+
+def test_image_evaluator_ranks_real_images_above_noise(digits_classifier):
+    classifier, _, dm, _ = digits_classifier
+    real = dm.tensors("test")[0]
+    evaluator = ImageGANEvaluator(classifier, real, reconstruction_images=8, reconstruction_steps=20)
+    good = evaluator(_FixedImages(dm.tensors("train")[0][: len(real)]))
+    bad = evaluator(_FixedImages(torch.rand_like(real)), final=True)
+    assert good["fid_feature"] < bad["fid_feature"]
+    assert good["kid_feature"] < bad["kid_feature"]
+    assert 1.0 <= bad["inception_score_classifier"] < good["inception_score_classifier"] <= 10.0
+    assert "reconstruction_mse" in bad and "reconstruction_mse" not in good
+
+
+def test_reconstruction_error_finds_a_reachable_image():
+    torch.manual_seed(0)
+    generator = torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.Sigmoid())
+    target_z = torch.randn(5, 3)
+    with torch.no_grad():
+        reachable = generator(target_z)
+    before = [p.clone() for p in generator.parameters()]
+    err_reachable = reconstruction_error(
+        generator, list(generator.parameters()), reachable, 3, steps=300, lr=0.05
+    )
+    err_unreachable = reconstruction_error(
+        generator, list(generator.parameters()), 1 - reachable.round(), 3, steps=300, lr=0.05
+    )
+    assert err_reachable < 0.1 * err_unreachable
+    # G stayed frozen and its parameters trainable again afterwards.
+    assert all(torch.equal(a, b) for a, b in zip(before, generator.parameters(), strict=True))
+    assert all(p.requires_grad for p in generator.parameters())

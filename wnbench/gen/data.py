@@ -1,0 +1,318 @@
+"""Datasets for the generative benchmark, as LightningDataModules with fixed seeded splits.
+
+``digits``        scikit-learn's bundled 8x8 handwritten digits (no download), 80/20 stratified split.
+``ring8``         8 Gaussians on a circle of radius 2, std 0.02 (Metz et al. 2017, Unrolled GAN; VEEGAN).
+``grid25``        25 Gaussians at {-4,-2,0,2,4}^2, std 0.05 (VEEGAN; PacGAN's ``2DGrid`` config).
+``mnist``         official IDX files (gzip or raw) from a directory the user names.
+``fashion-mnist`` same format and file names as MNIST.
+``cifar10``       the python pickle batches (``cifar-10-batches-py``) from a local copy.
+
+Images come as float tensors in [0, 1], shape (N, C, H, W); 2-D points as (N, 2). Every batch is
+``(x, y)`` with ``y`` the class (digit, mode index) so a feature classifier can train on it. The split
+depends only on ``split_seed``, never on the run seed, so every run of a suite sees the same data.
+"""
+
+from __future__ import annotations
+
+import difflib
+import pickle
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from wnbench.errors import UserError
+
+from .idx import read_idx
+
+__all__ = [
+    "DatasetInfo",
+    "DATASETS",
+    "GenDataModule",
+    "dataset_info",
+    "mixture_modes",
+    "load_arrays",
+]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a model needs to know about a dataset before seeing it."""
+
+    name: str
+    kind: str  # "image" or "points"
+    shape: tuple[int, ...]  # (C, H, W) or (2,)
+    num_classes: int
+    summary: str
+
+    @property
+    def is_image(self) -> bool:
+        return self.kind == "image"
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    info.name: info
+    for info in [
+        DatasetInfo("digits", "image", (1, 8, 8), 10, "scikit-learn 8x8 digits (bundled, 1797 images)"),
+        DatasetInfo("ring8", "points", (2,), 8, "8 Gaussians on a ring, radius 2, std 0.02"),
+        DatasetInfo("grid25", "points", (2,), 25, "25 Gaussians on a 5x5 grid, spacing 2, std 0.05"),
+        DatasetInfo("mnist", "image", (1, 28, 28), 10, "MNIST from the official IDX files"),
+        DatasetInfo("fashion-mnist", "image", (1, 28, 28), 10, "Fashion-MNIST from the official IDX files"),
+        DatasetInfo("cifar10", "image", (3, 32, 32), 10, "CIFAR-10 from the python pickle batches"),
+    ]
+}
+
+#: Mixture-of-Gaussians benchmarks: name -> (mode centres, per-coordinate std).
+_MIXTURE_STD = {"ring8": 0.02, "grid25": 0.05}
+_MIXTURE_POINTS = {"train": 25_600, "test": 2_500}
+
+_IDX_FILES = {
+    "train_x": "train-images-idx3-ubyte",
+    "train_y": "train-labels-idx1-ubyte",
+    "test_x": "t10k-images-idx3-ubyte",
+    "test_y": "t10k-labels-idx1-ubyte",
+}
+_IDX_FILES_DATASETS = ("mnist", "fashion-mnist")
+_IDX_URLS = {
+    "mnist": "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "fashion-mnist": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+}
+# Where torchvision and common scripts put the files, relative to the directory the user names.
+_IDX_SUBDIRS = {
+    "mnist": ["", "mnist", "MNIST/raw", "MNIST"],
+    "fashion-mnist": ["", "fashion-mnist", "fashion_mnist", "FashionMNIST/raw", "FashionMNIST"],
+}
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """The :class:`DatasetInfo` for ``name``; an unknown name is a :class:`UserError` naming the known ones."""
+    if name not in DATASETS:
+        close = difflib.get_close_matches(str(name), list(DATASETS), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise UserError(f"unknown dataset '{name}'{hint}; known: {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+def mixture_modes(name: str) -> tuple[np.ndarray, float]:
+    """Mode centres ``(K, 2)`` and the per-coordinate std of a mixture-of-Gaussians dataset."""
+    if name == "ring8":
+        angles = 2 * np.pi * np.arange(8) / 8
+        return 2.0 * np.stack([np.cos(angles), np.sin(angles)], axis=1), _MIXTURE_STD[name]
+    if name == "grid25":
+        axis = np.arange(-4.0, 5.0, 2.0)
+        return np.array([(i, j) for i in axis for j in axis]), _MIXTURE_STD[name]
+    raise UserError(f"dataset '{name}' is not a mixture of Gaussians; mixtures: {', '.join(_MIXTURE_STD)}")
+
+
+def _sample_mixture(name: str, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    modes, std = mixture_modes(name)
+    labels = rng.integers(0, len(modes), size=n)
+    points = modes[labels] + std * rng.standard_normal((n, 2))
+    return points.astype(np.float32), labels.astype(np.int64)
+
+
+def _digits(split_seed: int) -> tuple[np.ndarray, ...]:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    images = (bunch.images / 16.0).astype(np.float32)[:, None]  # pixel values are 0..16
+    return tuple(
+        train_test_split(
+            images,
+            bunch.target.astype(np.int64),
+            test_size=0.2,
+            random_state=split_seed,
+            stratify=bunch.target,
+        )
+    )  # (train_x, test_x, train_y, test_y)
+
+
+def _find_idx_file(name: str, data_dir: Path, stem: str) -> Path | None:
+    for sub in _IDX_SUBDIRS[name]:
+        for candidate in (data_dir / sub / stem, data_dir / sub / f"{stem}.gz"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _download_idx(name: str, data_dir: Path, stem: str) -> Path:
+    target = data_dir / name / f"{stem}.gz"
+    url = _IDX_URLS[name] + f"{stem}.gz"
+    try:
+        with urllib.request.urlopen(url, timeout=20) as response:
+            payload = response.read()
+    except OSError as exc:
+        raise UserError(
+            f"{name}: {stem}(.gz) is not in {data_dir} and downloading {url} failed ({exc}); "
+            f"put the official IDX files in {data_dir / name}"
+        ) from None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".part")
+    tmp.write_bytes(payload)
+    tmp.replace(target)
+    return target
+
+
+def _idx_dataset(name: str, data_dir: Path | None, download: bool) -> tuple[np.ndarray, ...]:
+    if data_dir is None:
+        raise UserError(f"dataset '{name}' needs data_dir: a directory holding the official IDX files")
+    data_dir = Path(data_dir)
+    arrays = {}
+    for key, stem in _IDX_FILES.items():
+        path = _find_idx_file(name, data_dir, stem)
+        if path is None:
+            if not download:
+                raise UserError(
+                    f"{name}: {stem}(.gz) not found under {data_dir} (looked in {', '.join(s or '.' for s in _IDX_SUBDIRS[name])})"
+                )
+            path = _download_idx(name, data_dir, stem)
+        arrays[key] = read_idx(path, expected_ndim=3 if key.endswith("_x") else 1)
+    for split in ("train", "test"):
+        if len(arrays[f"{split}_x"]) != len(arrays[f"{split}_y"]):
+            raise UserError(
+                f"{name}: {split} images and labels differ in count ({len(arrays[f'{split}_x'])} vs {len(arrays[f'{split}_y'])})"
+            )
+    as_float = {
+        k: (v.astype(np.float32)[:, None] / 255.0 if k.endswith("_x") else v.astype(np.int64))
+        for k, v in arrays.items()
+    }
+    return as_float["train_x"], as_float["test_x"], as_float["train_y"], as_float["test_y"]
+
+
+def _cifar10(data_dir: Path | None) -> tuple[np.ndarray, ...]:
+    if data_dir is None:
+        raise UserError("dataset 'cifar10' needs data_dir: a directory holding cifar-10-batches-py")
+    data_dir = Path(data_dir)
+    root = data_dir / "cifar-10-batches-py" if (data_dir / "cifar-10-batches-py").is_dir() else data_dir
+
+    def load(batch: str) -> tuple[np.ndarray, np.ndarray]:
+        path = root / batch
+        if not path.is_file():
+            raise UserError(
+                f"cifar10: {batch} not found in {root} (expected the python-version pickle batches)"
+            )
+        try:
+            with path.open("rb") as f:
+                entry = pickle.load(f, encoding="bytes")
+            images = np.asarray(entry[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+            labels = np.asarray(entry[b"labels"], dtype=np.int64)
+        except Exception as exc:  # noqa: BLE001 - any unpickling/shape failure means a corrupt batch
+            raise UserError(f"cifar10: corrupt batch file {path} ({type(exc).__name__}: {exc})") from None
+        return images, labels
+
+    train = [load(f"data_batch_{i}") for i in range(1, 6)]
+    test_x, test_y = load("test_batch")
+    train_x = np.concatenate([b[0] for b in train]).astype(np.float32) / 255.0
+    train_y = np.concatenate([b[1] for b in train])
+    return train_x, test_x.astype(np.float32) / 255.0, train_y, test_y
+
+
+def load_arrays(
+    name: str, data_dir: str | Path | None = None, split_seed: int = 0, download: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(train_x, test_x, train_y, test_y)`` as numpy arrays (images float32 in [0, 1], NCHW)."""
+    dataset_info(name)
+    if name == "digits":
+        return _digits(split_seed)
+    if name in _MIXTURE_STD:
+        rng = np.random.default_rng(split_seed)
+        train_x, train_y = _sample_mixture(name, _MIXTURE_POINTS["train"], rng)
+        test_x, test_y = _sample_mixture(name, _MIXTURE_POINTS["test"], rng)
+        return train_x, test_x, train_y, test_y
+    if name in _IDX_FILES_DATASETS:
+        return _idx_dataset(name, Path(data_dir) if data_dir is not None else None, download)
+    return _cifar10(Path(data_dir) if data_dir is not None else None)
+
+
+class GenDataModule(pl.LightningDataModule):
+    """One benchmark dataset: ``(x, y)`` batches; the test split serves as validation and test set.
+
+    The name is checked at construction and files are read in :meth:`setup`, so a bad name or a
+    missing/corrupt file fails before any training starts. ``binarize`` thresholds images at 0.5
+    (for a Bernoulli likelihood that is a proper likelihood). Training batches drop the last partial
+    batch, so batch-statistics norms never see a batch of one.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        data_dir: str | Path | None = None,
+        batch_size: int = 64,
+        eval_batch_size: int = 500,
+        split_seed: int = 0,
+        binarize: bool = False,
+        download: bool = True,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        self.info = dataset_info(name)
+        if batch_size < 2:
+            raise UserError(
+                f"batch_size must be >= 2 (batch-statistics norms need two samples), got {batch_size}"
+            )
+        self.name = name
+        self.data_dir = data_dir
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.split_seed = split_seed
+        self.binarize = binarize
+        self.download = download
+        self.num_workers = num_workers
+        self.train_set: TensorDataset | None = None
+        self.test_set: TensorDataset | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        train_x, test_x, train_y, test_y = load_arrays(
+            self.name, self.data_dir, self.split_seed, self.download
+        )
+        if self.binarize:
+            if not self.info.is_image:
+                raise UserError(f"binarize applies to image datasets, not '{self.name}'")
+            train_x, test_x = (train_x > 0.5).astype(np.float32), (test_x > 0.5).astype(np.float32)
+        if len(train_x) < self.batch_size:
+            raise UserError(
+                f"batch_size {self.batch_size} exceeds the {len(train_x)} training examples of '{self.name}'"
+            )
+        self.train_set = TensorDataset(
+            torch.from_numpy(np.ascontiguousarray(train_x)), torch.from_numpy(train_y)
+        )
+        self.test_set = TensorDataset(
+            torch.from_numpy(np.ascontiguousarray(test_x)), torch.from_numpy(test_y)
+        )
+
+    @property
+    def modes(self) -> tuple[np.ndarray, float] | None:
+        """Mode centres and std for mixture datasets, else None."""
+        return mixture_modes(self.name) if self.name in _MIXTURE_STD else None
+
+    def train_dataloader(self) -> DataLoader:
+        self.setup()
+        return DataLoader(
+            self.train_set,
+            batch_size=self.batch_size,
+            shuffle=True,
+            drop_last=True,
+            num_workers=self.num_workers,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        self.setup()
+        return DataLoader(
+            self.test_set, batch_size=self.eval_batch_size, shuffle=False, num_workers=self.num_workers
+        )
+
+    def test_dataloader(self) -> DataLoader:
+        return self.val_dataloader()
+
+    def tensors(self, split: str = "test") -> tuple[torch.Tensor, torch.Tensor]:
+        """All of a split as ``(x, y)`` tensors (evaluation helpers want whole sets)."""
+        self.setup()
+        dataset = {"train": self.train_set, "test": self.test_set}[split]
+        return dataset.tensors[0], dataset.tensors[1]

@@ -1,0 +1,290 @@
+"""Image-GAN metrics in the feature space of a small classifier the suite trains itself.
+
+Inception-v3 weights cannot be downloaded here and are a poor fit for 8x8 digits anyway, so each image
+dataset gets a small CNN classifier, trained once with a fixed seed and cached on disk. Its penultimate
+layer is the feature space for torchmetrics' FrechetInceptionDistance / KernelInceptionDistance (passed
+as ``feature=``), its logits give a classifier-based Inception Score. Xiang & Li (2017)'s reconstruction
+error measures how well the frozen generator can reproduce held-out images (a mode-dropping signal).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.kid import KernelInceptionDistance
+
+__all__ = [
+    "FeatureClassifier",
+    "ClassifierFeatures",
+    "ClassifierLogits",
+    "default_cache_dir",
+    "load_or_train_classifier",
+    "feature_frechet_distance",
+    "classifier_inception_score",
+    "reconstruction_error",
+    "ImageGANEvaluator",
+]
+
+#: Epochs for the feature classifier per dataset (enough for >= 95% test accuracy on digits/MNIST).
+CLASSIFIER_EPOCHS = {"digits": 40, "mnist": 3, "fashion-mnist": 5, "cifar10": 15}
+_CACHE_VERSION = 1
+
+
+class FeatureClassifier(nn.Module):
+    """A small plain CNN (no normalization, so it favours no norm kind): conv stack -> features -> classes."""
+
+    def __init__(self, channels: int, num_classes: int, width: int = 32, num_features: int = 64) -> None:
+        super().__init__()
+        self.num_features = num_features
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, width, 3, 1, 1), nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 4, 2, 1), nn.ReLU(),
+            nn.Conv2d(2 * width, 4 * width, 4, 2, 1), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+            nn.Linear(16 * width, num_features), nn.ReLU(),
+        )  # fmt: skip
+        self.classifier = nn.Linear(num_features, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.body(x))
+
+
+class ClassifierFeatures(nn.Module):
+    """``feature=`` module for torchmetrics FID/KID: float images in [0, 1] -> penultimate features."""
+
+    def __init__(self, classifier: FeatureClassifier) -> None:
+        super().__init__()
+        self.classifier = classifier.eval().requires_grad_(False)
+        self.num_features = classifier.num_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier.features(x.float())
+
+    def train(self, mode: bool = True) -> ClassifierFeatures:  # the classifier stays frozen in eval mode
+        return super().train(False)
+
+
+class ClassifierLogits(ClassifierFeatures):
+    """Images -> class logits, for the classifier-based Inception Score."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(x.float())
+
+
+def default_cache_dir() -> Path:
+    """``$WNBENCH_CACHE`` or ``~/.cache/wnbench``."""
+    return Path(os.environ.get("WNBENCH_CACHE", Path.home() / ".cache" / "wnbench"))
+
+
+def _train_classifier(
+    train: tuple[torch.Tensor, torch.Tensor], num_classes: int, epochs: int, seed: int, batch_size: int = 128
+) -> FeatureClassifier:
+    x, y = train
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = FeatureClassifier(x.shape[1], num_classes)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        generator = torch.Generator().manual_seed(seed)
+        for _ in range(epochs):
+            order = torch.randperm(len(x), generator=generator)
+            for start in range(0, len(x), batch_size):
+                idx = order[start : start + batch_size]
+                loss = F.cross_entropy(model(x[idx]), y[idx])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+    return model.eval()
+
+
+@torch.no_grad()
+def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    predictions = torch.cat([model(chunk).argmax(1) for chunk in x.split(1000)])
+    return float((predictions == y).float().mean())
+
+
+def load_or_train_classifier(
+    dataset: str,
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    num_classes: int,
+    cache_dir: str | Path | None = None,
+    seed: int = 0,
+    epochs: int | None = None,
+) -> tuple[FeatureClassifier, float]:
+    """The dataset's feature classifier and its test accuracy: from ``cache_dir`` or trained (seeded) and cached.
+
+    The cache file is written atomically, so parallel runs that race to train it are safe.
+    """
+    epochs = epochs if epochs is not None else CLASSIFIER_EPOCHS.get(dataset, 10)
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    path = cache / f"feature-classifier-{dataset}-seed{seed}-ep{epochs}-v{_CACHE_VERSION}.pt"
+    shape = tuple(train[0].shape[1:])
+    if path.is_file():
+        try:
+            stored = torch.load(path, map_location="cpu", weights_only=True)
+            model = FeatureClassifier(shape[0], num_classes)
+            model.load_state_dict(stored["state_dict"])
+            return model.eval(), float(stored["test_accuracy"])
+        except Exception:  # noqa: BLE001 - a damaged cache entry is retrained, not fatal
+            pass
+    model = _train_classifier(train, num_classes, epochs, seed)
+    accuracy = _accuracy(model, *test)
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    torch.save({"state_dict": model.state_dict(), "test_accuracy": accuracy, "shape": shape}, tmp)
+    tmp.replace(path)
+    return model, accuracy
+
+
+def _batches(x: torch.Tensor, size: int = 500):
+    return x.split(size)
+
+
+def feature_frechet_distance(features: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> float:
+    """Fréchet distance between ``real`` and ``fake`` images (N, C, H, W in [0, 1]) in ``features``' space."""
+    fid = FrechetInceptionDistance(feature=features, normalize=True).to(real.device)  # accumulates in float64
+    for chunk in _batches(real):
+        fid.update(chunk, real=True)
+    for chunk in _batches(fake):
+        fid.update(chunk, real=False)
+    return float(fid.compute())
+
+
+def classifier_inception_score(logits: torch.Tensor) -> float:
+    """Inception Score exp(E_x KL(p(y|x) || p(y))) from class logits, one split, in float64 log space.
+
+    Computed here rather than with torchmetrics' InceptionScore, which turns a class no sample assigns
+    any probability to (common with an untrained generator) into NaN via ``0 * log(0)``.
+    """
+    log_p = torch.log_softmax(logits.double(), dim=1)
+    log_marginal = torch.logsumexp(log_p, dim=0) - torch.log(
+        torch.tensor(float(len(log_p)), dtype=torch.float64)
+    )
+    kl = (log_p.exp() * (log_p - log_marginal)).sum(1)
+    return float(kl.mean().exp())
+
+
+def reconstruction_error(
+    generator: Callable[[torch.Tensor], torch.Tensor],
+    parameters: list[nn.Parameter],
+    images: torch.Tensor,
+    latent_dim: int,
+    steps: int = 200,
+    lr: float = 0.05,
+    seed: int = 0,
+) -> float:
+    """Xiang & Li (2017): mean per-pixel squared error of ``min_z ||G(z) - x||^2`` over held-out ``images``.
+
+    ``generator`` maps z to images in [0, 1]; its ``parameters`` are frozen for the search. Each z starts
+    from a seeded N(0, I) draw and is optimized with Adam. A generator that dropped modes cannot
+    reconstruct their images, so the error rises.
+    """
+    flags = [p.requires_grad for p in parameters]
+    for p in parameters:
+        p.requires_grad_(False)
+    try:
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        z = torch.randn(len(images), latent_dim, generator=gen).to(images.device).requires_grad_(True)
+        optimizer = torch.optim.Adam([z], lr=lr)
+        with torch.enable_grad():
+            for _ in range(steps):
+                loss = (generator(z) - images).pow(2).flatten(1).mean(1).sum()
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+        with torch.no_grad():
+            return float((generator(z) - images).pow(2).flatten(1).mean(1).mean())
+    finally:
+        for p, flag in zip(parameters, flags, strict=True):
+            p.requires_grad_(flag)
+
+
+class ImageGANEvaluator:
+    """Per-epoch metrics for an image GAN: feature FID, KID, classifier IS; reconstruction error at the end.
+
+    Real-image features are computed once. Fakes come from a fixed seeded noise batch, so epochs and
+    runs are compared on the same z, and evaluation never consumes the training RNG.
+    """
+
+    def __init__(
+        self,
+        classifier: FeatureClassifier,
+        test_images: torch.Tensor,
+        num_fake: int | None = None,
+        reconstruction_images: int = 64,
+        reconstruction_steps: int = 200,
+        reconstruction_every_epoch: bool = False,
+        seed: int = 0,
+    ) -> None:
+        self.features = ClassifierFeatures(classifier)
+        self.logits = ClassifierLogits(classifier)
+        self.test_images = test_images
+        self.num_fake = num_fake or min(len(test_images), 5000)
+        self.reconstruction_images = min(reconstruction_images, len(test_images))
+        self.reconstruction_steps = reconstruction_steps
+        self.reconstruction_every_epoch = reconstruction_every_epoch
+        self.seed = seed
+        subset = min(500, len(test_images), self.num_fake)
+        self.fid = FrechetInceptionDistance(feature=self.features, normalize=True, reset_real_features=False)
+        # KID warns it "will save all extracted features": a few thousand 64-d vectors here.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*will save all extracted features.*")
+            self.kid = KernelInceptionDistance(
+                feature=self.features,
+                normalize=True,
+                reset_real_features=False,
+                subsets=20,
+                subset_size=subset,
+            )
+        self._real_done = False
+
+    @torch.no_grad()
+    def _add_real(self) -> None:
+        for chunk in _batches(self.test_images):
+            self.fid.update(chunk, real=True)
+            self.kid.update(chunk, real=True)
+        self._real_done = True
+
+    def __call__(self, gan, final: bool = False) -> dict[str, float]:
+        device = gan.device
+        for metric in (self.fid, self.kid):
+            metric.to(device)
+        self.test_images = self.test_images.to(device)
+        if not self._real_done:
+            self._add_real()
+        self.fid.reset()
+        self.kid.reset()
+        with torch.no_grad():
+            fake = gan.sample(self.num_fake, seed=self.seed)
+            for chunk in _batches(fake):
+                self.fid.update(chunk, real=False)
+                self.kid.update(chunk, real=False)
+            inception = classifier_inception_score(
+                torch.cat([self.logits(chunk) for chunk in _batches(fake)])
+            )
+        with torch.random.fork_rng(devices=[]):  # KID draws random subsets: keep the training RNG untouched
+            torch.manual_seed(self.seed)
+            kid_mean, kid_std = self.kid.compute()
+        metrics = {
+            "fid_feature": float(self.fid.compute()),
+            "kid_feature": float(kid_mean),
+            "kid_feature_std": float(kid_std),
+            "inception_score_classifier": inception,
+        }
+        if final or self.reconstruction_every_epoch:
+            images = self.test_images[: self.reconstruction_images]
+            metrics["reconstruction_mse"] = reconstruction_error(
+                gan.generate_images, list(gan.generator.parameters()), images, gan.latent_dim,
+                steps=self.reconstruction_steps, seed=self.seed,
+            )  # fmt: skip
+        return metrics
