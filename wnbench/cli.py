@@ -52,15 +52,29 @@ def norms_command() -> None:
 @app.command("run")
 def run_command(
     suite_file: Path = typer.Argument(..., help="Suite YAML file (see suites/)."),
-    profile: str | None = typer.Option(None, "--profile", "-p", help="Profile to run (default: 'default' or the first)."),
+    profile: str | None = typer.Option(
+        None, "--profile", "-p", help="Profile to run (default: 'default' or the first)."
+    ),
     executor: str = typer.Option("local", "--executor", "-e", help="local (process pool) or ray."),
-    workers: int | None = typer.Option(None, "--workers", "-w", min=1, help="Parallel runs (default: CPU cores)."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Results folder (default: results/<suite name>)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="List the runs and which are already done; run nothing."),
+    workers: int | None = typer.Option(
+        None, "--workers", "-w", min=1, help="Parallel runs (default: CPU cores)."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Results folder (default: results/<suite name>)."
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="List the runs and which are already done; run nothing."
+    ),
     no_wandb: bool = typer.Option(False, "--no-wandb", help="Do not track runs in W&B."),
-    wandb_project: str | None = typer.Option(None, "--wandb-project", help="W&B project (default: $WANDB_PROJECT or wnbench)."),
-    wandb_entity: str | None = typer.Option(None, "--wandb-entity", help="W&B entity (default: $WANDB_ENTITY)."),
-    overrides: list[str] = typer.Option([], "--set", help="KEY=VALUE override, dotted path into the profile (repeatable)."),
+    wandb_project: str | None = typer.Option(
+        None, "--wandb-project", help="W&B project (default: $WANDB_PROJECT or wnbench)."
+    ),
+    wandb_entity: str | None = typer.Option(
+        None, "--wandb-entity", help="W&B entity (default: $WANDB_ENTITY)."
+    ),
+    overrides: list[str] = typer.Option(
+        [], "--set", help="KEY=VALUE override, dotted path into the profile (repeatable)."
+    ),
 ) -> None:
     """Run a suite's runs that are not done yet; exit 1 if any run failed or timed out."""
     from wnbench.suite import load_suite, parse_overrides, plan, run_suite
@@ -78,12 +92,23 @@ def run_command(
             state = record["status"] if record else "pending"
             done += state in ("finished", "diverged")
             print(f"{run.run_id}  {state:<8}  {run.label}  {_short_params(run.params)}")
-        print(f"{len(rows)} runs in {suite.name}/{suite.profile}: {done} done, {len(rows) - done} to run (out: {out_dir})")
+        to_run = len(rows) - done
+        print(f"{len(rows)} runs in {suite.name}/{suite.profile}: {done} done, {to_run} to run (out: {out_dir})")
         return
     tracking = resolve_options(out_dir, enabled=not no_wandb, project=wandb_project, entity=wandb_entity)
-    print(f"suite {suite.name}/{suite.profile}: {len(suite.runs)} runs, executor {executor}, out {out_dir}, "
-          f"W&B {tracking.mode} ({tracking.reason})", flush=True)  # fmt: skip
-    result = run_suite(suite, out_dir, executor=executor, workers=workers, tracking=tracking)
+    print(
+        f"suite {suite.name}/{suite.profile}: {len(suite.runs)} runs, executor {executor}, out {out_dir}, "
+        f"W&B {tracking.mode} ({tracking.reason})",
+        flush=True,
+    )
+    try:
+        result = run_suite(suite, out_dir, executor=executor, workers=workers, tracking=tracking)
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: finished runs are saved in {out_dir}; run the same command again to resume",
+            file=sys.stderr,
+        )
+        raise typer.Exit(130) from None
     raise typer.Exit(result.exit_code)
 
 
@@ -92,7 +117,9 @@ def _short_params(params: dict) -> str:
 
 
 @app.command("status")
-def status_command(out_dir: Path = typer.Argument(..., help="A results folder written by `wnbench run`.")) -> None:
+def status_command(
+    out_dir: Path = typer.Argument(..., help="A results folder written by `wnbench run`."),
+) -> None:
     """Count a results folder's runs by status and show each failure's error line."""
     from wnbench.suite import status_of
 

@@ -1,0 +1,235 @@
+"""The engine end to end on toy runs: failure isolation, resume, determinism, SIGKILL safety, Ray == local, W&B."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from wnbench.suite import iter_records, load_suite, read_record, run_suite, status_of
+from wnbench.tracking import TrackingOptions
+
+ROOT = Path(__file__).resolve().parents[1]
+WNBENCH = str(Path(sys.executable).parent / "wnbench")
+NO_WANDB = TrackingOptions(mode="disabled")
+
+
+def make_suite(folder: Path, profile: str, name: str = "engine") -> Path:
+    path = folder / "suite.yaml"
+    path.write_text(f"name: {name}\nclaims: [C5]\nprofiles:\n{profile}")
+    return path
+
+
+FAULTS = """
+  default:
+    kind: toy
+    tasks: [regression]
+    algos: [mlp]
+    norms: [weight_ddi]
+    params: {hidden: [16], n_train: 256, n_test: 64, fault_step: 7}
+    seeds: 1
+    budget: {time_limit_s: 4, steps: 40}
+    grids:
+      - {seeds: 2}
+      - {params: {fault: raise}}
+      - {params: {fault: nan}}
+      - {params: {fault: hang}}
+      - {params: {fault: crash}}
+"""
+
+
+def test_failures_stay_isolated_and_resume_reruns_only_failures(tmp_path, monkeypatch, capsys):
+    from wnbench import cli
+
+    suite = load_suite(make_suite(tmp_path, FAULTS))
+    out = tmp_path / "out"
+    result = run_suite(suite, out, workers=2, tracking=NO_WANDB, rich=False)
+    by_fault = {r["config"]["params"]["fault"]: r for r in result.records if r["config"]["seed"] == 0}
+    finished = [r for r in result.records if r["config"]["params"]["fault"] == "none"]
+
+    assert len(result.records) == 6 and result.exit_code == 1
+    assert [r["status"] for r in finished] == ["finished", "finished"]
+    assert all(math.isfinite(r["metrics"]["test_mse"]) for r in finished)
+    assert by_fault["raise"]["status"] == "failed"
+    assert "RuntimeError: toy fault injected: raise" in by_fault["raise"]["error"]
+    assert by_fault["nan"]["status"] == "diverged" and by_fault["nan"]["diverged_at_step"] == 7
+    assert by_fault["hang"]["status"] == "timeout" and "time limit of 4 s" in by_fault["hang"]["error"]
+    assert by_fault["crash"]["status"] == "failed" and "SIGKILL" in by_fault["crash"]["error"]
+    for record in result.records:  # every outcome has a complete, readable record on disk
+        assert read_record(out, record["run_id"]) == record
+
+    status = status_of(out)
+    assert status["counts"] == {"finished": 2, "diverged": 1, "failed": 2, "timeout": 1, "pending": 0}
+    assert {f["error"] for f in status["failures"]} >= {"RuntimeError: toy fault injected: raise (test-only)"}
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "argv", ["wnbench", "status", str(out)])
+    with pytest.raises(SystemExit):
+        cli.main()
+    shown = capsys.readouterr().out
+    assert "finished: 2  diverged: 1  failed: 2  timeout: 1  pending: 0" in shown
+    assert "RuntimeError: toy fault injected: raise (test-only)" in shown and "Traceback" not in shown
+
+    # Resume: finished and diverged are results, kept; failed and timeout are rerun.
+    again = run_suite(suite, out, workers=2, tracking=NO_WANDB, rich=False, summary=False)
+    assert again.skipped == 3
+    assert sorted(r["config"]["params"]["fault"] for r in again.records) == ["crash", "hang", "raise"]
+
+
+def test_same_spec_gives_identical_metrics_and_curves_across_processes(tmp_path):
+    suite = load_suite(make_suite(tmp_path, """
+  default:
+    kind: toy
+    tasks: [regression]
+    algos: [mlp]
+    norms: [batch, weight_ddi]
+    params: {hidden: [32, 32]}
+    seeds: 2
+    budget: {steps: 60}
+"""))  # fmt: skip
+    first = run_suite(suite, tmp_path / "a", workers=2, tracking=NO_WANDB, rich=False, summary=False)
+    second = run_suite(suite, tmp_path / "b", workers=1, tracking=NO_WANDB, rich=False, summary=False)
+    a = {r["run_id"]: (r["metrics"], r["curves"]) for r in first.records}
+    b = {r["run_id"]: (r["metrics"], r["curves"]) for r in second.records}
+    assert a == b
+    seeds = {(r["config"]["norm"], r["config"]["seed"]): r["metrics"]["test_mse"] for r in first.records}
+    assert seeds[("batch", 0)] != seeds[("batch", 1)]  # the seed matters
+    assert seeds[("batch", 0)] != seeds[("weight_ddi", 0)]  # the norm matters
+
+
+SIGKILL_SUITE = """
+  default:
+    kind: toy
+    tasks: [regression]
+    algos: [mlp]
+    norms: [none, weight]
+    params: {hidden: [32], n_train: 256}
+    seeds: 3
+    budget: {steps: 500, time_limit_s: 60}
+"""
+
+
+def test_sigkill_of_the_whole_suite_loses_only_runs_in_flight(tmp_path, monkeypatch, capsys):
+    from wnbench import cli
+
+    path = make_suite(tmp_path, SIGKILL_SUITE)
+    out = tmp_path / "out"
+    cmd = [WNBENCH, "run", str(path), "--out", str(out), "--workers", "2", "--no-wandb"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.time() + 90
+    while len(list(out.glob("runs/*/record.json"))) < 2 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, "the suite finished before it could be killed"
+
+    before = {p.parent.name: p.read_bytes() for p in out.glob("runs/*/record.json")}
+    assert 2 <= len(before) < 6
+    for blob in before.values():  # atomic writes: every record on disk is complete JSON with a result
+        assert json.loads(blob)["status"] == "finished"
+
+    monkeypatch.setattr(sys, "argv", cmd + ["--dry-run"])
+    with pytest.raises(SystemExit) as dry_exit:
+        cli.main()
+    assert dry_exit.value.code in (0, None)
+    assert (
+        f"6 runs in engine/default: {len(before)} done, {6 - len(before)} to run" in capsys.readouterr().out
+    )
+
+    resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"{6 - len(before)} runs to do ({len(before)} already done)" in resumed.stdout
+    after = {p.parent.name: p.read_bytes() for p in out.glob("runs/*/record.json")}
+    assert len(after) == 6  # no run lost
+    assert all(after[run_id] == blob for run_id, blob in before.items())  # no finished run re-run
+    assert {r["run_id"] for r in iter_records(out)} == {r.run_id for r in load_suite(path).runs}
+
+
+def test_wandb_offline_run_is_written_and_readable(tmp_path):
+    suite = load_suite(make_suite(tmp_path, """
+  default: {kind: toy, tasks: [regression], algos: [mlp], norms: [weight_ddi], seeds: 1, budget: {steps: 30}}
+"""))  # fmt: skip
+    out = tmp_path / "out"
+    tracking = TrackingOptions(mode="offline", project="wnbench-test", dir=str(out))
+    (record,) = run_suite(suite, out, workers=1, tracking=tracking, rich=False, summary=False).records
+    assert record["status"] == "finished" and record["tracking"]["error"] is None
+    run_dir = Path(record["tracking"]["dir"])
+    assert run_dir.parent == out / "wandb"
+    shown = subprocess.run(
+        [str(Path(sys.executable).parent / "wandb"), "leet", "inspect", "--summary", "--json", str(run_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    summary = json.loads(shown.stdout)
+    assert summary["state"] == "finished" and summary["project"] == "wnbench-test"
+    assert summary["summary"]["test_mse"] == pytest.approx(record["metrics"]["test_mse"])
+    assert summary["summary"]["_step"] == 30
+    assert summary["config"]["run_id"] == record["run_id"]
+    assert "norm:weight_ddi" in summary["tags"]
+
+
+def test_run_completes_and_records_when_wandb_init_fails(tmp_path, monkeypatch):
+    for var in ("WANDB_API_KEY", "WANDB_MODE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc: no API key
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
+    suite = load_suite(make_suite(tmp_path, """
+  default: {kind: toy, tasks: [regression], algos: [mlp], norms: [none], seeds: 1, budget: {steps: 20}}
+"""))  # fmt: skip
+    tracking = TrackingOptions(mode="online", dir=str(tmp_path / "out"), init_timeout_s=3)
+    started = time.time()
+    (record,) = run_suite(
+        suite, tmp_path / "out", workers=1, tracking=tracking, rich=False, summary=False
+    ).records
+    assert record["status"] == "finished" and math.isfinite(record["metrics"]["test_mse"])
+    assert record["tracking"]["error"].startswith("W&B init failed")
+    assert record["timings"]["tracking_init_s"] < 10
+    assert time.time() - started < 60
+
+
+RAY_SUITE = """
+  default:
+    kind: toy
+    tasks: [regression]
+    algos: [mlp]
+    norms: [none, batch, weight_ddi]
+    params: {hidden: [16], n_train: 256}
+    seeds: 1
+    budget: {steps: 40, time_limit_s: 60}
+"""
+
+
+def test_ray_executor_gives_the_same_records_as_local(tmp_path, monkeypatch):
+    pytest.importorskip("ray")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    suite = load_suite(make_suite(tmp_path, RAY_SUITE))
+    local = run_suite(suite, tmp_path / "local", workers=2, tracking=NO_WANDB, rich=False, summary=False)
+    ray_run = run_suite(
+        suite, tmp_path / "ray", executor="ray", workers=2, tracking=NO_WANDB, rich=False, summary=False
+    )
+
+    def comparable(records):
+        return {r["run_id"]: (r["status"], r["config"], r["metrics"], r["curves"]) for r in records}
+
+    assert comparable(local.records) == comparable(ray_run.records)
+    assert {r["run_id"] for r in iter_records(tmp_path / "ray")} == {r.run_id for r in suite.runs}
+
+
+def test_two_suites_cannot_run_into_one_folder_at_once(tmp_path):
+    from wnbench.errors import UserError
+    from wnbench.suite.engine import _lock_out_dir
+
+    suite = load_suite(make_suite(tmp_path, RAY_SUITE))
+    held = _lock_out_dir(tmp_path / "out")
+    with pytest.raises(UserError, match="in use by another `wnbench run`"):
+        run_suite(suite, tmp_path / "out", tracking=NO_WANDB, rich=False)
+    held.close()
+    assert not list((tmp_path / "out").glob("runs/*"))

@@ -1,0 +1,134 @@
+"""Suite files: grid expansion, precedence of parameters, run identity, and the bad-suite corpus (exit 2, no traceback)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from wnbench.errors import UserError
+from wnbench.suite import load_suite, parse_overrides, run_id_of
+
+ROOT = Path(__file__).resolve().parents[1]
+BAD_SUITES = sorted((ROOT / "tests" / "bad_suites").glob("*.yaml"))
+
+
+def write_suite(folder: Path, body: str) -> Path:
+    """A suite file in ``folder`` with a configs/ beside it holding the toy config."""
+    (folder / "configs" / "toy").mkdir(parents=True, exist_ok=True)
+    (folder / "configs" / "toy" / "regression.yaml").write_text("lr: 0.05\nbatch_size: 32\nnoise: 0.2\n")
+    path = folder / "suite.yaml"
+    path.write_text(body)
+    return path
+
+
+GRID_SUITE = """
+name: grid
+claims: [C5]
+profiles:
+  default:
+    kind: toy
+    tasks: [regression]
+    algos: [mlp]
+    norms: [none, batch, {name: group, groups: 4}]
+    config: toy/regression.yaml
+    params: {batch_size: 16}
+    sweep: {lr: [0.001, 0.01], noise: [0.0, 0.5]}
+    seeds: [3, 7]
+    budget: {time_limit_s: 30, steps: 20}
+    grids:
+      - {}
+      - {tasks: [regression_wide], sweep: {lr: [0.3]}, seeds: 1}
+"""
+
+
+def test_grid_expands_to_the_cartesian_product_with_parameters_in_precedence_order(tmp_path):
+    suite = load_suite(write_suite(tmp_path, GRID_SUITE))
+    first = [r for r in suite.runs if r.task == "regression"]
+    second = [r for r in suite.runs if r.task == "regression_wide"]
+    assert len(first) == 3 * 2 * 2 * 2  # norms x lr x noise x seeds
+    assert len(second) == 3 * 1 * 2 * 1  # grid item overrides lr and seeds
+    assert {r.seed for r in first} == {3, 7} and {r.seed for r in second} == {0}
+    assert {r.params["lr"] for r in first} == {0.001, 0.01}  # sweep beats the config file's 0.05
+    assert {r.params["batch_size"] for r in suite.runs} == {16}  # params beat the config file
+    assert {r.norm_label for r in suite.runs} == {"none", "batch", "group[groups=4]"}
+    assert len({r.run_id for r in suite.runs}) == len(suite.runs)
+    assert all(re.fullmatch(r"[0-9a-f]{16}", r.run_id) for r in suite.runs)
+
+
+def test_run_ids_are_stable_and_depend_on_what_changes_results_only(tmp_path):
+    path = write_suite(tmp_path, GRID_SUITE)
+    ids = [r.run_id for r in load_suite(path).runs]
+    assert ids == [r.run_id for r in load_suite(path).runs]
+    # the time limit is an execution budget, not part of the result: same ids
+    assert ids == [r.run_id for r in load_suite(path, overrides={"budget.time_limit_s": 99}).runs]
+    # steps and hyperparameters change results: new ids
+    assert not set(ids) & {r.run_id for r in load_suite(path, overrides={"budget.steps": 21}).runs}
+    assert run_id_of({"a": 1, "b": [1, 2]}) == run_id_of({"b": [1, 2], "a": 1})
+
+
+def test_set_overrides_parse_yaml_scalars_and_apply_to_every_grid(tmp_path):
+    assert parse_overrides(["params.lr=1e-3", "seeds=2", "params.hidden=[8, 8]", "params.fault=nan"]) == {
+        "params.lr": 1e-3,
+        "seeds": 2,
+        "params.hidden": [8, 8],
+        "params.fault": "nan",
+    }
+    suite = load_suite(write_suite(tmp_path, GRID_SUITE), overrides={"seeds": 1, "sweep.lr": [0.02]})
+    assert {r.seed for r in suite.runs} == {0}
+    assert {r.params["lr"] for r in suite.runs} == {0.02}
+    with pytest.raises(UserError) as err:
+        load_suite(write_suite(tmp_path, GRID_SUITE), overrides={"params.lr": -1, "sweep": {}})
+    assert "--set params.lr: Input should be greater than 0 (got -1)" in err.value.render()
+    with pytest.raises(UserError, match="expected KEY=VALUE"):
+        parse_overrides(["lr"])
+
+
+@pytest.mark.parametrize(
+    ("name", "profile"), [("smoke", "smoke"), ("smoke", "default"), ("toy_cpu", "default")]
+)
+def test_toy_suites_in_the_repository_are_valid(name, profile):
+    suite = load_suite(ROOT / "suites" / f"{name}.yaml", profile)
+    assert suite.runs and {r.kind for r in suite.runs} == {"toy"}
+
+
+def _corpus_case(path: Path) -> tuple[str | None, list[str]]:
+    text = path.read_text()
+    profile = re.findall(r"^# profile: (\S+)", text, re.M)
+    return (profile[0] if profile else None), re.findall(r"^# expect: (.+)$", text, re.M)
+
+
+@pytest.mark.parametrize("path", BAD_SUITES, ids=[p.stem for p in BAD_SUITES])
+def test_bad_suite_exits_2_listing_the_problem_with_its_yaml_path(path, monkeypatch, capsys):
+    from wnbench import cli
+
+    profile, expected = _corpus_case(path)
+    assert expected, f"{path.name} lacks an '# expect:' line"
+    argv = ["wnbench", "run", str(path), "--dry-run"] + (["--profile", profile] if profile else [])
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    for message in expected:
+        assert message in err, f"{message!r} not in:\n{err}"
+
+
+def test_bad_suite_through_the_real_cli_has_no_traceback():
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "wnbench"),
+            "run",
+            str(ROOT / "tests/bad_suites/several_problems.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "invalid suite (2 problems)" in result.stderr

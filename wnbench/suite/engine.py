@@ -1,0 +1,157 @@
+"""Run a suite: skip what is done, execute the rest, write each record as it arrives, summarize.
+
+The driver is the only writer of records (``OUT/runs/<id>/record.json``, atomic), one per completed run, so a
+SIGKILL of the whole suite loses only the runs in flight. ``OUT/suite.json`` lists the runs of the last invocation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from wnbench.errors import UserError
+
+from .executors import EXECUTORS
+from .kinds import get_kind
+from .progress import error_line, make_progress, print_summary
+from .spec import Suite
+from .store import is_done, iter_records, read_record, write_record
+
+__all__ = ["SuiteResult", "plan", "run_suite", "status_of"]
+
+
+@dataclass
+class SuiteResult:
+    """What one invocation did: records it wrote, runs it skipped."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    skipped: int = 0
+    wall_s: float = 0.0
+
+    @property
+    def counts(self) -> Counter[str]:
+        return Counter(r["status"] for r in self.records)
+
+    @property
+    def exit_code(self) -> int:
+        """1 when any run failed or timed out (diverged is a result, not a failure), else 0."""
+        return 1 if self.counts["failed"] or self.counts["timeout"] else 0
+
+
+def plan(suite: Suite, out_dir: str | Path) -> list[tuple[Any, dict[str, Any] | None]]:
+    """Each run of the suite with its stored record (``None`` when it has none)."""
+    return [(run, read_record(out_dir, run.run_id)) for run in suite.runs]
+
+
+def _write_manifest(suite: Suite, out_dir: Path) -> None:
+    manifest = {
+        "suite": suite.name,
+        "profile": suite.profile,
+        "path": str(suite.path),
+        "claims": list(suite.claims),
+        "run_ids": [r.run_id for r in suite.runs],
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".suite-", dir=out_dir)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(manifest, fh, indent=1)
+    os.replace(tmp, out_dir / "suite.json")
+
+
+def _lock_out_dir(out_dir: Path) -> IO[str]:
+    """Hold ``OUT/.lock`` so that two suites never run into one folder at once (the kernel frees it on any exit)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(out_dir / ".lock", "w")  # noqa: SIM115 - held until the suite ends
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        return handle
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        handle.close()
+        raise UserError(
+            f"{out_dir} is in use by another `wnbench run`; wait for it or choose another --out"
+        ) from err
+    return handle
+
+
+def run_suite(
+    suite: Suite,
+    out_dir: str | Path,
+    *,
+    executor: str = "local",
+    workers: int | None = None,
+    tracking: Any = None,
+    rich: bool | None = None,
+    summary: bool = True,
+) -> SuiteResult:
+    """Execute the suite's runs that have no finished/diverged record; return what happened."""
+    from wnbench.tracking import PRELOAD_MODULES, TrackingOptions, prepare
+
+    if executor not in EXECUTORS:
+        raise UserError(f"unknown executor '{executor}'; known: {', '.join(EXECUTORS)}")
+    out_dir = Path(out_dir)
+    tracking = tracking or TrackingOptions(mode="disabled")
+    lock = _lock_out_dir(out_dir)
+    try:
+        todo = [run for run, record in plan(suite, out_dir) if not is_done(record)]
+        result = SuiteResult(skipped=len(suite.runs) - len(todo))
+        _write_manifest(suite, out_dir)
+        preload = [m for kind in suite.kinds for m in get_kind(kind).module_names()]
+        if tracking.mode != "disabled":
+            preload += PRELOAD_MODULES  # W&B's imports, paid once in the forkserver instead of in every run
+            if todo and executor == "local":
+                prepare(tracking)  # one W&B service for all run processes
+        progress = make_progress(len(todo), result.skipped, rich=rich)
+        started = time.time()
+        with progress:
+            runner = EXECUTORS[executor](
+                todo, out_dir, tracking, workers=workers, preload=preload, on_start=progress.started
+            )
+            for run, record in runner:
+                write_record(out_dir, record)
+                result.records.append(record)
+                progress.finished(run, record)
+        result.wall_s = time.time() - started
+        if summary:
+            _print_summary(suite, result)
+    finally:
+        lock.close()
+    return result
+
+
+def _print_summary(suite: Suite, result: SuiteResult) -> None:
+    print_summary(result.records, title=f"suite {suite.name} / {suite.profile}", skipped=result.skipped)
+    if result.records:
+        busy = sum(r.get("wall_time_s") or 0.0 for r in result.records)
+        print(
+            f"{len(result.records)} runs in {result.wall_s:.1f} s wall; their own time adds up to {busy:.1f} s "
+            f"({busy / max(result.wall_s, 1e-9):.2f} runs in parallel on average)"
+        )
+
+
+def status_of(out_dir: str | Path) -> dict[str, Any]:
+    """Counts by status over ``OUT``'s records (plus runs of the last suite with no record) and each failure."""
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        raise UserError(f"no results folder at {out_dir}")
+    records = list(iter_records(out_dir))
+    counts = Counter(r.get("status") for r in records)
+    manifest_path = out_dir / "suite.json"
+    if manifest_path.is_file():
+        manifest = json.loads(manifest_path.read_text())
+        have = {r["run_id"] for r in records}
+        counts["pending"] = sum(1 for run_id in manifest["run_ids"] if run_id not in have)
+    failures = [
+        {"run_id": r["run_id"], "label": r.get("label", ""), "status": r["status"], "error": error_line(r)}
+        for r in records
+        if r.get("status") in ("failed", "timeout")
+    ]
+    return {"counts": dict(counts), "failures": failures, "total": len(records)}

@@ -1,0 +1,578 @@
+"""Suite files: YAML -> validated grid -> the list of fully resolved runs, every problem reported with its YAML path.
+
+A suite file (see ``suites/smoke.yaml``)::
+
+    name: smoke                      # W&B group, default output folder
+    claims: [C5]                     # subset of C1..C8; W&B job_type
+    profiles:                        # `--profile` picks one; default: "default" if present, else the first
+      default:
+        kind: toy                    # a registered run kind (wnbench.suite.kinds)
+        tasks: [regression]          # or {id: regression, config: ..., params: {...}} per task
+        algos: [mlp]                 # model / algorithm names the kind knows
+        norms: [none, batch, weight_ddi, {name: group, groups: 4}]   # wnbench.norms.make_norm names/options
+        config: toy/regression.yaml  # under configs/; may use {kind} {task} {algo}; a list merges in order
+        params: {steps: 200}         # overrides the config file
+        sweep: {lr: [0.001, 0.01]}   # cartesian product over the listed values
+        seeds: 3                     # a count (0..n-1) or a list
+        budget: {time_limit_s: 60, steps: 300}   # also cpus, gpus: what a Ray task reserves per run
+        grids:                       # optional: several grids sharing the fields above (each may override any)
+          - {tasks: [regression_wide], sweep: {lr: [0.003]}}
+
+Parameters of a run, lowest precedence first: config file(s), task config, ``params``, task ``params``, ``sweep``
+value, ``--set`` override. ``--set key=value`` takes a dotted path into the profile (``params.lr=0.1``,
+``seeds=1``, ``budget.steps=50``; values parsed as YAML scalars) and applies to every grid of the profile.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import itertools
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from wnbench.errors import UserError
+
+from .kinds import Budget, RunSpec, get_kind
+
+__all__ = ["ResolvedRun", "Suite", "load_suite", "parse_overrides", "run_id_of", "CLAIMS"]
+
+CLAIMS = tuple(f"C{i}" for i in range(1, 9))
+DEFAULT_TIME_LIMIT_S = 3600.0
+
+
+class _BudgetModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    time_limit_s: float = Field(DEFAULT_TIME_LIMIT_S, gt=0)
+    steps: int | None = Field(None, ge=1)
+    cpus: float = Field(
+        1.0, gt=0, description="Ray: CPUs to reserve per run (the local pool runs one per worker)"
+    )
+    gpus: float = Field(0.0, ge=0, description="Ray: GPUs to reserve per run")
+
+
+class _GridFields(BaseModel):
+    """Fields of one grid (all optional here: a profile may spread them over ``grids``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: str | None = None
+    tasks: list[Any] | None = None
+    algos: list[str] | None = None
+    norms: list[Any] | None = None
+    config: str | list[str] | None = None
+    params: dict[str, Any] | None = None
+    sweep: dict[str, list[Any]] | None = None
+    seeds: Any = None
+    budget: _BudgetModel | None = None
+
+
+class _ProfileModel(_GridFields):
+    grids: list[dict[str, Any]] | None = None
+
+
+class _SuiteModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1)
+    claims: list[str] = Field(min_length=1)
+    description: str = ""
+    profiles: dict[str, dict[str, Any]] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class ResolvedRun:
+    """One run as the engine ships it to a worker: plain JSON-able data plus its stable id."""
+
+    run_id: str
+    suite: str
+    claims: tuple[str, ...]
+    kind: str
+    task: str
+    algo: str
+    norm: dict[str, Any]
+    norm_label: str
+    seed: int
+    params: dict[str, Any]
+    budget: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}/{self.task}/{self.algo}/{self.norm_label}/seed{self.seed}"
+
+    @property
+    def time_limit_s(self) -> float:
+        return float(self.budget["time_limit_s"])
+
+    def config(self) -> dict[str, Any]:
+        """The record's ``config`` block (and the W&B run config)."""
+        return {
+            "kind": self.kind,
+            "task": self.task,
+            "algo": self.algo,
+            "norm": self.norm_label,
+            "norm_spec": self.norm,
+            "seed": self.seed,
+            "params": self.params,
+            "budget": self.budget,
+        }
+
+    def to_spec(self) -> RunSpec:
+        """Rebuild the kind's typed :class:`RunSpec` (in the worker, or for ``validate`` hooks)."""
+        model = get_kind(self.kind).params_model()
+        return RunSpec(
+            kind=self.kind,
+            task=self.task,
+            algo=self.algo,
+            norm=dict(self.norm),
+            seed=self.seed,
+            params=model(**self.params),
+            budget=Budget(time_limit_s=self.time_limit_s, steps=self.budget.get("steps")),
+            suite=self.suite,
+            claims=self.claims,
+        )
+
+
+def run_id_of(identity: Mapping[str, Any]) -> str:
+    """Stable id of a resolved run: sha256 of its sorted-key JSON (not Python's ``hash()``), 16 hex digits."""
+    blob = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Suite:
+    """A loaded, validated suite profile: its runs in grid order."""
+
+    name: str
+    claims: tuple[str, ...]
+    profile: str
+    path: Path
+    runs: list[ResolvedRun] = field(default_factory=list)
+
+    @property
+    def kinds(self) -> list[str]:
+        return sorted({r.kind for r in self.runs})
+
+
+# -- helpers ------------------------------------------------------------------------------------------------------
+
+
+def _path(prefix: str, loc: Sequence[Any]) -> str:
+    out = prefix
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _format_error(
+    e: Mapping[str, Any], where: str, model: type[BaseModel] | None = None, depth: int = 1
+) -> str:
+    """One pydantic error as ``path: message`` (unknown keys get the known ones, with a close match first)."""
+    loc = list(e["loc"])
+    if e["type"] == "extra_forbidden":
+        known = list(model.model_fields) if model is not None and len(loc) == depth else []
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1) if loc else []
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return f"{where}: unknown key{hint}" + (f"; known: {', '.join(known)}" if known else "")
+    if e["type"] == "missing":
+        return f"{where}: required"
+    got = e.get("input")
+    shown = f" (got {got!r})" if isinstance(got, str | int | float | bool) or got is None else ""
+    return f"{where}: {e['msg']}{shown}"
+
+
+def _pydantic_problems(err: ValidationError, prefix: str, model: type[BaseModel] | None = None) -> list[str]:
+    return [_format_error(e, _path(prefix, e["loc"]), model) for e in err.errors()]
+
+
+def _deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(dict(base))
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)")
+
+
+def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    """``["params.lr=0.1", "seeds=2"]`` -> ``{"params.lr": 0.1, "seeds": 2}`` (values parsed as YAML scalars)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key or not re.fullmatch(r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*", key):
+            raise UserError(f"--set {pair!r}: expected KEY=VALUE with KEY a dotted path into the profile")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+            if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+                value = float(value)  # YAML 1.1 reads "1e-3" as a string
+            out[key] = value
+        except yaml.YAMLError as err:
+            raise UserError(f"--set {pair!r}: value is not valid YAML ({err})") from err
+    return out
+
+
+def _apply_overrides(grid: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    grid = copy.deepcopy(grid)
+    for key, value in overrides.items():
+        node = grid
+        *parents, leaf = key.split(".")
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[leaf] = value
+    return grid
+
+
+def _find_configs_root(suite_path: Path) -> Path:
+    for folder in [suite_path.parent, *suite_path.parent.parents]:
+        if (folder / "configs").is_dir():
+            return folder / "configs"
+    return Path.cwd() / "configs"
+
+
+def _norm_dict(entry: Any) -> dict[str, Any]:
+    if isinstance(entry, str):
+        return {"name": entry}
+    if isinstance(entry, Mapping) and isinstance(entry.get("name"), str):
+        return dict(entry)
+    raise ValueError(f"expected a norm name or a mapping with 'name', got {entry!r}")
+
+
+def _task_entry(entry: Any) -> tuple[str, dict[str, Any]]:
+    if isinstance(entry, str):
+        return entry, {}
+    if isinstance(entry, Mapping) and isinstance(entry.get("id"), str):
+        unknown = sorted(set(entry) - {"id", "config", "params"})
+        if unknown:
+            raise ValueError(
+                f"unknown key(s) {', '.join(map(repr, unknown))} in task; keys: id, config, params"
+            )
+        if "params" in entry and not isinstance(entry["params"], Mapping):
+            raise ValueError("task 'params' must be a mapping")
+        return entry["id"], dict(entry)
+    raise ValueError(f"expected a task id or a mapping with 'id', got {entry!r}")
+
+
+def _seeds(value: Any) -> list[int]:
+    if isinstance(value, bool):
+        raise ValueError(f"expected a seed count or a list of seeds, got {value!r}")
+    if isinstance(value, int):
+        if value < 1:
+            raise ValueError(f"need at least one seed, got {value}")
+        return list(range(value))
+    if isinstance(value, list):
+        if not value:
+            raise ValueError("need at least one seed, got an empty list")
+        if not all(isinstance(s, int) and not isinstance(s, bool) for s in value):
+            raise ValueError(f"seeds must be integers, got {value!r}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"seeds repeat: {value!r}")
+        return list(value)
+    raise ValueError(f"expected a seed count or a list of seeds, got {value!r}")
+
+
+class _Problems(list):
+    def add(self, where: str, message: str) -> None:
+        line = f"{where}: {message}"
+        if line not in self:
+            self.append(line)
+
+
+# -- loading --------------------------------------------------------------------------------------------------------
+
+
+def load_suite(
+    path: str | Path,
+    profile: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    run_kind_checks: bool = True,
+) -> Suite:
+    """Read, validate and expand one profile of a suite file. Raises :class:`UserError` listing every problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"suite file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise UserError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: a suite file is a YAML mapping (name, claims, profiles)")
+    try:
+        suite_model = _SuiteModel(**raw)
+    except ValidationError as err:
+        raise UserError(f"{path}: invalid suite", _pydantic_problems(err, "", _SuiteModel)) from err
+    problems = _Problems()
+    for i, claim in enumerate(suite_model.claims):
+        if claim not in CLAIMS:
+            problems.add(f"claims[{i}]", f"unknown claim {claim!r}; known: {', '.join(CLAIMS)}")
+
+    profiles = suite_model.profiles
+    if profile is None:
+        profile = "default" if "default" in profiles else next(iter(profiles))
+    if profile not in profiles:
+        raise UserError(f"{path}: profile '{profile}' does not exist; profiles: {', '.join(profiles)}")
+    prefix = f"profiles.{profile}"
+    raw_profile = profiles[profile]
+    if not isinstance(raw_profile, dict):
+        raise UserError(f"{path}: invalid suite", [f"{prefix}: a profile is a mapping of grid fields"])
+
+    overrides = dict(overrides or {})
+    suite = Suite(name=suite_model.name, claims=tuple(suite_model.claims), profile=profile, path=path)
+    configs_root = _find_configs_root(path.resolve())
+
+    grids = raw_profile.get("grids")
+    try:
+        _ProfileModel(**raw_profile)
+    except ValidationError as err:
+        # Only `grids` is checked here; every other field is checked (and reported) per grid below.
+        grid_errors = [e for e in err.errors() if e["loc"][0] == "grids"]
+        for e in grid_errors:
+            problems.add(*_format_error(e, _path(prefix, e["loc"]), _ProfileModel).split(": ", 1))
+        if grid_errors:
+            raise UserError(f"{path}: invalid suite", list(problems)) from err
+    base = {k: v for k, v in raw_profile.items() if k != "grids"}
+    seen_ids: set[str] = set()
+    for g, item in enumerate(grids or [{}]):
+        item_prefix = f"{prefix}.grids[{g}]" if grids else prefix
+        origins = {key: item_prefix for key in item}
+        merged = _apply_overrides(_deep_merge(base, item), overrides)
+        origins.update({key: f"--set {key}" for key in overrides})
+        _expand_grid(suite, merged, origins, prefix, configs_root, problems, seen_ids, run_kind_checks)
+
+    if problems:
+        raise UserError(
+            f"{path}: invalid suite ({len(problems)} problem{'s' * (len(problems) != 1)})", list(problems)
+        )
+    return suite
+
+
+def _origin(origins: Mapping[str, str], prefix: str, dotted: str) -> str:
+    """YAML path of a field: from ``--set``, a ``grids[i]`` item, or the profile itself."""
+    parts = dotted.split(".")
+    for n in range(len(parts), 0, -1):
+        key = ".".join(parts[:n])
+        if key not in origins:
+            key = re.sub(r"\[\d+\]$", "", key)  # "norms[0]" comes from wherever "norms" does
+        if key in origins:
+            where = origins[key]
+            if where.startswith("--set"):
+                return where
+            return where + "." + dotted
+    return prefix + "." + dotted
+
+
+def _expand_grid(
+    suite: Suite,
+    grid: dict[str, Any],
+    origins: dict[str, str],
+    prefix: str,
+    configs_root: Path,
+    problems: _Problems,
+    seen_ids: set[str],
+    run_kind_checks: bool,
+) -> None:
+    def where(dotted: str) -> str:
+        return _origin(origins, prefix, dotted)
+
+    invalid: set[str] = set()
+    try:
+        model = _GridFields(**grid)
+    except ValidationError as err:
+        for e in err.errors():
+            problems.add(*_format_error(e, where(_path("", e["loc"])), _GridFields).split(": ", 1))
+            invalid.add(str(e["loc"][0]))
+        # Go on with the valid fields, so one run of `wnbench run` lists every problem.
+        model = _GridFields(
+            **{k: v for k, v in grid.items() if k not in invalid and k in _GridFields.model_fields}
+        )
+    for required in ("kind", "tasks", "algos", "norms", "seeds"):
+        if getattr(model, required) is None and required not in invalid:
+            problems.add(where(required), "required")
+    for listed in ("tasks", "algos", "norms"):
+        if getattr(model, listed) == []:
+            problems.add(where(listed), "must list at least one entry")
+    for key, values in (model.sweep or {}).items():
+        if not values:
+            problems.add(where(f"sweep.{key}"), "must list at least one value")
+
+    seeds: list[int] = []
+    if model.seeds is not None:
+        try:
+            seeds = _seeds(model.seeds)
+        except ValueError as err:
+            problems.add(where("seeds"), str(err))
+
+    kind = None
+    params_model: type[BaseModel] | None = None
+    if model.kind is not None:
+        try:
+            kind = get_kind(model.kind)
+            params_model = kind.params_model()
+        except UserError as err:
+            problems.add(where("kind"), str(err))
+
+    from wnbench.norms import NormError, make_norm
+
+    norms: list[tuple[dict[str, Any], str]] = []
+    for i, entry in enumerate(model.norms or []):
+        try:
+            spec = _norm_dict(entry)
+            options = {k: v for k, v in spec.items() if k != "name"}
+            norms.append((spec, make_norm(spec["name"], **options).label))
+        except (NormError, ValueError, TypeError) as err:
+            problems.add(where(f"norms[{i}]"), str(err))
+
+    tasks: list[tuple[int, str, dict[str, Any]]] = []
+    for i, entry in enumerate(model.tasks or []):
+        try:
+            task_id, extra = _task_entry(entry)
+            tasks.append((i, task_id, extra))
+        except ValueError as err:
+            problems.add(where(f"tasks[{i}]"), str(err))
+
+    if params_model is None or not seeds:
+        return
+    budget = (model.budget or _BudgetModel()).model_dump()
+    validate_hook = kind.validate_function() if run_kind_checks else None
+    checked: set[str] = set()
+
+    for t, task_id, task_extra in tasks:
+        for a, algo in enumerate(model.algos or []):
+            fmt = {"kind": model.kind, "task": task_id, "algo": algo}
+            config_params: dict[str, Any] = {}
+            config_sources: dict[str, str] = {}
+            config_entries = [("config", model.config)] + [(f"tasks[{t}].config", task_extra.get("config"))]
+            for field_name, value in config_entries:
+                for c, rel in enumerate([value] if isinstance(value, str) else (value or [])):
+                    field_path = field_name if isinstance(value, str) else f"{field_name}[{c}]"
+                    loaded = _load_config(rel, fmt, configs_root, where(field_path), problems)
+                    config_params = _deep_merge(config_params, loaded)
+                    config_sources.update({k: f"{configs_root.name}/{rel.format(**fmt)}" for k in loaded})
+            base_params = _deep_merge(
+                _deep_merge(config_params, model.params or {}), task_extra.get("params") or {}
+            )
+            sweep = model.sweep or {}
+            combos = list(itertools.product(*[list(enumerate(v)) for v in sweep.values()])) if sweep else [()]
+            for combo in combos:
+                point = {key: value for key, (_, value) in zip(sweep, combo, strict=True)}
+                params = _deep_merge(base_params, point)
+                try:
+                    validated = params_model(**params)
+                except ValidationError as err:
+                    sources = {
+                        "sweep": {
+                            key: where(f"sweep.{key}") + f"[{i}]"
+                            for key, (i, _) in zip(sweep, combo, strict=True)
+                        },
+                        "task": {
+                            key: where(f"tasks[{t}].params.{key}") for key in task_extra.get("params") or {}
+                        },
+                        "profile": {key: where(f"params.{key}") for key in model.params or {}},
+                        "config": {key: f"{src}: {key}" for key, src in config_sources.items()},
+                    }
+                    for e in err.errors():
+                        problems.add(*_param_error(e, sources, where, params_model).split(": ", 1))
+                    continue
+                params_json = validated.model_dump(mode="json")
+                for norm_index, (norm_spec, norm_label) in enumerate(norms):
+                    for seed in seeds:
+                        identity = {
+                            "kind": model.kind,
+                            "task": task_id,
+                            "algo": algo,
+                            "norm": norm_spec,
+                            "seed": seed,
+                            "params": params_json,
+                            "steps": budget["steps"],
+                        }
+                        run = ResolvedRun(
+                            run_id=run_id_of(identity),
+                            suite=suite.name,
+                            claims=suite.claims,
+                            kind=model.kind,
+                            task=task_id,
+                            algo=algo,
+                            norm=norm_spec,
+                            norm_label=norm_label,
+                            seed=seed,
+                            params=params_json,
+                            budget=budget,
+                        )
+                        if validate_hook is not None:
+                            key = run_id_of({**identity, "seed": None})
+                            if key not in checked:
+                                checked.add(key)
+                                field_where = {
+                                    "task": where(f"tasks[{t}]"),
+                                    "algo": where(f"algos[{a}]"),
+                                    "norm": where(f"norms[{norm_index}]"),
+                                }
+                                for message in validate_hook(run.to_spec()) or []:
+                                    problems.add(*_hook_problem(message, field_where, where))
+                        if run.run_id not in seen_ids:
+                            seen_ids.add(run.run_id)
+                            suite.runs.append(run)
+
+
+def _param_error(
+    error: Mapping[str, Any],
+    sources: Mapping[str, Mapping[str, str]],
+    where: Callable[[str], str],
+    params_model: type[BaseModel],
+) -> str:
+    """A params validation error at the YAML path its value came from: sweep > task > profile > config file."""
+    key = str(error["loc"][0]) if error["loc"] else ""
+    location = next(
+        (sources[origin][key] for origin in ("sweep", "task", "profile", "config") if key in sources[origin]),
+        where(f"params.{key}"),  # not given anywhere (a required parameter), or an unknown one
+    )
+    sub_path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"][1:])
+    return _format_error(error, location + sub_path, params_model)
+
+
+def _hook_problem(
+    message: str, field_where: Mapping[str, str], where: Callable[[str], str]
+) -> tuple[str, str]:
+    """A kind's ``validate`` message ("task: ...", "params.lr: ...") as (YAML path, message)."""
+    head, sep, rest = message.partition(": ")
+    if sep and head in field_where:
+        return field_where[head], rest
+    if sep and head.startswith("params."):
+        return where(head), rest
+    return where("kind"), message
+
+
+def _load_config(
+    rel: str, fmt: Mapping[str, str], root: Path, where: str, problems: _Problems
+) -> dict[str, Any]:
+    try:
+        name = rel.format(**fmt)
+    except (KeyError, IndexError, ValueError) as err:
+        problems.add(where, f"bad placeholder in {rel!r} ({err}); use {{kind}}, {{task}} or {{algo}}")
+        return {}
+    file = Path(name) if Path(name).is_absolute() else root / name
+    if not file.is_file():
+        problems.add(where, f"config file not found: {name} (looked in {root})")
+        return {}
+    try:
+        loaded = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as err:
+        problems.add(where, f"config file {name} is not valid YAML: {err}")
+        return {}
+    if not isinstance(loaded, dict):
+        problems.add(where, f"config file {name} must hold a mapping of parameters")
+        return {}
+    return loaded

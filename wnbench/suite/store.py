@@ -1,0 +1,103 @@
+"""Run records on disk: ``OUT/runs/<run_id>/record.json``, written atomically, read by resume, status and reports.
+
+Record fields: ``run_id``, ``suite``, ``claims``, ``status`` (finished | failed | diverged | timeout), ``config``
+(kind, task, algo, norm, norm_spec, seed, params, budget), ``metrics`` (final figures; non-finite -> null),
+``curves`` (``{metric: {"step": [...], "value": [...]}}``), ``error`` (traceback / reason, else null),
+``diverged_at_step``, ``wall_time_s``, ``started_at``/``finished_at`` (UTC ISO), ``versions``, ``host``,
+``tracking`` (W&B mode, run id and dir, or its error), ``schema`` (record format version).
+
+Resume policy: ``finished`` and ``diverged`` are results and are never rerun; ``failed`` and ``timeout`` are
+rerun by the next ``wnbench run`` (a crash or a slow machine may be transient; raise ``budget.time_limit_s`` with
+``--set`` for a run that times out every time).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "DONE_STATUSES",
+    "STATUSES",
+    "is_done",
+    "iter_records",
+    "read_record",
+    "record_path",
+    "versions",
+    "write_record",
+]
+
+STATUSES = ("finished", "diverged", "failed", "timeout")
+DONE_STATUSES = frozenset({"finished", "diverged"})
+RECORD_SCHEMA = 1
+
+
+def record_path(out_dir: str | Path, run_id: str) -> Path:
+    return Path(out_dir) / "runs" / run_id / "record.json"
+
+
+def write_record(out_dir: str | Path, record: dict[str, Any]) -> Path:
+    """Write ``record`` atomically: a temp file in the same folder, fsync, then ``os.replace``."""
+    path = record_path(out_dir, record["run_id"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".record-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(record, fh, indent=1, sort_keys=True, allow_nan=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_record(out_dir: str | Path, run_id: str) -> dict[str, Any] | None:
+    """The stored record of ``run_id``, or ``None`` when there is none (or it is unreadable)."""
+    path = record_path(out_dir, run_id)
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError, OSError):
+        return None
+
+
+def iter_records(out_dir: str | Path) -> Iterator[dict[str, Any]]:
+    """Every readable record under ``OUT/runs/``, in run-id order."""
+    for path in sorted((Path(out_dir) / "runs").glob("*/record.json")):
+        try:
+            yield json.loads(path.read_text())
+        except (json.JSONDecodeError, OSError):
+            continue
+
+
+def is_done(record: dict[str, Any] | None) -> bool:
+    """A stored result that resume keeps (finished or diverged)."""
+    return record is not None and record.get("status") in DONE_STATUSES
+
+
+def versions() -> dict[str, str | None]:
+    """Versions of the libraries a result depends on, read from package metadata (imports nothing heavy)."""
+    from importlib.metadata import PackageNotFoundError, version
+    from platform import python_version
+
+    out: dict[str, str | None] = {"python": python_version()}
+    for dist in (
+        "wnbench",
+        "torch",
+        "numpy",
+        "stable-baselines3",
+        "sb3-contrib",
+        "lightning",
+        "gymnasium",
+        "wandb",
+    ):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = None
+    return out
