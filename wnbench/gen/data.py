@@ -14,6 +14,7 @@ depends only on ``split_seed``, never on the run seed, so every run of a suite s
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import pickle
 import urllib.request
@@ -276,6 +277,14 @@ class GenDataModule(pl.LightningDataModule):
             if not self.info.is_image:
                 raise UserError(f"binarize applies to image datasets, not '{self.name}'")
             train_x, test_x = (train_x > 0.5).astype(np.float32), (test_x > 0.5).astype(np.float32)
+        if self.info.is_image:
+            shapes = {tuple(train_x.shape[1:]), tuple(test_x.shape[1:])}
+            if len(shapes) != 1:
+                raise UserError(
+                    f"{self.name}: train and test images differ in shape ({' vs '.join(map(str, sorted(shapes)))})"
+                )
+            # The files decide the image size (e.g. 32x32 padded MNIST); the networks check they can take it.
+            self.info = dataclasses.replace(self.info, shape=shapes.pop())
         if len(train_x) < self.batch_size:
             raise UserError(
                 f"batch_size {self.batch_size} exceeds the {len(train_x)} training examples of '{self.name}'"

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -123,27 +124,60 @@ def load_or_train_classifier(
 ) -> tuple[FeatureClassifier, float]:
     """The dataset's feature classifier and its test accuracy: from ``cache_dir`` or trained (seeded) and cached.
 
-    The cache file is written atomically, so parallel runs that race to train it are safe.
+    Parallel runs share the cache: the first one to need the classifier trains it while holding an
+    exclusive lock on ``<entry>.lock`` (released by the OS if that process dies), the others wait and
+    then load it. The entry is written atomically (temp file + rename), so a reader never sees half a file.
     """
     epochs = epochs if epochs is not None else CLASSIFIER_EPOCHS.get(dataset, 10)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    path = cache / f"feature-classifier-{dataset}-seed{seed}-ep{epochs}-v{_CACHE_VERSION}.pt"
     shape = tuple(train[0].shape[1:])
-    if path.is_file():
-        try:
-            stored = torch.load(path, map_location="cpu", weights_only=True)
-            model = FeatureClassifier(shape[0], num_classes)
-            model.load_state_dict(stored["state_dict"])
-            return model.eval(), float(stored["test_accuracy"])
-        except Exception:  # noqa: BLE001 - a damaged cache entry is retrained, not fatal
-            pass
-    model = _train_classifier(train, num_classes, epochs, seed)
-    accuracy = _accuracy(model, *test)
+    size = "x".join(map(str, shape))
+    path = cache / f"feature-classifier-{dataset}-{size}-seed{seed}-ep{epochs}-v{_CACHE_VERSION}.pt"
+    stored = _load_classifier(path, shape, num_classes)
+    if stored is not None:
+        return stored
     cache.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    torch.save({"state_dict": model.state_dict(), "test_accuracy": accuracy, "shape": shape}, tmp)
-    tmp.replace(path)
+    with _exclusive_lock(path.with_suffix(".lock")):
+        stored = _load_classifier(path, shape, num_classes)  # another run may have trained it meanwhile
+        if stored is not None:
+            return stored
+        model = _train_classifier(train, num_classes, epochs, seed)
+        accuracy = _accuracy(model, *test)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        torch.save({"state_dict": model.state_dict(), "test_accuracy": accuracy, "shape": shape}, tmp)
+        tmp.replace(path)
     return model, accuracy
+
+
+def _load_classifier(
+    path: Path, shape: tuple[int, ...], num_classes: int
+) -> tuple[FeatureClassifier, float] | None:
+    """A cached classifier, or None when there is none (a damaged entry counts as none and is retrained)."""
+    if not path.is_file():
+        return None
+    try:
+        stored = torch.load(path, map_location="cpu", weights_only=True)
+        model = FeatureClassifier(shape[0], num_classes)
+        model.load_state_dict(stored["state_dict"])
+        return model.eval(), float(stored["test_accuracy"])
+    except Exception:  # noqa: BLE001 - a damaged cache entry is retrained, not fatal
+        return None
+
+
+@contextmanager
+def _exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (a no-op where fcntl does not exist)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: fall back to racing; the atomic rename keeps the cache sound
+        yield
+        return
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _batches(x: torch.Tensor, size: int = 500):

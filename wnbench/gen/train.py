@@ -123,15 +123,29 @@ def build_run(
     cache_dir: str | Path | None = None,
     config_dir: str | Path | None = None,
     evaluation_seed: int = 0,
+    download: bool = True,
+    with_evaluator: bool = True,
+    max_steps: int | None = None,
 ) -> tuple[pl.LightningModule, GenDataModule, VAEHyperparams | GANHyperparams, dict[str, Any]]:
-    """Validate a run's inputs and build its module and datamodule (no training). Raises UserError early."""
+    """Validate a run's inputs and build its module and datamodule (no training). Raises UserError early.
+
+    ``download=False`` never fetches missing IDX files; ``with_evaluator=False`` builds a GAN without its
+    metric evaluator, so checking an image run does not train (or load) the feature classifier.
+    ``max_steps`` (a cap on training batches) shortens a GAN's linear learning-rate decay to match.
+    """
     hp = load_hyperparams(model, dataset, dict(hyperparams or {}), config_dir)
     resolved = _resolve_norms(model, norm, norms)
     binarize = isinstance(hp, VAEHyperparams) and hp.binarize
-    dm = GenDataModule(dataset, data_dir, batch_size=hp.batch_size, binarize=binarize)
+    dm = GenDataModule(dataset, data_dir, batch_size=hp.batch_size, binarize=binarize, download=download)
     if dm.info.is_image:
-        conv_plan(dm.info.shape)
+        conv_plan(dm.info.shape)  # the dataset's nominal size: fails before reading any file
     dm.setup()
+    if dm.info.is_image:
+        try:
+            conv_plan(dm.info.shape)  # the size the files hold
+        except UserError as err:
+            height, width = dm.info.shape[1:]
+            raise UserError(f"{dataset} images in {data_dir} are {height}x{width}: {err}") from None
     extras: dict[str, Any] = {}
     if model == "vae":
         if not dm.info.is_image and hp.likelihood == "bernoulli":
@@ -144,7 +158,9 @@ def build_run(
             iw_samples=hp.iw_samples, iw_max_examples=hp.iw_max_examples, iw_every_epoch=hp.iw_every_epoch,
         )  # fmt: skip
     else:
-        if dm.info.is_image:
+        if not with_evaluator:
+            evaluator = None
+        elif dm.info.is_image:
             classifier, accuracy = load_or_train_classifier(
                 dataset, dm.tensors("train"), dm.tensors("test"), dm.info.num_classes,
                 cache_dir=cache_dir, epochs=hp.classifier_epochs,
@@ -163,10 +179,18 @@ def build_run(
             base_width=hp.base_width, lr_generator=hp.lr_generator, lr_discriminator=hp.lr_discriminator,
             betas=hp.betas, d_steps=hp.d_steps, evaluator=evaluator,
             joint_discriminator_batch=hp.joint_discriminator_batch,
-            lr_decay_batches=hp.epochs * (len(dm.train_set) // hp.batch_size) if hp.lr_schedule == "linear" else None,
+            lr_decay_batches=_decay_batches(hp, len(dm.train_set), max_steps),
         )  # fmt: skip
     extras["norms"] = {role: n.label for role, n in resolved.items()}
     return module, dm, hp, extras
+
+
+def _decay_batches(hp: GANHyperparams, train_examples: int, max_steps: int | None) -> int | None:
+    """Batches over which a linear schedule decays the GAN's learning rates to zero (None: constant)."""
+    if hp.lr_schedule != "linear":
+        return None
+    planned = hp.epochs * (train_examples // hp.batch_size)
+    return planned if max_steps is None else min(planned, max_steps)
 
 
 @torch.no_grad()
@@ -212,12 +236,14 @@ def train_gen(
     config_dir: str | Path | None = None,
     accelerator: str = "auto",
     verbose: bool = False,
+    download: bool = True,
 ) -> dict[str, Any]:
     """Train one VAE or GAN run and return its record.
 
     ``norm`` applies to both networks; ``norms`` overrides per network (``encoder``/``decoder`` for the
     VAE, ``generator``/``discriminator`` for the GAN). ``epochs`` overrides the configured count;
-    ``max_steps`` caps training batches (smoke tests). The record holds ``final`` metrics, per-epoch
+    ``max_steps`` caps training batches (smoke tests; a GAN's linear lr decay ends there). ``download=False``
+    never fetches missing IDX files. The record holds ``final`` metrics, per-epoch
     ``curves``, the resolved hyperparameters, norms, ``fit_seconds`` (training with per-epoch evaluation),
     ``wall_seconds`` (everything, data and final metrics included) and sample-figure paths (with ``run_dir``).
     """
@@ -230,7 +256,7 @@ def train_gen(
     pl.seed_everything(seed, workers=True, verbose=False)
     module, dm, hp, extras = build_run(
         model, dataset, norm, norms=norms, hyperparams=overrides, data_dir=data_dir,
-        cache_dir=cache_dir, config_dir=config_dir,
+        cache_dir=cache_dir, config_dir=config_dir, download=download, max_steps=max_steps,
     )  # fmt: skip
     pl.seed_everything(seed, workers=True, verbose=False)  # classifier training must not shift the run's RNG
     logger = ForwardingLogger(log_fn)

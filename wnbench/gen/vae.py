@@ -88,7 +88,9 @@ class VAE(pl.LightningModule):
         x, params = x.flatten(1), params.flatten(1)
         if self.likelihood == "bernoulli":
             return -F.binary_cross_entropy_with_logits(params, x, reduction="none").sum(1)
-        return torch.distributions.Normal(params, self.log_scale.exp()).log_prob(x).sum(1)
+        return (
+            torch.distributions.Normal(params, self.log_scale.exp(), validate_args=False).log_prob(x).sum(1)
+        )
 
     def elbo(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-example ELBO (nats) with one reparameterized sample, and the posterior means."""
@@ -109,7 +111,9 @@ class VAE(pl.LightningModule):
             k = min(chunk, samples - start)
             eps = torch.randn(k, *mu.shape, device=mu.device)
             z = mu + eps * std  # (k, N, D)
-            log_q = torch.distributions.Normal(mu, std).log_prob(z).sum(-1)
+            # No argument validation: a collapsed posterior (std underflowing to 0, e.g. at a too-high lr)
+            # gives a non-finite NLL, which the suite records as divergence instead of a crash.
+            log_q = torch.distributions.Normal(mu, std, validate_args=False).log_prob(z).sum(-1)
             log_p_z = prior.log_prob(z).sum(-1)
             params = self.decode(z.reshape(-1, self.latent_dim))
             log_p_x = self.log_likelihood(x.repeat(k, *([1] * (x.dim() - 1))), params).view(k, -1)

@@ -1,0 +1,258 @@
+"""The `gen` run kind through the suite engine: suites run end to end, bad input stops before any run."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wnbench.gen import write_idx
+from wnbench.gen.kind import DIAGNOSTICS, METRICS, Params, primary_metric
+from wnbench.suite import load_suite
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Final metrics each (model, dataset kind) must report, by the names the suite uses.
+EXPECTED_METRICS = {
+    ("vae", "digits"): {"elbo_test_nats", "nll_iw_test_nats", "active_units", "elbo_gain_over_baseline_nats"},
+    ("gan", "digits"): {
+        "fid_classifier",
+        "kid_classifier",
+        "inception_score_classifier",
+        "reconstruction_mse",
+    },
+    ("gan", "ring8"): {"modes_covered", "high_quality_pct", "reverse_kl_modes"},
+}
+
+
+def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """``wnbench`` in this process (the local executor still runs each run in its own process)."""
+    from wnbench import cli
+
+    monkeypatch.setattr(sys, "argv", ["wnbench", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+def test_smoke_profile_runs_end_to_end_with_metrics_curves_and_figures(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    code, stdout, stderr = run_cli(
+        monkeypatch, capsys, "run", str(ROOT / "suites/gen.yaml"), "--profile", "smoke", "--no-wandb",
+        "--workers", "2", "--out", str(out), "--set", "norms=[none, weight_ddi]",
+    )  # fmt: skip
+    assert code == 0, stdout + stderr
+    records = [json.loads(p.read_text()) for p in sorted(out.glob("runs/*/record.json"))]
+    assert len(records) == 6  # (vae digits, gan ring8, gan digits) x (none, weight_ddi)
+    for record in records:
+        config = record["config"]
+        assert record["status"] == "finished", record["error"]
+        metrics = record["metrics"]
+        assert EXPECTED_METRICS[(config["algo"], config["task"])] <= set(metrics), sorted(metrics)
+        assert set(metrics) <= set(METRICS) | set(DIAGNOSTICS), sorted(set(metrics) - set(METRICS))
+        assert metrics["train_batches"] == 20  # budget.steps caps training batches
+        assert record["curves"] and all(c["step"] for c in record["curves"].values())
+        assert max(max(c["step"]) for c in record["curves"].values()) == 20  # curve steps count batches
+        run_dir = out / "runs" / record["run_id"]
+        assert (run_dir / "samples.png").stat().st_size > 1000
+        details = json.loads((run_dir / "gen.json").read_text())
+        roles = {"vae": {"encoder", "decoder"}, "gan": {"generator", "discriminator"}}[config["algo"]]
+        assert set(details["norms"]) == roles and len(set(details["norms"].values())) == 1
+    # The image GAN's feature classifier was trained once, into the suite's shared cache.
+    assert len(list((out / "cache").glob("feature-classifier-digits-*.pt"))) == 1
+    by_cell = {(r["config"]["algo"], r["config"]["task"], r["config"]["norm"]): r["metrics"] for r in records}
+    assert by_cell[("gan", "ring8", "none")] != by_cell[("gan", "ring8", "weight_ddi")]
+
+
+def test_gen_suites_in_the_repository_are_valid():
+    for name, profiles in {"gen": ["smoke", "default"], "gen-lr": ["smoke", "default"],
+                           "gen-batch": ["smoke", "default"]}.items():  # fmt: skip
+        for profile in profiles:
+            suite = load_suite(ROOT / "suites" / f"{name}.yaml", profile)
+            assert suite.runs and suite.kinds == ["gen"], (name, profile)
+            if name == "gen" and profile == "default":
+                cells = {(r.algo, r.task) for r in suite.runs}
+                norms = {r.norm_label for r in suite.runs}
+                assert {("vae", "digits"), ("gan", "ring8"), ("gan", "digits")} <= cells
+                assert len(norms) >= 7
+                for algo, task in cells:
+                    seeds = {r.seed for r in suite.runs if (r.algo, r.task) == (algo, task)}
+                    assert len(seeds) >= 5
+
+
+def _write_mnist(folder: Path, size: int = 28, n_train: int = 16, n_test: int = 8) -> None:
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        write_idx(
+            folder / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, size, size), dtype=np.uint8)
+        )
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte", rng.integers(0, 10, n).astype(np.uint8))
+
+
+def _suite(tmp_path: Path, grid: str) -> Path:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "name: bad\nclaims: [C2]\nprofiles:\n  default:\n    kind: gen\n    norms: [none, weight]\n"
+        f"    seeds: 1\n    budget: {{steps: 5}}\n{grid}"
+    )
+    return path
+
+
+def _corrupt(data: Path) -> Path:
+    _write_mnist(data)
+    path = data / "train-images-idx3-ubyte"
+    path.write_bytes(b"\x12\x34" + path.read_bytes()[2:])  # the magic number must start with two zero bytes
+    return data
+
+
+BAD_INPUT = {
+    "unknown_dataset": (
+        lambda tmp: "    tasks: [ring8, digitz]\n    algos: [gan]\n",
+        ["profiles.default.tasks[1]: unknown dataset 'digitz' (did you mean 'digits'?)"],
+    ),
+    "corrupt_idx_file": (
+        lambda tmp: (
+            f"    tasks: [mnist]\n    algos: [vae]\n    params: {{data_dir: '{_corrupt(tmp / 'data')}'}}\n"
+        ),
+        ["profiles.default.params.data_dir: corrupt IDX file", "train-images-idx3-ubyte: bad magic number"],
+    ),
+    "missing_idx_file": (
+        lambda tmp: (
+            f"    tasks: [fashion-mnist]\n    algos: [gan]\n    params: {{data_dir: '{tmp / 'empty'}'}}\n"
+        ),
+        ["profiles.default.params.data_dir: fashion-mnist: train-images-idx3-ubyte(.gz) not found"],
+    ),
+    "image_size_the_networks_cannot_take": (
+        lambda tmp: (
+            (_write_mnist(tmp / "odd", size=9), "")[1] + "    tasks: [mnist]\n    algos: [gan]\n"
+            f"    params: {{data_dir: '{tmp / 'odd'}'}}\n"
+        ),
+        [
+            "profiles.default.params.data_dir: mnist images in",
+            "are 9x9",
+            "cannot be taken by the conv networks",
+        ],
+    ),
+    "unknown_hyperparameter_and_bad_lr": (
+        lambda tmp: (
+            "    tasks: [digits]\n    algos: [vae]\n"
+            "    params: {hyperparams: {latent_dimm: 4}}\n    sweep: {lr: [0.001, -1.0]}\n"
+        ),
+        [
+            "profiles.default.params.hyperparams.latent_dimm: unknown vae hyperparameter",
+            "profiles.default.sweep.lr[1]: Input should be greater than 0",
+        ],
+    ),
+    "norm_on_a_network_the_model_lacks": (
+        lambda tmp: "    tasks: [digits]\n    algos: [vae]\n    params: {norm_on: discriminator}\n",
+        ["profiles.default.params.norm_on: a vae has no network 'discriminator'"],
+    ),
+    "unknown_model": (
+        lambda tmp: "    tasks: [digits]\n    algos: [vae, diffusion]\n",
+        ["profiles.default.algos[1]: unknown generative model 'diffusion'"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUT))
+def test_bad_input_exits_2_with_its_yaml_path_before_any_run(tmp_path, monkeypatch, capsys, case):
+    make_grid, expected = BAD_INPUT[case]
+    suite = _suite(tmp_path, make_grid(tmp_path))
+    out = tmp_path / "out"
+    code, stdout, stderr = run_cli(monkeypatch, capsys, "run", str(suite), "--no-wandb", "--out", str(out))
+    assert code == 2, stdout + stderr
+    assert "Traceback" not in stderr
+    for message in expected:
+        assert message in stderr, f"{message!r} not in:\n{stderr}"
+    assert not (out / "runs").exists()  # nothing ran
+
+
+def test_well_formed_idx_files_of_a_size_the_networks_take_pass_validation(tmp_path):
+    _write_mnist(
+        tmp_path / "data", size=16, n_train=128
+    )  # the mnist configs train on batches of 128  # 16 = 4 * 2**2: the conv stacks take it
+    suite = _suite(
+        tmp_path,
+        f"    tasks: [mnist]\n    algos: [vae, gan]\n    params: {{data_dir: '{tmp_path / 'data'}'}}\n",
+    )
+    assert len(load_suite(suite).runs) == 4
+
+
+def test_params_and_metric_directions():
+    assert Params().norm_on == "all" and Params(lr=0.1).lr == 0.1
+    with pytest.raises(ValueError):
+        Params(learning_rate=0.1)
+    assert not set(METRICS) & set(DIAGNOSTICS)
+    assert METRICS["elbo_test_nats"] == "max" and METRICS["fid_classifier"] == "min"
+    assert [
+        primary_metric("vae", "digits"),
+        primary_metric("gan", "digits"),
+        primary_metric("gan", "ring8"),
+    ] == [
+        "elbo_test_nats",
+        "fid_classifier",
+        "modes_covered",
+    ]
+    for name in ("elbo_test_nats", "fid_classifier", "modes_covered"):
+        assert name in METRICS
+
+
+def test_numerical_blow_up_is_reported_as_divergence_with_its_step(tmp_path):
+    import time
+
+    from wnbench.gen.kind import run
+    from wnbench.suite import Budget, Diverged, RunContext, RunSpec
+
+    spec = RunSpec(
+        kind="gen", task="digits", algo="vae", norm={"name": "none"}, seed=0,
+        params=Params(lr=10.0, epochs=1), budget=Budget(time_limit_s=60, steps=10),
+    )  # fmt: skip
+    run_dir = tmp_path / "runs" / "r"
+    run_dir.mkdir(parents=True)
+    ctx = RunContext(run_id="r", run_dir=run_dir, seed=0, deadline=time.time() + 60)
+    with pytest.raises(Diverged) as err:
+        run(spec, ctx)
+    assert 0 < err.value.step < 10 and "ELBO" in err.value.reason
+
+
+def _race_for_the_classifier(cache: str, marker: str) -> None:
+    import torch
+
+    from wnbench.gen import features
+
+    real_train = features._train_classifier
+
+    def counting_train(*args, **kwargs):
+        with open(marker, "a") as f:  # one line per training, from any process
+            f.write("trained\n")
+        return real_train(*args, **kwargs)
+
+    features._train_classifier = counting_train
+    generator = torch.Generator().manual_seed(0)
+    images, labels = torch.rand(64, 1, 8, 8, generator=generator), torch.arange(64) % 10
+    features.load_or_train_classifier(
+        "digits", (images, labels), (images, labels), 10, cache_dir=cache, epochs=3
+    )
+
+
+def test_parallel_runs_train_the_feature_classifier_once(tmp_path):
+    import multiprocessing
+
+    marker = tmp_path / "trainings.txt"
+    ctx = multiprocessing.get_context("fork")
+    racers = [
+        ctx.Process(target=_race_for_the_classifier, args=(str(tmp_path), str(marker))) for _ in range(2)
+    ]
+    for process in racers:
+        process.start()
+    for process in racers:
+        process.join(60)
+    assert [p.exitcode for p in racers] == [0, 0]
+    assert marker.read_text().count("trained") == 1
+    assert len(list(tmp_path.glob("feature-classifier-digits-*.pt"))) == 1
+    assert not list(tmp_path.glob("*.tmp"))

@@ -1,0 +1,305 @@
+"""The ``gen`` run kind: one VAE or GAN run of a suite (see ``suites/gen*.yaml`` and ``wnbench.suite.kinds``).
+
+How a suite names a generative run:
+
+``task``    the dataset: ``digits``, ``ring8``, ``grid25``, ``mnist``, ``fashion-mnist``, ``cifar10``.
+``algo``    the model: ``vae`` or ``gan``.
+``norm``    the normalization of *both* networks (encoder and decoder; generator and discriminator), output
+            layers unnormalized. ``params.norm_on: discriminator`` (or ``generator``, ``encoder``, ``decoder``)
+            puts it on that network alone and builds the other one without normalization.
+``params``  :class:`Params`: ``epochs``, ``lr`` (a GAN's two learning rates alike), ``batch_size`` -- flat so a
+            suite can ``sweep`` them -- and ``hyperparams`` for any other field of
+            :class:`~wnbench.gen.config.VAEHyperparams` / :class:`~wnbench.gen.config.GANHyperparams`. Values
+            not given come from ``configs/gen/{algo}.yaml`` for the dataset.
+``budget.steps``  optional cap on training batches (generator updates for a GAN); a GAN's linear
+            learning-rate decay ends at the cap. Without it a run trains ``epochs`` epochs.
+
+Final metrics (:data:`METRICS` gives each graded one's direction, :data:`DIAGNOSTICS` the rest):
+VAE ``elbo_test_nats``, ``nll_iw_test_nats``, ``active_units``, ``elbo_gain_over_baseline_nats``; image GAN
+``fid_classifier``, ``kid_classifier``, ``inception_score_classifier``, ``reconstruction_mse``; GAN on a Gaussian
+mixture ``modes_covered``, ``high_quality_pct``, ``reverse_kl_modes``. Per-epoch curves use the same names, with
+``step`` = training batches done (GAN: generator updates).
+
+Files in the run folder: ``samples.png`` (image grid or 2-D scatter) and ``gen.json`` (resolved
+hyperparameters, per-network norms, device, epochs and batches trained, fit time, the process's CPU time). The image-GAN feature
+classifier is trained once per dataset into a cache shared by the suite's runs: ``$WNBENCH_CACHE`` when set,
+else ``OUT/cache`` beside ``OUT/runs`` (a file lock makes parallel workers train it once).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from wnbench.errors import UserError
+from wnbench.norms import NormError
+from wnbench.suite.kinds import Diverged, RunContext, RunSpec
+
+from .config import MODELS, load_hyperparams
+from .data import DATASETS, GenDataModule, dataset_info
+from .nets import conv_plan
+from .train import NETWORK_ROLES, build_run, train_gen
+
+__all__ = ["Params", "METRICS", "DIAGNOSTICS", "primary_metric", "validate", "run"]
+
+#: Graded final metrics and the direction that is better ("max" or "min").
+METRICS: dict[str, Literal["max", "min"]] = {
+    # VAE (nats per example)
+    "elbo_test_nats": "max",
+    "nll_iw_test_nats": "min",
+    "elbo_gain_over_baseline_nats": "max",  # test ELBO minus the independent per-pixel model's log-likelihood
+    "active_units": "max",
+    # GAN on images (feature space of the suite's own classifier)
+    "fid_classifier": "min",
+    "kid_classifier": "min",
+    "inception_score_classifier": "max",
+    "reconstruction_mse": "min",
+    # GAN on a mixture of Gaussians
+    "modes_covered": "max",
+    "high_quality_pct": "max",
+    "reverse_kl_modes": "min",
+}
+#: Final figures that describe a run but grade nothing.
+DIAGNOSTICS = (
+    "nll_baseline_independent_nats",
+    "kid_classifier_std",
+    "classifier_test_accuracy",
+    "epochs_completed",
+    "train_batches",
+)
+
+#: train_gen / Lightning metric names -> the suite's names (anything not listed keeps its name).
+_RENAME = {
+    "test_elbo_nats": "elbo_test_nats",
+    "test_iw_nll_nats": "nll_iw_test_nats",
+    "baseline_independent_nll_nats": "nll_baseline_independent_nats",
+    "train_neg_elbo_nats": "neg_elbo_train_nats",
+    "fid_feature": "fid_classifier",
+    "kid_feature": "kid_classifier",
+    "kid_feature_std": "kid_classifier_std",
+    "feature_classifier_test_accuracy": "classifier_test_accuracy",
+    "reverse_kl": "reverse_kl_modes",
+}
+_FLAT_HYPERPARAMS = ("epochs", "lr", "batch_size")
+_FILE_DATASETS = ("mnist", "fashion-mnist", "cifar10")
+
+
+class Params(BaseModel):
+    """Per-run parameters of a generative run (everything else comes from ``configs/gen/{algo}.yaml``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int | None = Field(None, ge=1, description="training epochs (default: the config file's)")
+    lr: float | None = Field(None, gt=0, description="learning rate; for a GAN, both networks'")
+    batch_size: int | None = Field(None, ge=2, description="training batch size")
+    hyperparams: dict[str, Any] = Field(
+        default_factory=dict, description="other VAE/GAN hyperparameters (configs/gen/{algo}.yaml fields)"
+    )
+    norm_on: Literal["all", "encoder", "decoder", "generator", "discriminator"] = Field(
+        "all", description="which network takes the norm; the other one is built without normalization"
+    )
+    data_dir: str | None = Field(
+        None, description="folder with mnist/fashion-mnist IDX files or cifar-10-batches-py ($WNBENCH_DATA)"
+    )
+    download: bool = Field(False, description="fetch missing MNIST/Fashion-MNIST files into data_dir")
+
+
+def primary_metric(algo: str, task: str) -> str:
+    """The headline metric of a (model, dataset) cell, for verdicts: ELBO, feature FID or modes covered."""
+    if algo == "vae":
+        return "elbo_test_nats"
+    return "fid_classifier" if dataset_info(task).is_image else "modes_covered"
+
+
+def _hyperparam_overrides(params: Params) -> dict[str, Any]:
+    """``params`` as train_gen hyperparameter overrides: ``lr`` sets both of a GAN's learning rates."""
+    overrides = dict(params.hyperparams)
+    if params.epochs is not None:
+        overrides["epochs"] = params.epochs
+    if params.batch_size is not None:
+        overrides["batch_size"] = params.batch_size
+    return overrides
+
+
+def _with_lr(algo: str, overrides: dict[str, Any], lr: float | None) -> dict[str, Any]:
+    if lr is None:
+        return overrides
+    keys = ("lr",) if algo == "vae" else ("lr_generator", "lr_discriminator")
+    return {**overrides, **dict.fromkeys(keys, lr)}
+
+
+def _data_dir(params: Params) -> str | None:
+    return params.data_dir or os.environ.get("WNBENCH_DATA") or None
+
+
+def _network_norms(spec: RunSpec) -> dict[str, Any]:
+    """The norm each network is built with: the spec's norm where ``norm_on`` says, ``none`` elsewhere."""
+    on = spec.params.norm_on  # type: ignore[attr-defined]
+    return {role: spec.make_norm() if on in ("all", role) else "none" for role in NETWORK_ROLES[spec.algo]}
+
+
+# -- validation -----------------------------------------------------------------------------------------------------
+
+
+def _hyperparam_problems(err: UserError, params: Params, algo: str) -> list[str]:
+    """load_hyperparams' ``hyperparams.<key>: msg`` lines as ``params.<field>: msg`` for the suite."""
+    out = []
+    known = ", ".join(MODELS[algo].model_fields)
+    for line in err.problems or [str(err)]:
+        head, _, message = line.partition(": ")
+        key = head.removeprefix("hyperparams.").split(".")[0]
+        if "Extra inputs are not permitted" in message:
+            message = f"unknown {algo} hyperparameter; known: {known}"
+        if key in _FLAT_HYPERPARAMS and getattr(params, key) is not None:
+            out.append(f"params.{key}: {message}")
+        elif key in ("lr_generator", "lr_discriminator") and params.lr is not None:
+            out.append(f"params.lr: {message}")
+        elif head.startswith("hyperparams."):
+            out.append(f"params.hyperparams.{key}: {message}")
+        else:  # the config file itself is bad
+            out.append(f"params: {line}")
+    return out
+
+
+def _check_data(task: str, data_dir: str | None, download: bool, batch_size: int) -> tuple[int, ...]:
+    """Read the dataset once (files found, well formed, enough examples) and return its example shape."""
+    dm = GenDataModule(task, data_dir, batch_size=2, download=download)
+    dm.setup()
+    if dm.info.is_image:
+        try:
+            conv_plan(dm.info.shape)
+        except UserError as err:
+            where = f" in {data_dir}" if task in _FILE_DATASETS else ""
+            raise UserError(
+                f"{task} images{where} are {dm.info.shape[1]}x{dm.info.shape[2]}: {err}"
+            ) from None
+    if len(dm.train_set) < batch_size:
+        raise UserError(
+            f"batch_size {batch_size} exceeds the {len(dm.train_set)} training examples of '{task}'"
+        )
+    return dm.info.shape
+
+
+def validate(spec: RunSpec) -> list[str]:
+    """Check a run before any training: model, dataset, hyperparameters, data files, image size, networks.
+
+    Messages start with the field they are about (``task``, ``algo``, ``norm``, ``params.<field>``).
+    Image GANs are built without their metric evaluator, so no feature classifier is trained here.
+    """
+    params: Params = spec.params  # type: ignore[assignment]
+    problems = []
+    if spec.algo not in NETWORK_ROLES:
+        problems.append(f"algo: unknown generative model '{spec.algo}'; known: {', '.join(NETWORK_ROLES)}")
+    if spec.task not in DATASETS:
+        try:
+            dataset_info(spec.task)
+        except UserError as err:
+            problems.append(f"task: {err}")
+    if problems:
+        return problems
+    roles = NETWORK_ROLES[spec.algo]
+    if params.norm_on != "all" and params.norm_on not in roles:
+        return [
+            f"params.norm_on: a {spec.algo} has no network '{params.norm_on}'; use all, {', '.join(roles)}"
+        ]
+
+    overrides = _with_lr(spec.algo, _hyperparam_overrides(params), params.lr)
+    try:
+        hp = load_hyperparams(spec.algo, spec.task, overrides)
+    except UserError as err:
+        return _hyperparam_problems(err, params, spec.algo)
+
+    data_dir = _data_dir(params)
+    data_field = "params.data_dir" if params.data_dir and spec.task in _FILE_DATASETS else "task"
+    try:
+        _check_data(spec.task, data_dir, params.download, hp.batch_size)
+    except UserError as err:
+        batch_problem = str(err).startswith("batch_size")
+        field = "params.batch_size" if batch_problem and params.batch_size else data_field
+        return [f"{field}: {err}"]
+    if spec.algo == "vae" and not dataset_info(spec.task).is_image and hp.likelihood == "bernoulli":
+        return [
+            f"params.hyperparams.likelihood: 'bernoulli' needs [0, 1] images; use 'gaussian' for {spec.task}"
+        ]
+    try:
+        build_run(
+            spec.algo, spec.task, norms=_network_norms(spec), hyperparams=overrides, data_dir=data_dir,
+            download=params.download, with_evaluator=False, max_steps=spec.budget.steps,
+        )  # fmt: skip
+    except (UserError, NormError, ValueError, TypeError) as err:
+        return [f"norm: cannot build the {spec.algo} on {spec.task} with this norm: {err}"]
+    return []
+
+
+# -- running --------------------------------------------------------------------------------------------------------
+
+_DIVERGED = re.compile(r"diverged at step (\d+): (.*)", re.S)
+
+
+def _cache_dir(ctx: RunContext) -> Path:
+    """Shared by a suite's runs: ``$WNBENCH_CACHE``, else ``OUT/cache`` (the run folder is ``OUT/runs/<id>``)."""
+    if os.environ.get("WNBENCH_CACHE"):
+        return Path(os.environ["WNBENCH_CACHE"])
+    return Path(ctx.run_dir).resolve().parent.parent / "cache"
+
+
+def _final_metrics(record: dict[str, Any]) -> dict[str, float]:
+    """The record's final figures under the suite's names, plain floats, plus derived ones."""
+    metrics = {_RENAME.get(k, k): float(v) for k, v in record["final"].items()}
+    if "elbo_test_nats" in metrics and "nll_baseline_independent_nats" in metrics:
+        metrics["elbo_gain_over_baseline_nats"] = (
+            metrics["elbo_test_nats"] + metrics["nll_baseline_independent_nats"]
+        )
+    metrics["epochs_completed"] = float(record["epochs_completed"])
+    metrics["train_batches"] = float(record["train_batches"])
+    return metrics
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
+    tmp.replace(path)
+
+
+def run(spec: RunSpec, ctx: RunContext) -> dict[str, float]:
+    """Train one VAE/GAN run with train_gen (GPU when present); curves through ``ctx.log``; final metrics back."""
+    params: Params = spec.params  # type: ignore[assignment]
+    overrides = _with_lr(spec.algo, _hyperparam_overrides(params), params.lr)
+    epoch_logged_at: set[int] = set()
+
+    def log_epoch(metrics: dict[str, float], step: int) -> None:
+        # Lightning's step is the index of the epoch's last batch: +1 gives training batches done.
+        batches = step + 1
+        renamed = {_RENAME.get(k, k): v for k, v in metrics.items()}
+        if batches in epoch_logged_at:  # train and validation metrics arrive separately, each with `epoch`
+            renamed.pop("epoch", None)
+        epoch_logged_at.add(batches)
+        if renamed:
+            ctx.log(renamed, step=batches)
+
+    try:
+        record = train_gen(
+            spec.algo, spec.task, norms=_network_norms(spec), hyperparams=overrides, seed=spec.seed,
+            max_steps=spec.budget.steps, log_fn=log_epoch, run_dir=ctx.run_dir, data_dir=_data_dir(params),
+            cache_dir=_cache_dir(ctx), accelerator="auto", download=params.download,
+        )  # fmt: skip
+    except FloatingPointError as err:
+        match = _DIVERGED.search(str(err))
+        step = int(match.group(1)) if match else ctx.last_step
+        raise Diverged(step, match.group(2) if match else str(err)) from err
+
+    details = {k: v for k, v in record.items() if k not in ("final", "curves")}
+    # This run process's CPU time: what sizes a suite when other work shares the cores and wall times mislead.
+    details["process_cpu_s"] = time.process_time()
+    _write_json(Path(ctx.run_dir) / "gen.json", details)
+    log_image = getattr(ctx.tracker, "log_image", None)
+    for name, path in (record.get("artifacts") or {}).items():
+        if callable(log_image):
+            log_image(name, path, step=ctx.last_step)
+    return _final_metrics(record)
