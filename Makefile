@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 OUT    ?= results
 ARGS   ?=
 
-.PHONY: install test test-slow lint format bench-overhead bench-noise clean
+.PHONY: install test test-slow lint format smoke bench-overhead bench-noise bench-gen clean
 
 install: $(VENV)/.installed
 
@@ -27,6 +27,12 @@ lint: install
 format: install
 	$(BIN)/ruff check --fix wnbench tests
 	$(BIN)/ruff format wnbench tests
+
+smoke: install
+	$(BIN)/wnbench run suites/smoke.yaml --profile smoke --out $(OUT)/smoke $(ARGS)
+
+bench-gen: install
+	$(BIN)/wnbench run suites/gen.yaml --out $(OUT)/gen $(ARGS)
 
 bench-overhead: install
 	$(BIN)/wnbench bench overhead --out $(OUT)/bench $(ARGS)
