@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 OUT    ?= results
 ARGS   ?=
 
-.PHONY: install test test-slow lint format smoke bench-overhead bench-noise bench-gen clean
+.PHONY: install test test-slow lint format smoke bench-rl bench-gen bench-overhead bench-noise clean
 
 install: $(VENV)/.installed
 
@@ -30,6 +30,9 @@ format: install
 
 smoke: install
 	$(BIN)/wnbench run suites/smoke.yaml --profile smoke --out $(OUT)/smoke $(ARGS)
+
+bench-rl: install
+	$(BIN)/wnbench run suites/rl.yaml --out $(OUT)/rl $(ARGS)
 
 bench-gen: install
 	$(BIN)/wnbench run suites/gen.yaml --out $(OUT)/gen $(ARGS)

@@ -38,7 +38,14 @@ from wnbench.rl.hyperparams import RLHyperparams, algorithm_class, load_hyperpar
 from wnbench.rl.policies import NormCallback, policy_class_for, resolve_norm
 from wnbench.rl.tasks import register_envs, validate_rl
 
-__all__ = ["train_rl", "RunDiverged", "CallbackOutputFormat", "EvalCurveCallback", "normalized_auc"]
+__all__ = [
+    "train_rl",
+    "RunDiverged",
+    "CallbackOutputFormat",
+    "EvalCurveCallback",
+    "StopBeforeDeadline",
+    "normalized_auc",
+]
 
 LogFn = Callable[[dict[str, float], int], None]
 EVAL_SEED_OFFSET = 1_000_003  # the evaluation env never shares a seed with a training env
@@ -123,6 +130,7 @@ class EvalCurveCallback(BaseCallback):
         self.mean_returns: list[float] = []
         self.std_returns: list[float] = []
         self.eval_seconds = 0.0
+        self.eval_seconds_each: list[float] = []
         self.eval_cpu_seconds = 0.0
         self._next_eval = 0
 
@@ -142,7 +150,8 @@ class EvalCurveCallback(BaseCallback):
         self.steps.append(step)
         self.mean_returns.append(mean)
         self.std_returns.append(std)
-        self.eval_seconds += time.perf_counter() - start
+        self.eval_seconds_each.append(time.perf_counter() - start)
+        self.eval_seconds += self.eval_seconds_each[-1]
         self.eval_cpu_seconds += time.process_time() - cpu_start
         if self.log_fn is not None:
             self.log_fn(
@@ -172,6 +181,28 @@ class EvalCurveCallback(BaseCallback):
     def _on_training_end(self) -> None:
         if self.steps[-1] != self.num_timesteps:
             self.evaluate()
+
+
+class StopBeforeDeadline(BaseCallback):
+    """Ends training early when the wall clock nears ``deadline`` (a ``time.time()`` value).
+
+    Leaves room for the final evaluation: stops once less than ``margin_s`` plus three times the longest
+    evaluation so far remains, so a run with a hard time limit ends with a curve instead of being killed.
+    """
+
+    def __init__(self, deadline: float, evaluator: EvalCurveCallback, margin_s: float = 10.0) -> None:
+        super().__init__()
+        self.deadline, self.evaluator, self.margin_s = deadline, evaluator, margin_s
+        self.stopped_early = False
+
+    def _on_step(self) -> bool:
+        if self.n_calls % 64:
+            return True
+        longest_eval = max(self.evaluator.eval_seconds_each or [0.0])
+        if time.time() + self.margin_s + 3 * longest_eval >= self.deadline:
+            self.stopped_early = True
+            return False
+        return True
 
 
 def _make_envs(env_id: str, hp: RLHyperparams, seed: int) -> tuple[VecEnv, VecEnv]:
@@ -211,14 +242,17 @@ def train_rl(
     policy_kwargs: Mapping[str, Any] | None = None,
     final_evals: int = 3,
     ddi_steps: int = 256,
+    deadline: float | None = None,
 ) -> dict[str, Any]:
     """Train ``algo`` with ``norm`` on ``env_id`` and return the run record.
 
     ``hyperparams``: resolved :class:`RLHyperparams`, or zoo-style overrides of ``configs/rl/<algo>.yaml``.
     ``total_steps`` defaults to the config's ``n_timesteps``; ``eval_every`` to a twentieth of it.
     ``policy_kwargs`` adds norm-policy keywords (``norm_actor``, ``norm_critic``, ``bn_mode``...).
-    ``final_return`` is the mean of the last ``final_evals`` evaluations. Raises :class:`UserError` for
-    an invalid spec (before anything trains) and :class:`RunDiverged` when training blows up.
+    ``final_return`` is the mean of the last ``final_evals`` evaluations. ``deadline`` (a ``time.time()``
+    value) ends training early, with a final evaluation, when the clock nears it (``stopped_early``).
+    Raises :class:`UserError` for an invalid spec (before anything trains) and :class:`RunDiverged` when
+    training blows up.
     """
     torch.set_num_threads(1)
     hp = (
@@ -257,12 +291,14 @@ def train_rl(
     model.set_logger(Logger(folder=str(run_dir) if run_dir else None, output_formats=formats))
     norm_callback = NormCallback(ddi_steps=ddi_steps)
     evaluator = EvalCurveCallback(eval_env, eval_every, eval_episodes, writer, log_fn)
+    callbacks: list[BaseCallback] = [norm_callback, evaluator]
+    stopper = StopBeforeDeadline(deadline, evaluator) if deadline is not None else None
+    if stopper is not None:
+        callbacks.append(stopper)
     setup_s = time.perf_counter() - started
     try:
         learn_start, learn_cpu_start = time.perf_counter(), time.process_time()
-        model.learn(
-            total_timesteps=total_steps, callback=CallbackList([norm_callback, evaluator]), log_interval=1
-        )
+        model.learn(total_timesteps=total_steps, callback=CallbackList(callbacks), log_interval=1)
         learn_s = time.perf_counter() - learn_start
         learn_cpu_s = time.process_time() - learn_cpu_start
     except (ValueError, RuntimeError) as exc:
@@ -289,6 +325,7 @@ def train_rl(
         "norm_options": norm_obj.options(),
         "seed": seed,
         "total_steps": steps_done,
+        "stopped_early": bool(stopper is not None and stopper.stopped_early),
         "eval_every": eval_every,
         "eval_episodes": eval_episodes,
         "eval_steps": list(evaluator.steps),
