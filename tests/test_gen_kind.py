@@ -256,3 +256,40 @@ def test_parallel_runs_train_the_feature_classifier_once(tmp_path):
     assert marker.read_text().count("trained") == 1
     assert len(list(tmp_path.glob("feature-classifier-digits-*.pt"))) == 1
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_run_ids_follow_the_config_files_the_gen_kind_reads(tmp_path, monkeypatch):
+    import shutil
+    import subprocess
+
+    import wnbench.gen.config as gen_config
+
+    def ids_and_resolved() -> dict[tuple[str, str, str, int], tuple[str, dict]]:
+        suite = load_suite(ROOT / "suites/gen.yaml", "smoke", run_kind_checks=False)
+        return {(r.task, r.algo, r.norm_label, r.seed): (r.run_id, r.resolved) for r in suite.runs}
+
+    repo_ids = {key: run_id for key, (run_id, _) in ids_and_resolved().items()}
+    # Stable across processes (a sha256 of JSON, not Python's salted hash()).
+    script = (
+        "from wnbench.suite import load_suite\n"
+        f"suite = load_suite({str(ROOT / 'suites/gen.yaml')!r}, 'smoke', run_kind_checks=False)\n"
+        "print('\\n'.join(sorted(r.run_id for r in suite.runs)))\n"
+    )
+    other = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert other.returncode == 0, other.stderr
+    assert other.stdout.split() == sorted(repo_ids.values())
+
+    configs = tmp_path / "gen"
+    shutil.copytree(ROOT / "configs" / "gen", configs)
+    monkeypatch.setattr(gen_config, "default_config_dir", lambda: configs)
+    assert {k: run_id for k, (run_id, _) in ids_and_resolved().items()} == repo_ids  # same content, same ids
+
+    vae_yaml = configs / "vae.yaml"
+    vae_yaml.write_text(vae_yaml.read_text().replace("latent_dim: 8\n", "latent_dim: 9\n", 1))
+    edited = ids_and_resolved()
+    for key, (run_id, resolved) in edited.items():
+        task, algo = key[0], key[1]
+        if (task, algo) == ("digits", "vae"):  # the edited entry: new ids, and the record shows why
+            assert run_id != repo_ids[key] and resolved["hyperparams"]["latent_dim"] == 9
+        else:
+            assert run_id == repo_ids[key]

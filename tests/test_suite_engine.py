@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from wnbench.norms import make_norm
 from wnbench.suite import iter_records, load_suite, read_record, run_suite, status_of
 from wnbench.tracking import TrackingOptions
 
@@ -98,6 +99,14 @@ def test_same_spec_gives_identical_metrics_and_curves_across_processes(tmp_path)
     a = {r["run_id"]: (r["metrics"], r["curves"]) for r in first.records}
     b = {r["run_id"]: (r["metrics"], r["curves"]) for r in second.records}
     assert a == b
+    for record in first.records:
+        timings = record["timings"]
+        # CPU time of the run's own process (the driver has used far more by now), the kind's part within it.
+        assert 0 < timings["run_cpu_s"] <= timings["cpu_s"] < record["wall_time_s"] + 1.0
+        assert timings["cpu_s"] == pytest.approx(timings["cpu_user_s"] + timings["cpu_system_s"], abs=0.01)
+        assert timings["children_cpu_s"] >= 0
+        model = make_norm(record["config"]["norm"]).mlp(8, [32, 32], 1)  # what ctx.details says it trained
+        assert record["details"]["parameters"] == sum(p.numel() for p in model.parameters())
     seeds = {(r["config"]["norm"], r["config"]["seed"]): r["metrics"]["test_mse"] for r in first.records}
     assert seeds[("batch", 0)] != seeds[("batch", 1)]  # the seed matters
     assert seeds[("batch", 0)] != seeds[("weight_ddi", 0)]  # the norm matters
@@ -233,3 +242,48 @@ def test_two_suites_cannot_run_into_one_folder_at_once(tmp_path):
         run_suite(suite, tmp_path / "out", tracking=NO_WANDB, rich=False)
     held.close()
     assert not list((tmp_path / "out").glob("runs/*"))
+
+
+PROBE_KIND = """
+import time
+from pydantic import BaseModel, ConfigDict
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    fail: bool = False
+def run(spec, ctx):
+    ctx.details.update(device="cpu", ratio=float("nan"), shape=(2, 3), norms={"encoder": object()})
+    busy_until = time.process_time() + 0.3
+    while time.process_time() < busy_until:
+        pass
+    time.sleep(0.3)
+    if spec.params.fail:
+        raise RuntimeError("probe failure")
+    return {"x": 1.0}
+"""
+
+
+def test_run_details_and_cpu_time_reach_the_record_as_strict_json(tmp_path, monkeypatch):
+    from wnbench.suite import kinds, write_record
+    from wnbench.suite.worker import execute_run
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = f"probe_details_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{module}.py").write_text(PROBE_KIND)
+    monkeypatch.setitem(kinds._KINDS, "probe", kinds.RunKind("probe", f"{module}:Params", f"{module}:run"))
+    suite = load_suite(make_suite(tmp_path, """
+  default: {kind: probe, tasks: [t], algos: [a], norms: [none], sweep: {fail: [false, true]}, seeds: 1}
+"""))  # fmt: skip
+    for run in suite.runs:
+        record = execute_run(run, str(tmp_path / "out"), NO_WANDB)
+        write_record(tmp_path / "out", record)  # strict JSON (allow_nan=False): this raises on a NaN
+        assert read_record(tmp_path / "out", run.run_id)["details"] == {
+            "device": "cpu",
+            "ratio": None,
+            "shape": [2, 3],
+            "norms": {"encoder": record["details"]["norms"]["encoder"]},
+        }
+        assert record["details"]["norms"]["encoder"].startswith("<object object")
+        # Failed runs keep their details too.
+        assert record["status"] == ("failed" if run.params["fail"] else "finished")
+        timings = record["timings"]
+        assert 0.25 <= timings["run_cpu_s"] < timings["run_s"] - 0.2  # CPU time, not wall time

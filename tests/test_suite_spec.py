@@ -132,3 +132,77 @@ def test_bad_suite_through_the_real_cli_has_no_traceback():
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "invalid suite (2 problems)" in result.stderr
+
+
+@pytest.fixture
+def probe_kind(tmp_path, monkeypatch):
+    """Register run kind ``probe`` backed by a module written to ``tmp_path`` (source given by the test)."""
+    from wnbench.suite import kinds
+
+    def register(source: str, *, identity: bool = False) -> tuple[Path, str]:
+        module = f"probe_kind_{tmp_path.name.replace('-', '_')}"
+        (tmp_path / f"{module}.py").write_text(source)
+        monkeypatch.syspath_prepend(str(tmp_path))
+        monkeypatch.setitem(
+            kinds._KINDS,
+            "probe",
+            kinds.RunKind(
+                "probe", f"{module}:Params", f"{module}:run", None, f"{module}:identity" if identity else None
+            ),
+        )
+        suite = tmp_path / "probe.yaml"
+        suite.write_text(
+            "name: probe\nclaims: [C5]\nprofiles:\n  default: {kind: probe, tasks: [t], algos: [a], "
+            "norms: [none, batch], sweep: {x: [1, 2]}, seeds: 2}\n"
+        )
+        return suite, module
+
+    return register
+
+
+def test_a_kind_module_that_fails_to_import_is_a_clear_error_at_load(probe_kind):
+    path, module = probe_kind("raise RuntimeError('boom: missing licence file')\n")
+    with pytest.raises(UserError) as err:
+        load_suite(path)
+    assert err.value.problems == [
+        f"profiles.default.kind: run kind 'probe': importing {module} failed: "
+        "RuntimeError: boom: missing licence file"
+    ]
+
+
+PROBE_WITH_IDENTITY = """
+from pydantic import BaseModel, ConfigDict
+calls = []
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    x: int = 0
+def identity(spec):
+    calls.append((spec.norm["name"], spec.params.x))
+    return {"table": {"x": spec.params.x, "scale": SCALE, "nan": float("nan")}}
+def run(spec, ctx):
+    return {}
+SCALE = 1.5
+"""
+
+
+def test_identity_hook_result_is_part_of_the_run_id_and_of_the_config(probe_kind):
+    import importlib
+
+    path, module_name = probe_kind(PROBE_WITH_IDENTITY, identity=True)
+    module = importlib.import_module(module_name)
+    first = load_suite(path)
+    assert len(first.runs) == 8 and len(module.calls) == 4  # once per (norm, params), not per seed
+    assert first.runs[0].config()["resolved"] == {"table": {"x": 1, "scale": 1.5, "nan": None}}
+    module.SCALE = 2.0  # what the kind reads changed: every run is a different run now
+    second = load_suite(path)
+    assert not {r.run_id for r in first.runs} & {r.run_id for r in second.runs}
+    module.SCALE = 1.5
+    assert [r.run_id for r in load_suite(path).runs] == [r.run_id for r in first.runs]
+
+
+def test_identity_hook_returning_a_process_specific_repr_is_refused(probe_kind):
+    path, _ = probe_kind(
+        PROBE_WITH_IDENTITY.replace('"scale": SCALE', '"activation": lambda x: x'), identity=True
+    )
+    with pytest.raises(TypeError, match="changes from process to process"):
+        load_suite(path)

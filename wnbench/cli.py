@@ -103,12 +103,11 @@ def run_command(
     )
     try:
         result = run_suite(suite, out_dir, executor=executor, workers=workers, tracking=tracking)
-    except KeyboardInterrupt:
-        print(
-            f"interrupted: finished runs are saved in {out_dir}; run the same command again to resume",
-            file=sys.stderr,
-        )
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as err:  # SIGTERM/SIGHUP/SIGINT: in-flight runs were stopped and have no record
+        from wnbench.suite.signals import Interrupted
+
+        print("interrupted; rerun the same command to resume", file=sys.stderr, flush=True)
+        raise typer.Exit(err.exit_code if isinstance(err, Interrupted) else 130) from None
     raise typer.Exit(result.exit_code)
 
 

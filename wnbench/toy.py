@@ -93,6 +93,12 @@ def run_toy(spec: RunSpec, ctx: RunContext) -> dict[str, float]:
     norm = spec.make_norm()
     model = norm.mlp(x_train.shape[1], params.hidden, 1)
     norm.initialize(model, x_train[: params.batch_size])
+    ctx.details.update(
+        norm=norm.label,
+        parameters=sum(p.numel() for p in model.parameters()),
+        device="cpu",
+        torch_threads=torch.get_num_threads(),
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=params.lr)
     loss_fn = nn.MSELoss()
 

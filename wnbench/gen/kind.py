@@ -46,7 +46,7 @@ from .data import DATASETS, GenDataModule, dataset_info
 from .nets import conv_plan
 from .train import NETWORK_ROLES, build_run, train_gen
 
-__all__ = ["Params", "METRICS", "DIAGNOSTICS", "primary_metric", "validate", "run"]
+__all__ = ["Params", "METRICS", "DIAGNOSTICS", "primary_metric", "identity", "validate", "run"]
 
 #: Graded final metrics and the direction that is better ("max" or "min").
 METRICS: dict[str, Literal["max", "min"]] = {
@@ -235,6 +235,21 @@ def validate(spec: RunSpec) -> list[str]:
     except (UserError, NormError, ValueError, TypeError) as err:
         return [f"norm: cannot build the {spec.algo} on {spec.task} with this norm: {err}"]
     return []
+
+
+def identity(spec: RunSpec) -> dict[str, Any]:
+    """What this run reads beyond its spec: the hyperparameters after ``configs/gen/{algo}.yaml`` and ``params``.
+
+    Part of the run id (wnbench.suite.kinds), so editing a value in the config file makes resume rerun the
+    runs it affects. Raises UserError for a bad config (``validate`` reports it first when checks run).
+    """
+    params: Params = spec.params  # type: ignore[assignment]
+    overrides = _with_lr(spec.algo, _hyperparam_overrides(params), params.lr)
+    try:
+        hyperparams = load_hyperparams(spec.algo, spec.task, overrides)
+    except UserError as err:
+        raise UserError(str(err), _hyperparam_problems(err, params, spec.algo)) from None
+    return {"hyperparams": hyperparams.model_dump(mode="json")}
 
 
 # -- running --------------------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ Run kinds plug in through :mod:`wnbench.suite.kinds` (read its docstring to add 
 
 from .engine import SuiteResult, plan, run_suite, status_of
 from .kinds import Budget, Diverged, RunContext, RunSpec, available_kinds, get_kind, register_kind
+from .signals import Interrupted
 from .spec import ResolvedRun, Suite, load_suite, parse_overrides, run_id_of
 from .store import DONE_STATUSES, STATUSES, is_done, iter_records, read_record, record_path, write_record
 
@@ -16,6 +17,7 @@ __all__ = [
     "Budget",
     "DONE_STATUSES",
     "Diverged",
+    "Interrupted",
     "ResolvedRun",
     "RunContext",
     "RunSpec",

@@ -2,10 +2,13 @@
 
 The driver is the only writer of records (``OUT/runs/<id>/record.json``, atomic), one per completed run, so a
 SIGKILL of the whole suite loses only the runs in flight. ``OUT/suite.json`` lists the runs of the last invocation.
+SIGTERM, SIGHUP and SIGINT stop the suite (:mod:`wnbench.suite.signals`): in-flight runs are killed with their
+process trees and get no record, and :class:`~wnbench.suite.signals.Interrupted` propagates to the caller.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -20,6 +23,7 @@ from wnbench.errors import UserError
 from .executors import EXECUTORS
 from .kinds import get_kind
 from .progress import error_line, make_progress, print_summary
+from .signals import deferred, interrupts_stop_the_suite
 from .spec import Suite
 from .store import is_done, iter_records, read_record, write_record
 
@@ -92,7 +96,10 @@ def run_suite(
     rich: bool | None = None,
     summary: bool = True,
 ) -> SuiteResult:
-    """Execute the suite's runs that have no finished/diverged record; return what happened."""
+    """Execute the suite's runs that have no finished/diverged record; return what happened.
+
+    Raises :class:`~wnbench.suite.signals.Interrupted` on SIGTERM/SIGHUP/SIGINT after stopping in-flight runs.
+    """
     from wnbench.tracking import PRELOAD_MODULES, TrackingOptions, prepare
 
     if executor not in EXECUTORS:
@@ -101,27 +108,31 @@ def run_suite(
     tracking = tracking or TrackingOptions(mode="disabled")
     lock = _lock_out_dir(out_dir)
     try:
-        todo = [run for run, record in plan(suite, out_dir) if not is_done(record)]
-        result = SuiteResult(skipped=len(suite.runs) - len(todo))
-        _write_manifest(suite, out_dir)
-        preload = [m for kind in suite.kinds for m in get_kind(kind).module_names()]
-        if tracking.mode != "disabled":
-            preload += PRELOAD_MODULES  # W&B's imports, paid once in the forkserver instead of in every run
-            if todo and executor == "local":
-                prepare(tracking)  # one W&B service for all run processes
-        progress = make_progress(len(todo), result.skipped, rich=rich)
-        started = time.time()
-        with progress:
+        with interrupts_stop_the_suite():
+            todo = [run for run, record in plan(suite, out_dir) if not is_done(record)]
+            result = SuiteResult(skipped=len(suite.runs) - len(todo))
+            _write_manifest(suite, out_dir)
+            preload = [m for kind in suite.kinds for m in get_kind(kind).module_names()]
+            if tracking.mode != "disabled":
+                # W&B's imports, paid once in the forkserver instead of in every run
+                preload += PRELOAD_MODULES
+                if todo and executor == "local":
+                    prepare(tracking)  # one W&B service for all run processes
+            progress = make_progress(len(todo), result.skipped, rich=rich)
+            started = time.time()
             runner = EXECUTORS[executor](
                 todo, out_dir, tracking, workers=workers, preload=preload, on_start=progress.started
             )
-            for run, record in runner:
-                write_record(out_dir, record)
-                result.records.append(record)
-                progress.finished(run, record)
-        result.wall_s = time.time() - started
-        if summary:
-            _print_summary(suite, result)
+            # closing(): on a stop signal the executor kills its in-flight runs now, not at garbage collection.
+            with progress, contextlib.closing(runner):
+                for run, record in runner:
+                    with deferred():  # a record is written whole and counted, or not at all
+                        write_record(out_dir, record)
+                        result.records.append(record)
+                    progress.finished(run, record)
+            result.wall_s = time.time() - started
+            if summary:
+                _print_summary(suite, result)
     finally:
         lock.close()
     return result

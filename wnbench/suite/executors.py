@@ -12,6 +12,7 @@ comes back to the driver.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -21,6 +22,7 @@ from typing import Any
 
 from wnbench.errors import UserError
 
+from .signals import deferred
 from .spec import ResolvedRun
 from .worker import RunProcess, mp_context
 
@@ -54,11 +56,12 @@ def run_local(
     try:
         while pending or active:
             while pending and len(active) < workers:
-                handle = RunProcess(pending.pop(0), out_dir, tracking, ctx)
-                handle.start()
+                with deferred():  # a stop signal here waits until the new process is on the list to kill
+                    handle = RunProcess(pending.pop(0), out_dir, tracking, ctx)
+                    active.append(handle)
+                    handle.start()
                 if on_start:
                     on_start(handle.run)
-                active.append(handle)
             soonest = min(h.deadline for h in active)
             wait(
                 [w for h in active for w in h.waitables()], timeout=max(0.01, min(1.0, soonest - time.time()))
@@ -72,7 +75,7 @@ def run_local(
                     yield handle.run, record
             active = still
     finally:
-        for handle in active:  # interrupted (Ctrl-C, generator closed): leave no orphans behind
+        for handle in active:  # interrupted (a stop signal, generator closed): leave no orphans behind
             handle.kill()
 
 
@@ -113,6 +116,7 @@ def run_ray(
         started_here = True
     task = ray.remote(max_retries=0)(_ray_task)
     futures = {}
+    collected: set[Any] = set()
     try:
         for run in runs:
             resources = {"num_cpus": run.budget.get("cpus", 1.0), "num_gpus": run.budget.get("gpus", 0.0)}
@@ -121,8 +125,10 @@ def run_ray(
                 on_start(run)
         remaining = list(futures)
         while remaining:
-            done, remaining = ray.wait(remaining, num_returns=1)
+            # A timeout, so a stop signal is handled within a second even while every run is busy.
+            done, remaining = ray.wait(remaining, num_returns=1, timeout=1.0)
             for ref in done:
+                collected.add(ref)
                 run = futures[ref]
                 try:
                     record = ray.get(ref)
@@ -132,6 +138,10 @@ def run_ray(
                     record = handle._failure("failed", f"Ray task failed: {type(err).__name__}: {err}")
                 yield run, record
     finally:
+        for ref in futures:  # interrupted: stop the tasks still running (their run processes die with them)
+            if ref not in collected:
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref, force=True)
         if started_here:
             ray.shutdown()
 

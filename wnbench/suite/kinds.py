@@ -24,9 +24,23 @@ suite never imports SB3 or Lightning):
              (``spec.budget.time_limit_s``; past it the process is killed and the run is ``timeout``). Any
              exception marks the run ``failed`` with its traceback; non-finite final metrics mark it ``diverged``.
              Return plain floats; the same spec must give the same metrics on the same CPU (determinism).
+             ``ctx.details`` is a dict the run may fill with facts about itself that are not metrics
+             (per-network norms, device, parameter counts); it lands in the record under ``details``
+             (JSON-safe: non-finite floats become null, other objects their ``repr``), failed runs included.
+``identity`` optional ``identity(spec: RunSpec) -> dict``: everything the run reads from outside its spec that
+             changes its result -- typically the fully resolved hyperparameters after the kind merged its own
+             config files (``configs/gen/vae.yaml``) with ``spec.params``. The JSON-able result is part of
+             the run id (edit a config value and resume reruns the affected runs instead of keeping stale ones)
+             and is stored in the record as ``config.resolved``. Called at suite load, once per distinct
+             (task, algo, norm, params): it must be cheap, must not train, and must not depend on the seed.
+             Return plain JSON data (a value whose ``repr`` holds a memory address is refused: it would give
+             each process a different run id).
+             A :class:`~wnbench.errors.UserError` it raises is reported like a ``validate`` message.
 
 Register a kind with :func:`register_kind`. ``rl`` and ``gen`` are pre-registered at ``wnbench.rl.kind`` and
-``wnbench.gen.kind`` (attributes ``Params``, ``run``, optional ``validate``): creating that module is all it takes.
+``wnbench.gen.kind`` (attributes ``Params``, ``run``, optional ``validate`` and ``identity``): creating that
+module is all it takes. A kind module that fails to import is reported when the suite is loaded
+(``run kind 'rl': importing wnbench.rl.kind failed: RuntimeError: ...``), before any run starts.
 """
 
 from __future__ import annotations
@@ -104,6 +118,7 @@ class RunContext:
     tracker: Any = None  # a wnbench.tracking.Tracker (possibly disabled)
     curves: dict[str, dict[str, list]] = field(default_factory=dict)
     last_step: int = 0
+    details: dict[str, Any] = field(default_factory=dict)  # merged into the record under "details"
 
     def log(self, metrics: Mapping[str, float], step: int) -> None:
         """Record scalar ``metrics`` at ``step``: appended to the record's curves and sent to W&B."""
@@ -142,10 +157,40 @@ def finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _import_attr(target: str) -> Any:
-    module_name, _, attr = target.partition(":")
-    module = importlib.import_module(module_name)
-    return getattr(module, attr)
+def json_safe(value: Any) -> Any:
+    """``value`` as strict JSON data: non-finite floats -> ``None``, tuples -> lists, unknown objects -> ``repr``."""
+    if isinstance(value, bool) or value is None or isinstance(value, str | int):
+        return value
+    if isinstance(value, float):
+        return finite_or_none(value)
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [json_safe(v) for v in value]
+    try:  # numpy / torch scalars
+        import numbers
+
+        if isinstance(value, numbers.Integral):
+            return int(value)
+        if isinstance(value, numbers.Real):
+            return finite_or_none(float(value))
+    except (TypeError, ValueError):
+        pass
+    return repr(value)
+
+
+def _import_module(kind_name: str, module_name: str) -> Any:
+    """Import a kind's module; any failure becomes a :class:`UserError` that names the kind and the cause."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        raise UserError(
+            f"run kind '{kind_name}' is not available: cannot import {module_name} ({err})"
+        ) from err
+    except Exception as err:  # noqa: BLE001 - a broken kind module is a clear error, not a traceback per run
+        raise UserError(
+            f"run kind '{kind_name}': importing {module_name} failed: {type(err).__name__}: {err}"
+        ) from err
 
 
 @dataclass
@@ -156,14 +201,24 @@ class RunKind:
     params: str
     run: str
     validate: str | None = None
+    identity: str | None = None
 
     def _load(self, target: str, what: str) -> Any:
+        module_name, _, attr = target.partition(":")
+        module = _import_module(self.name, module_name)
         try:
-            return _import_attr(target)
-        except (ImportError, AttributeError) as err:
+            return getattr(module, attr)
+        except AttributeError as err:
             raise UserError(
-                f"run kind '{self.name}' is not available: cannot load its {what} '{target}' ({err})"
+                f"run kind '{self.name}' is not available: {module_name} has no {what} '{attr}'"
             ) from err
+
+    def _load_optional(self, target: str | None) -> Any:
+        """An optional hook: ``None`` when not registered or when the module does not define it."""
+        if target is None:
+            return None
+        module_name, _, attr = target.partition(":")
+        return getattr(_import_module(self.name, module_name), attr, None)
 
     def params_model(self) -> type[BaseModel]:
         return self._load(self.params, "params model")
@@ -172,23 +227,25 @@ class RunKind:
         return self._load(self.run, "run function")
 
     def validate_function(self) -> Callable[[RunSpec], list[str]] | None:
-        if self.validate is None:
-            return None
-        module_name, _, attr = self.validate.partition(":")
-        module = importlib.import_module(module_name)  # already imported for params; a missing hook is fine
-        return getattr(module, attr, None)
+        return self._load_optional(self.validate)
+
+    def identity_function(self) -> Callable[[RunSpec], dict[str, Any]] | None:
+        return self._load_optional(self.identity)
 
     def module_names(self) -> list[str]:
         """Modules to preload in worker processes."""
-        return sorted({t.partition(":")[0] for t in (self.params, self.run, self.validate) if t})
+        targets = (self.params, self.run, self.validate, self.identity)
+        return sorted({t.partition(":")[0] for t in targets if t})
 
 
 _KINDS: dict[str, RunKind] = {}
 
 
-def register_kind(name: str, *, params: str, run: str, validate: str | None = None) -> RunKind:
+def register_kind(
+    name: str, *, params: str, run: str, validate: str | None = None, identity: str | None = None
+) -> RunKind:
     """Make a run kind available to suites under ``name`` (targets are ``"package.module:attr"``)."""
-    kind = RunKind(name, params, run, validate)
+    kind = RunKind(name, params, run, validate, identity)
     _KINDS[name] = kind
     return kind
 
@@ -207,8 +264,16 @@ register_kind(
     "toy", params="wnbench.toy:ToyParams", run="wnbench.toy:run_toy", validate="wnbench.toy:validate_toy"
 )
 register_kind(
-    "rl", params="wnbench.rl.kind:Params", run="wnbench.rl.kind:run", validate="wnbench.rl.kind:validate"
+    "rl",
+    params="wnbench.rl.kind:Params",
+    run="wnbench.rl.kind:run",
+    validate="wnbench.rl.kind:validate",
+    identity="wnbench.rl.kind:identity",  # optional: used once wnbench.rl.kind defines it
 )
 register_kind(
-    "gen", params="wnbench.gen.kind:Params", run="wnbench.gen.kind:run", validate="wnbench.gen.kind:validate"
+    "gen",
+    params="wnbench.gen.kind:Params",
+    run="wnbench.gen.kind:run",
+    validate="wnbench.gen.kind:validate",
+    identity="wnbench.gen.kind:identity",
 )

@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from wnbench.errors import UserError
 
-from .kinds import Budget, RunSpec, get_kind
+from .kinds import Budget, RunSpec, get_kind, json_safe
 
 __all__ = ["ResolvedRun", "Suite", "load_suite", "parse_overrides", "run_id_of", "CLAIMS"]
 
@@ -101,6 +101,7 @@ class ResolvedRun:
     seed: int
     params: dict[str, Any]
     budget: dict[str, Any]
+    resolved: dict[str, Any] | None = None  # the kind's ``identity`` hook's result (part of the run id)
 
     @property
     def label(self) -> str:
@@ -121,6 +122,7 @@ class ResolvedRun:
             "seed": self.seed,
             "params": self.params,
             "budget": self.budget,
+            "resolved": self.resolved,
         }
 
     def to_spec(self) -> RunSpec:
@@ -447,7 +449,12 @@ def _expand_grid(
         return
     budget = (model.budget or _BudgetModel()).model_dump()
     validate_hook = kind.validate_function() if run_kind_checks else None
-    checked: set[str] = set()
+    try:
+        identity_hook = kind.identity_function()
+    except UserError as err:
+        problems.add(where("kind"), str(err))
+        return
+    checked: dict[str, dict[str, Any] | None] = {}  # hook results per (task, algo, norm, params)
 
     for t, task_id, task_extra in tasks:
         for a, algo in enumerate(model.algos or []):
@@ -488,18 +495,44 @@ def _expand_grid(
                     continue
                 params_json = validated.model_dump(mode="json")
                 for norm_index, (norm_spec, norm_label) in enumerate(norms):
+                    field_where = {
+                        "task": where(f"tasks[{t}]"),
+                        "algo": where(f"algos[{a}]"),
+                        "norm": where(f"norms[{norm_index}]"),
+                    }
+                    identity = {
+                        "kind": model.kind,
+                        "task": task_id,
+                        "algo": algo,
+                        "norm": norm_spec,
+                        "seed": None,
+                        "params": params_json,
+                        "steps": budget["steps"],
+                    }
+                    key = run_id_of(identity)
+                    if key in checked:
+                        resolved = checked[key]
+                    else:  # hooks run once per (task, algo, norm, params), not per seed
+                        # params as the run process will see them: rebuilt from their JSON form
+                        hook_spec = RunSpec(
+                            kind=model.kind, task=task_id, algo=algo, norm=dict(norm_spec), seed=seeds[0],
+                            params=params_model(**params_json), suite=suite.name, claims=suite.claims,
+                            budget=Budget(time_limit_s=budget["time_limit_s"], steps=budget["steps"]),
+                        )  # fmt: skip
+                        hook_problems = list(validate_hook(hook_spec) or []) if validate_hook else []
+                        for message in hook_problems:
+                            problems.add(*_hook_problem(message, field_where, where))
+                        resolved = None
+                        if identity_hook is not None and not hook_problems:
+                            resolved = _resolve_identity(
+                                identity_hook, hook_spec, field_where, where, problems
+                            )
+                        checked[key] = resolved
+                    if identity_hook is not None:
+                        identity["resolved"] = resolved
                     for seed in seeds:
-                        identity = {
-                            "kind": model.kind,
-                            "task": task_id,
-                            "algo": algo,
-                            "norm": norm_spec,
-                            "seed": seed,
-                            "params": params_json,
-                            "steps": budget["steps"],
-                        }
                         run = ResolvedRun(
-                            run_id=run_id_of(identity),
+                            run_id=run_id_of({**identity, "seed": seed}),
                             suite=suite.name,
                             claims=suite.claims,
                             kind=model.kind,
@@ -510,21 +543,37 @@ def _expand_grid(
                             seed=seed,
                             params=params_json,
                             budget=budget,
+                            resolved=resolved,
                         )
-                        if validate_hook is not None:
-                            key = run_id_of({**identity, "seed": None})
-                            if key not in checked:
-                                checked.add(key)
-                                field_where = {
-                                    "task": where(f"tasks[{t}]"),
-                                    "algo": where(f"algos[{a}]"),
-                                    "norm": where(f"norms[{norm_index}]"),
-                                }
-                                for message in validate_hook(run.to_spec()) or []:
-                                    problems.add(*_hook_problem(message, field_where, where))
                         if run.run_id not in seen_ids:
                             seen_ids.add(run.run_id)
                             suite.runs.append(run)
+
+
+def _resolve_identity(
+    hook: Callable[[RunSpec], Mapping[str, Any]],
+    spec: RunSpec,
+    field_where: Mapping[str, str],
+    where: Callable[[str], str],
+    problems: _Problems,
+) -> dict[str, Any] | None:
+    """The kind's ``identity`` hook's result as JSON data; a UserError it raises becomes a listed problem."""
+    try:
+        resolved = hook(spec)
+    except UserError as err:
+        for message in err.problems or [str(err)]:
+            problems.add(*_hook_problem(message, field_where, where))
+        return None
+    if not isinstance(resolved, Mapping):
+        raise TypeError(f"run kind '{spec.kind}': identity() returned {type(resolved).__name__}, not a dict")
+    resolved = json_safe(resolved)
+    unstable = re.search(r"<[^\"]* at 0x[0-9a-fA-F]+>", json.dumps(resolved))
+    if unstable:  # a repr with a memory address would give every process a different run id
+        raise TypeError(
+            f"run kind '{spec.kind}': identity() returned {unstable.group(0)}, whose repr changes from process "
+            "to process; return plain JSON data (strings, numbers, lists, dicts)"
+        )
+    return resolved
 
 
 def _param_error(

@@ -1,10 +1,18 @@
 """Run records on disk: ``OUT/runs/<run_id>/record.json``, written atomically, read by resume, status and reports.
 
 Record fields: ``run_id``, ``suite``, ``claims``, ``status`` (finished | failed | diverged | timeout), ``config``
-(kind, task, algo, norm, norm_spec, seed, params, budget), ``metrics`` (final figures; non-finite -> null),
-``curves`` (``{metric: {"step": [...], "value": [...]}}``), ``error`` (traceback / reason, else null),
-``diverged_at_step``, ``wall_time_s``, ``started_at``/``finished_at`` (UTC ISO), ``versions``, ``host``,
-``tracking`` (W&B mode, run id and dir, or its error), ``schema`` (record format version).
+(kind, task, algo, norm, norm_spec, seed, params, budget, and ``resolved``: the kind's ``identity`` hook's result,
+e.g. the hyperparameters after its config files, else null), ``metrics`` (final figures; non-finite -> null),
+``curves`` (``{metric: {"step": [...], "value": [...]}}``), ``details`` (what the run put in ``ctx.details``),
+``error`` (traceback / reason, else null), ``diverged_at_step``, ``wall_time_s``, ``timings`` (seconds:
+``tracking_init_s``, ``run_s``, ``tracking_finish_s``, ``process_start_s``; CPU seconds of the run process:
+``cpu_s`` = ``cpu_user_s`` + ``cpu_system_s``, ``children_cpu_s`` of its waited-for children, ``run_cpu_s`` inside
+the kind's ``run``; a timed-out run has the CPU figures measured just before it was killed),
+``started_at``/``finished_at`` (UTC ISO), ``versions``, ``host``, ``tracking`` (W&B mode, run id and dir, or its
+error), ``schema`` (record format version).
+
+Only the suite driver writes records. A run stopped by SIGTERM/SIGINT/SIGHUP, or in flight when the driver is
+SIGKILLed, has no record (it is killed, see :mod:`wnbench.suite.worker`) and is rerun by the next ``wnbench run``.
 
 Resume policy: ``finished`` and ``diverged`` are results and are never rerun; ``failed`` and ``timeout`` are
 rerun by the next ``wnbench run`` (a crash or a slow machine may be transient; raise ``budget.time_limit_s`` with

@@ -4,6 +4,12 @@
 :class:`RunProcess` is the parent's handle on that child: it enforces the time limit (kill -> ``timeout``) and
 turns a dead child without a record (segfault, OOM kill) into a ``failed`` record. Both executors use it, so the
 local pool and Ray produce the same records.
+
+A run process never outlives the process that started it (the suite driver, or the Ray worker running the task):
+a watchdog thread waits on the owner's pidfd and, when the owner is gone -- even SIGKILLed -- kills the run's own
+children and exits. Records are written only by the driver, so an orphaned run could not write one anyway; killing
+it frees the cores and closes the forkserver's last "alive" pipe, so the forkserver exits too. Run processes
+ignore SIGINT and SIGHUP: a Ctrl-C or a closed terminal reaches the driver, which stops them itself.
 """
 
 from __future__ import annotations
@@ -11,9 +17,12 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import resource
+import select
 import signal
 import socket
 import sys
+import threading
 import time
 import traceback
 from datetime import UTC, datetime
@@ -21,7 +30,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from .kinds import Diverged, RunContext, finite_or_none, get_kind
+from .kinds import Diverged, RunContext, finite_or_none, get_kind, json_safe
 from .spec import ResolvedRun
 from .store import RECORD_SCHEMA, versions
 
@@ -58,6 +67,7 @@ def base_record(run: ResolvedRun) -> dict[str, Any]:
         "config": run.config(),
         "metrics": {},
         "curves": {},
+        "details": {},
         "error": None,
         "diverged_at_step": None,
         "wall_time_s": None,
@@ -117,11 +127,13 @@ def execute_run(
     )
     exit_code = 0
     run_started = 0.0
+    run_cpu_started = 0.0
     try:
         _seed_everything(run.seed)
         spec = run.to_spec()
         run_function = get_kind(run.kind).run_function()
         run_started = time.time()
+        run_cpu_started = time.process_time()
         metrics = dict(run_function(spec, ctx) or {})
         record["metrics"] = {k: finite_or_none(v) for k, v in metrics.items()}
         bad = sorted(k for k, v in record["metrics"].items() if v is None)
@@ -143,26 +155,98 @@ def execute_run(
         record["error"] = traceback.format_exc()
         exit_code = 1
     run_ended = time.time()
+    run_cpu_s = time.process_time() - run_cpu_started if run_started else None
     tracker.finish(exit_code=exit_code)
     record["timings"] = {
         "tracking_init_s": round(tracking_started - started, 3),
         "run_s": round(run_ended - run_started, 3) if run_started else None,
         "tracking_finish_s": round(time.time() - run_ended, 3),
+        "run_cpu_s": round(run_cpu_s, 3) if run_cpu_s is not None else None,
+        **process_cpu_times(),
     }
     record["curves"] = _clean_curves(ctx.curves)
+    try:
+        record["details"] = json_safe(ctx.details)
+    except Exception as err:  # noqa: BLE001 - odd details must not cost the run its record
+        record["details"] = {"error": f"details not recordable: {type(err).__name__}: {err}"}
     record["tracking"] = {**(tracker.info or {"mode": tracking.mode}), "error": tracker.error}
     record["finished_at"] = _now_iso()
     record["wall_time_s"] = round(time.time() - started, 3)
     return record
 
 
-def _child_main(conn: Connection, run: ResolvedRun, out_dir: str, tracking: Any, env: dict[str, str]) -> None:
+def process_cpu_times() -> dict[str, float]:
+    """CPU seconds of this process (user + system) and of its waited-for children: what sizes a suite on a
+    shared machine, where wall time depends on the neighbours. Meant for a run process (a fresh fork)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "cpu_user_s": round(own.ru_utime, 3),
+        "cpu_system_s": round(own.ru_stime, 3),
+        "cpu_s": round(own.ru_utime + own.ru_stime, 3),
+        "children_cpu_s": round(children.ru_utime + children.ru_stime, 3),
+    }
+
+
+def _kill_descendants(pid: int) -> None:
+    """SIGKILL every descendant of ``pid`` (not ``pid`` itself); needs psutil, else does nothing."""
+    try:
+        import psutil
+
+        children = psutil.Process(pid).children(recursive=True)
+    except Exception:  # noqa: BLE001 - psutil missing or the process is gone
+        return
+    for proc in children:
+        with contextlib.suppress(Exception):  # already gone
+            proc.kill()
+
+
+def _owner_gone(owner_pid: int) -> None:
+    """Block until process ``owner_pid`` has exited (pidfd where the OS has it, else polling)."""
+    try:
+        fd = os.pidfd_open(owner_pid)
+    except ProcessLookupError:
+        return
+    except (AttributeError, OSError):  # not Linux >= 5.3
+        while True:
+            try:
+                os.kill(owner_pid, 0)
+            except ProcessLookupError:
+                return
+            except PermissionError:
+                pass
+            time.sleep(0.5)
+    try:
+        select.select([fd], [], [])
+    finally:
+        os.close(fd)
+
+
+def watch_owner(owner_pid: int) -> threading.Thread:
+    """In a run process: a daemon thread that ends this process (and its children) once ``owner_pid`` is gone."""
+
+    def watch() -> None:
+        _owner_gone(owner_pid)
+        _kill_descendants(os.getpid())
+        os._exit(128 + signal.SIGTERM)
+
+    thread = threading.Thread(target=watch, name="wnbench-owner-watch", daemon=True)
+    thread.start()
+    return thread
+
+
+def _child_main(
+    conn: Connection, run: ResolvedRun, out_dir: str, tracking: Any, env: dict[str, str], owner_pid: int
+) -> None:
     """Entry point of a run process: one thread, output to ``run_dir/output.log``, record back over ``conn``.
 
     Sends ``("started", t)`` first (the time limit runs from there, not from the fork request: the first
-    process waits for the forkserver to import torch), then ``("record", record)``.
+    process waits for the forkserver to import torch), then ``("record", record)``. Dies with ``owner_pid``.
     """
     started = time.time()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    watch_owner(owner_pid)
     conn.send(("started", started))
     os.environ.clear()
     os.environ.update(env)
@@ -196,17 +280,28 @@ def _describe_exit(exitcode: int | None) -> str:
 
 
 def _kill_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and its descendants (children first, so none is re-parented and missed)."""
+    _kill_descendants(pid)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _cpu_of_tree(pid: int) -> dict[str, float]:
+    """CPU seconds used so far by a live run process and its children (psutil; empty without it)."""
     try:
         import psutil
 
-        children = psutil.Process(pid).children(recursive=True)
+        proc = psutil.Process(pid)
+        times = proc.cpu_times()
+        children = sum(c.cpu_times().user + c.cpu_times().system for c in proc.children(recursive=True))
     except Exception:  # noqa: BLE001 - psutil missing or the process is gone
-        children = []
-    for proc in children:
-        with contextlib.suppress(Exception):  # already gone
-            proc.kill()
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
+        return {}
+    return {
+        "cpu_user_s": round(times.user, 3),
+        "cpu_system_s": round(times.system, 3),
+        "cpu_s": round(times.user + times.system, 3),
+        "children_cpu_s": round(children + times.children_user + times.children_system, 3),
+    }
 
 
 class RunProcess:
@@ -232,7 +327,7 @@ class RunProcess:
         self._conn = receive
         self.process = self._ctx.Process(
             target=_child_main,
-            args=(send, self.run, self.out_dir, self.tracking, dict(os.environ)),
+            args=(send, self.run, self.out_dir, self.tracking, dict(os.environ), os.getpid()),
             name=f"wnbench-run-{self.run.run_id}",
             daemon=False,
         )
@@ -267,15 +362,20 @@ class RunProcess:
             self.record = self._failure("failed", _describe_exit(self._join()))
             return self.record
         if time.time() >= self.deadline:
+            cpu = _cpu_of_tree(self.process.pid)
             _kill_tree(self.process.pid)
             self._join()
             limit = self.run.time_limit_s
             self.record = self._failure("timeout", f"exceeded its time limit of {limit:g} s and was killed")
+            if cpu:
+                self.record["timings"] = cpu
         return self.record
 
     def kill(self) -> None:
-        if self.process.is_alive():
-            _kill_tree(self.process.pid)
+        """Stop the run now (its whole process tree); it gets no record."""
+        process = getattr(self, "process", None)
+        if process is not None and process.pid is not None and process.is_alive():
+            _kill_tree(process.pid)
             self._join()
 
     def _join(self) -> int | None:
