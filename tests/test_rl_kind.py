@@ -177,3 +177,28 @@ def test_divergence_becomes_the_engines_diverged(tmp_path, monkeypatch):
     with pytest.raises(Diverged) as err:
         run(rl_spec(**TINY_PPO), ctx)
     assert err.value.step == 640
+
+
+def test_run_identity_follows_the_zoo_config_the_run_reads(tmp_path, monkeypatch):
+    """Editing configs/rl/<algo>.yaml must change the run id (so resume reruns), and the id must be stable."""
+    import shutil
+
+    import wnbench.rl.hyperparams as hyperparams
+
+    configs = tmp_path / "rl"
+    shutil.copytree(hyperparams.CONFIG_DIR, configs)
+    monkeypatch.setattr(hyperparams, "CONFIG_DIR", configs)
+    suite_file = tmp_path / "suite.yaml"
+    suite_file.write_text(
+        "name: ident\nclaims: [C1]\nprofiles:\n  p:\n    kind: rl\n    tasks: [CartPole-v1]\n    algos: [ppo]\n"
+        "    norms: [none]\n    seeds: 1\n    budget: {time_limit_s: 60, steps: 1000}\n"
+    )
+
+    def ids() -> list[str]:
+        return [r.run_id for r in load_suite(suite_file, profile="p").runs]
+
+    first = ids()
+    assert ids() == first
+    ppo = configs / "ppo.yaml"
+    ppo.write_text(ppo.read_text().replace("ent_coef: 0.0", "ent_coef: 0.01", 1))
+    assert ids() != first

@@ -159,6 +159,20 @@ def validate(spec: RunSpec) -> list[str]:
     return problems
 
 
+def identity(spec: RunSpec) -> dict[str, Any]:
+    """What the run reads from ``configs/rl/<algo>.yaml`` after overrides: part of the run id, so editing a
+    config file invalidates the finished runs that used it (the engine's ``identity`` hook)."""
+    algo = spec.algo.lower()
+    if algo not in ALGORITHMS or validate_env_id(spec.task):
+        return {}  # validate() reports the problem
+    params: Params = spec.params  # type: ignore[assignment]
+    try:
+        hp = load_hyperparams(algo, spec.task, overrides=hyperparam_overrides(algo, spec.task, params))
+    except (ValueError, SyntaxError):
+        return {}  # validate() reports the problem with its field
+    return {"hyperparams": _jsonable(hp.raw), "n_timesteps": hp.n_timesteps}
+
+
 def _jsonable(value: Any) -> Any:
     """Record values as strict JSON (non-finite floats -> None, other objects -> repr)."""
     if isinstance(value, float):
