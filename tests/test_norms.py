@@ -130,7 +130,9 @@ def test_ddi_standardizes_every_wn_unit_on_the_init_batch():
     batch = torch.randn(64, 3, 8, 8) * 3 + 1
     assert norm.initialize(net, batch) == 4
     seen = {}
-    hooks = [m.register_forward_hook(lambda m, i, o: seen.__setitem__(m, o)) for m in weight_norm_modules(net)]
+    hooks = [
+        m.register_forward_hook(lambda m, i, o: seen.__setitem__(m, o)) for m in weight_norm_modules(net)
+    ]
     with torch.no_grad():
         net(batch)
     for h in hooks:
@@ -184,7 +186,9 @@ def test_c8_wn_with_ddi_matches_batchnorm_on_whitened_input():
         assert gap < 0.1, f"mean |WN+DDI - BN| on a fresh whitened batch = {gap:.3f}"
 
 
-@pytest.mark.parametrize("kind", ["none", "layer", "group", "weight", "weight_ddi", "batch", "batch_renorm", "weight_meanonly"])
+@pytest.mark.parametrize(
+    "kind", ["none", "layer", "group", "weight", "weight_ddi", "batch", "batch_renorm", "weight_meanonly"]
+)
 def test_c4_batch_companions_change_only_batch_statistic_norms(kind):
     """Claim C4's mechanism: in train mode only batch-statistics norms let companions change sample i."""
     norm = make_norm(kind)
@@ -292,19 +296,25 @@ def test_weight_normalized_lstm_reparameterizes_each_gate_unit():
         g.mul_(2.0)
     w = lstm.weight_hh_l0
     assert torch.allclose(w.norm(dim=1), g.detach().reshape(-1), atol=1e-5)
-    assert torch.allclose(w / w.norm(dim=1, keepdim=True), v.detach() / v.detach().norm(dim=1, keepdim=True), atol=1e-5)
+    assert torch.allclose(
+        w / w.norm(dim=1, keepdim=True), v.detach() / v.detach().norm(dim=1, keepdim=True), atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("kind", ["batch", "batch_renorm", "weight_meanonly", "group"])
 def test_norms_without_a_recurrent_form_refuse_an_lstm(kind):
-    with pytest.raises(NormError, match="cannot go into a recurrent layer.*recurrent-capable norms: none, layer, weight"):
+    with pytest.raises(
+        NormError, match="cannot go into a recurrent layer.*recurrent-capable norms: none, layer, weight"
+    ):
         make_norm(kind).wrap_lstm(nn.LSTM(3, 4))
 
 
 def test_layer_norm_lstm_normalizes_and_accepts_unbatched_input():
     lstm = LayerNormLSTM(3, 4, batch_first=True)
     out, (h, c) = lstm(torch.randn(2, 5, 3) * 100)
-    assert out.shape == (2, 5, 4) and out.abs().max() <= 1.0  # h = o * tanh(LN(c)), bounded whatever the scale
+    assert (
+        out.shape == (2, 5, 4) and out.abs().max() <= 1.0
+    )  # h = o * tanh(LN(c)), bounded whatever the scale
     out1, _ = lstm(torch.randn(5, 3))
     assert out1.shape == (5, 4)
 

@@ -69,5 +69,7 @@ def test_normalization_scales_each_task_and_scores_diverged_runs_as_the_worst():
     assert mats["weight"].shape == (3, 2)
     assert mats["weight"][:, 0].tolist() == [0.5, 1.0, 0.0]  # NaN (diverged) -> worst value on the task
     assert mats["batch"][:, 1] == pytest.approx([0.5, 0.5, 0.5])
-    lower_better, _ = normalize_scores({"x": {"t": [1.0, 3.0]}, "y": {"t": [2.0, 2.0]}}, higher_is_better=False)
+    lower_better, _ = normalize_scores(
+        {"x": {"t": [1.0, 3.0]}, "y": {"t": [2.0, 2.0]}}, higher_is_better=False
+    )
     assert lower_better["x"][:, 0].tolist() == [1.0, 0.0]

@@ -22,7 +22,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Benchmarks that test whether Weight Normalization beats Batch Normalization in noise-sensitive training.",
 )
-bench_app = typer.Typer(no_args_is_help=True, help="Micro-benchmarks of the norm layers themselves (claims C3, C4).")
+bench_app = typer.Typer(
+    no_args_is_help=True, help="Micro-benchmarks of the norm layers themselves (claims C3, C4)."
+)
 app.add_typer(bench_app, name="bench")
 
 
@@ -44,7 +46,10 @@ def norms_command() -> None:
         norm = make_norm(name)
         summary = norm.summary if name not in aliases else f"= {aliases[name][0]} with {aliases[name][1]}"
         table.add_row(
-            name, "yes" if norm.uses_batch_statistics else "no", "yes" if norm.supports_recurrent else "no", summary
+            name,
+            "yes" if norm.uses_batch_statistics else "no",
+            "yes" if norm.supports_recurrent else "no",
+            summary,
         )
     Console(width=160).print(table)
 
@@ -93,7 +98,9 @@ def run_command(
             done += state in ("finished", "diverged")
             print(f"{run.run_id}  {state:<8}  {run.label}  {_short_params(run.params)}")
         to_run = len(rows) - done
-        print(f"{len(rows)} runs in {suite.name}/{suite.profile}: {done} done, {to_run} to run (out: {out_dir})")
+        print(
+            f"{len(rows)} runs in {suite.name}/{suite.profile}: {done} done, {to_run} to run (out: {out_dir})"
+        )
         return
     tracking = resolve_options(out_dir, enabled=not no_wandb, project=wandb_project, entity=wandb_entity)
     print(
@@ -153,9 +160,13 @@ def _say(message: str) -> None:
 @bench_app.command("overhead")
 def bench_overhead(
     out: Path = typer.Option(Path("results/bench"), help="Directory for overhead.json."),
-    norms: str = typer.Option(",".join(OVERHEAD_NORMS), help="Comma-separated norms ('none' is always included)."),
+    norms: str = typer.Option(
+        ",".join(OVERHEAD_NORMS), help="Comma-separated norms ('none' is always included)."
+    ),
     models: str = typer.Option("mlp,dcgan_d,dcgan_g", help="Comma-separated: mlp, dcgan_d, dcgan_g."),
-    repeats: int = typer.Option(21, help="Interleaved repeats; ratios are medians of per-repeat paired ratios."),
+    repeats: int = typer.Option(
+        21, help="Interleaved repeats; ratios are medians of per-repeat paired ratios."
+    ),
     device: str = typer.Option("auto", help="auto, cpu or cuda[:N]."),
     threads: int = typer.Option(1, help="torch CPU threads (1 matches how suite workers run)."),
     seed: int = typer.Option(0),
@@ -175,7 +186,9 @@ def bench_overhead(
     rows = measure_overhead(norm_list, model_list, repeats=repeats, device=dev, seed=seed, progress=_say)
     meta = {**environment(dev), "repeats": repeats, "seed": seed}
     write_rows(out / "overhead.json", rows, meta)
-    table = Table(title=f"Overhead vs none (median of {repeats} interleaved paired ratios; {dev}, {threads} thread(s))")
+    table = Table(
+        title=f"Overhead vs none (median of {repeats} interleaved paired ratios; {dev}, {threads} thread(s))"
+    )
     for col in ("model", "norm", "train step", "act step", "peak memory", "none: train / act"):
         table.add_column(col, justify="left" if col in ("model", "norm") else "right")
     baseline = {r.model: r for r in rows if r.norm == "none"}

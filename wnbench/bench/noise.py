@@ -20,7 +20,17 @@ import torch
 from wnbench.errors import UserError
 from wnbench.norms import available_norms, make_norm
 
-DEFAULT_NORMS = ["none", "batch", "batch_renorm", "layer", "group", "weight", "weight_ddi", "weight_meanonly", "spectral"]
+DEFAULT_NORMS = [
+    "none",
+    "batch",
+    "batch_renorm",
+    "layer",
+    "group",
+    "weight",
+    "weight_ddi",
+    "weight_meanonly",
+    "spectral",
+]
 DEFAULT_BATCH_SIZES = [2, 4, 8, 16, 32, 64, 128, 256]
 IN_FEATURES, HIDDEN, OUT_FEATURES = 16, [64, 64], 8
 
@@ -96,7 +106,12 @@ def plot_noise(rows: Sequence[NoiseRow], path: Path) -> None:
         if max(r.relative_spread for r in series) < floor:
             zero.append(name)
             continue
-        ax.plot([r.batch_size for r in series], [max(r.relative_spread, floor) for r in series], marker="o", label=name)
+        ax.plot(
+            [r.batch_size for r in series],
+            [max(r.relative_spread, floor) for r in series],
+            marker="o",
+            label=name,
+        )
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("batch size (1 fixed input + companions)")

@@ -59,9 +59,13 @@ class OverheadRow:
 def check_names(norms: Sequence[str], models: Sequence[str]) -> None:
     """Refuse unknown norm/model names before anything is timed."""
     known_norms = [*available_norms(), TorchWeightNormReference.name]
-    problems = [f"--norms: unknown norm '{n}'; known: {', '.join(known_norms)}" for n in norms if n not in known_norms]
+    problems = [
+        f"--norms: unknown norm '{n}'; known: {', '.join(known_norms)}" for n in norms if n not in known_norms
+    ]
     problems += [
-        f"--models: unknown model '{m}'; known: {', '.join(BENCH_MODELS)}" for m in models if m not in BENCH_MODELS
+        f"--models: unknown model '{m}'; known: {', '.join(BENCH_MODELS)}"
+        for m in models
+        if m not in BENCH_MODELS
     ]
     if problems:
         raise UserError("bad benchmark arguments", problems)
@@ -142,7 +146,8 @@ def peak_train_memory(subject: _Subject, device: torch.device) -> int:
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         subject.forward_backward()
     events = sorted(
-        (e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"), key=lambda e: e.start_ns()
+        (e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"),
+        key=lambda e: e.start_ns(),
     )
     running = peak = 0
     for event in events:

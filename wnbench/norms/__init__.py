@@ -1,9 +1,9 @@
 """The normalization factory: pure torch, knows nothing of RL, GANs or suites.
 
-    from wnbench.norms import make_norm
-    norm = make_norm("weight", ddi=True)
-    net = norm.mlp(8, [256, 256], 2)
-    norm.initialize(net, first_batch)
+from wnbench.norms import make_norm
+norm = make_norm("weight", ddi=True)
+net = norm.mlp(8, [256, 256], 2)
+norm.initialize(net, first_batch)
 """
 
 from . import kinds as _kinds  # noqa: F401  (registers the built-in kinds)

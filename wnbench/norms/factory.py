@@ -88,9 +88,7 @@ def make_norm(name: str, **options: Any) -> Norm:
     return cls(**options)
 
 
-def initialize(
-    model: nn.Module, batch: Any, forward: Callable[[nn.Module, Any], Any] | None = None
-) -> int:
+def initialize(model: nn.Module, batch: Any, forward: Callable[[nn.Module, Any], Any] | None = None) -> int:
     """Data-dependent init of every WN layer in ``model`` that was built with ``ddi=True``.
 
     Runs one no-grad forward pass on ``batch`` (``model(batch)``; a tuple is unpacked, a dict passed as
@@ -169,7 +167,9 @@ class Norm:
         return f"make_norm({self.name!r}{', ' if opts else ''}{opts})"
 
     # -- public builders ----------------------------------------------------------------------
-    def linear(self, in_features: int, out_features: int, *, bias: bool = True, normalize: bool = True) -> nn.Module:
+    def linear(
+        self, in_features: int, out_features: int, *, bias: bool = True, normalize: bool = True
+    ) -> nn.Module:
         """A fully connected layer with this norm (a plain ``nn.Linear`` when ``normalize=False``)."""
         if not normalize:
             return nn.Linear(in_features, out_features, bias=bias)
@@ -208,9 +208,13 @@ class Norm:
             return nn.ConvTranspose2d(
                 in_channels, out_channels, kernel_size, stride, padding, output_padding, bias=bias
             )
-        return self._conv_transpose2d(in_channels, out_channels, kernel_size, stride, padding, output_padding, bias)
+        return self._conv_transpose2d(
+            in_channels, out_channels, kernel_size, stride, padding, output_padding, bias
+        )
 
-    def lstm(self, input_size: int, hidden_size: int, num_layers: int = 1, *, batch_first: bool = False) -> nn.Module:
+    def lstm(
+        self, input_size: int, hidden_size: int, num_layers: int = 1, *, batch_first: bool = False
+    ) -> nn.Module:
         """An LSTM with this norm inside; same call signature as ``nn.LSTM``."""
         return self.wrap_lstm(nn.LSTM(input_size, hidden_size, num_layers, batch_first=batch_first))
 
@@ -250,7 +254,9 @@ class Norm:
             layers.append(self.linear(last, out_features, normalize=normalize_output))
         return nn.Sequential(*layers)
 
-    def initialize(self, model: nn.Module, batch: Any, forward: Callable[[nn.Module, Any], Any] | None = None) -> int:
+    def initialize(
+        self, model: nn.Module, batch: Any, forward: Callable[[nn.Module, Any], Any] | None = None
+    ) -> int:
         """Data-dependent init where the model's layers need it (see :func:`initialize`); else a no-op."""
         return initialize(model, batch, forward)
 
@@ -261,7 +267,9 @@ class Norm:
     def _conv2d(self, in_ch, out_ch, kernel_size, stride, padding, bias) -> nn.Module:
         raise NotImplementedError
 
-    def _conv_transpose2d(self, in_ch, out_ch, kernel_size, stride, padding, output_padding, bias) -> nn.Module:
+    def _conv_transpose2d(
+        self, in_ch, out_ch, kernel_size, stride, padding, output_padding, bias
+    ) -> nn.Module:
         raise NotImplementedError
 
     def _lstm(self, lstm: nn.LSTM) -> nn.Module:

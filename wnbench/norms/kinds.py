@@ -46,7 +46,9 @@ class NoNorm(Norm):
 @register_norm
 class BatchNorm(ActivationNorm):
     name = "batch"
-    summary = "batch normalization (Ioffe & Szegedy 2015): minibatch statistics in train mode, running ones in eval"
+    summary = (
+        "batch normalization (Ioffe & Szegedy 2015): minibatch statistics in train mode, running ones in eval"
+    )
     uses_batch_statistics = True
     absorbs_bias = True
 
@@ -139,7 +141,9 @@ class WeightNorm(Norm):
         return WNLinear(in_features, out_features, bias=bias, ddi=self.ddi, init_scale=self.init_scale)
 
     def _conv2d(self, in_ch, out_ch, kernel_size, stride, padding, bias):
-        return WNConv2d(in_ch, out_ch, kernel_size, stride, padding, bias=bias, ddi=self.ddi, init_scale=self.init_scale)
+        return WNConv2d(
+            in_ch, out_ch, kernel_size, stride, padding, bias=bias, ddi=self.ddi, init_scale=self.init_scale
+        )
 
     def _conv_transpose2d(self, in_ch, out_ch, kernel_size, stride, padding, output_padding, bias):
         return WNConvTranspose2d(
@@ -173,7 +177,9 @@ class WeightNormMeanOnly(Norm):
         return self._pair(wn, out_features)
 
     def _conv2d(self, in_ch, out_ch, kernel_size, stride, padding, bias):
-        wn = WNConv2d(in_ch, out_ch, kernel_size, stride, padding, bias=False, ddi=self.ddi, init_scale=self.init_scale)
+        wn = WNConv2d(
+            in_ch, out_ch, kernel_size, stride, padding, bias=False, ddi=self.ddi, init_scale=self.init_scale
+        )
         return self._pair(wn, out_ch)
 
     def _conv_transpose2d(self, in_ch, out_ch, kernel_size, stride, padding, output_padding, bias):
@@ -192,7 +198,9 @@ class SpectralNorm(Norm):
 
     def __init__(self, *, n_power_iterations: int = 1) -> None:
         if not (isinstance(n_power_iterations, int) and n_power_iterations >= 1):
-            raise NormError(f"norm 'spectral': option 'n_power_iterations' must be an integer >= 1, got {n_power_iterations!r}")
+            raise NormError(
+                f"norm 'spectral': option 'n_power_iterations' must be an integer >= 1, got {n_power_iterations!r}"
+            )
         self.n_power_iterations = n_power_iterations
 
     def _wrap(self, layer: nn.Module, name: str = "weight") -> nn.Module:
@@ -205,7 +213,9 @@ class SpectralNorm(Norm):
         return self._wrap(nn.Conv2d(in_ch, out_ch, kernel_size, stride, padding, bias=bias))
 
     def _conv_transpose2d(self, in_ch, out_ch, kernel_size, stride, padding, output_padding, bias):
-        return self._wrap(nn.ConvTranspose2d(in_ch, out_ch, kernel_size, stride, padding, output_padding, bias=bias))
+        return self._wrap(
+            nn.ConvTranspose2d(in_ch, out_ch, kernel_size, stride, padding, output_padding, bias=bias)
+        )
 
     def _lstm(self, lstm):
         for weight_name in _lstm_weight_names(lstm):

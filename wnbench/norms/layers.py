@@ -66,7 +66,9 @@ class LayerNormLSTM(nn.Module):
     Unidirectional only.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, batch_first: bool = False) -> None:
+    def __init__(
+        self, input_size: int, hidden_size: int, num_layers: int = 1, batch_first: bool = False
+    ) -> None:
         super().__init__()
         self.input_size, self.hidden_size = input_size, hidden_size
         self.num_layers, self.batch_first = num_layers, batch_first

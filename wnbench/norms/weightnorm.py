@@ -136,7 +136,12 @@ class WNLinear(WeightNormMixin):
     _unit_dim = 0
 
     def __init__(
-        self, in_features: int, out_features: int, bias: bool = True, ddi: bool = False, init_scale: float = 1.0
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        ddi: bool = False,
+        init_scale: float = 1.0,
     ) -> None:
         super().__init__()
         ref = nn.Linear(in_features, out_features, bias=bias)

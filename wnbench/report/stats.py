@@ -15,7 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SUPPORTED, CONTRADICTED, INCONCLUSIVE, INSUFFICIENT = "supported", "contradicted", "inconclusive", "insufficient data"
+SUPPORTED, CONTRADICTED, INCONCLUSIVE, INSUFFICIENT = (
+    "supported",
+    "contradicted",
+    "inconclusive",
+    "insufficient data",
+)
 #: Fewest runs per task, for each side of a comparison, before a bootstrap interval is worth reporting.
 MIN_RUNS_PER_TASK = 3
 
@@ -82,7 +87,9 @@ def iqm(scores: np.ndarray, reps: int = 2000, seed: int = 0, confidence: float =
     """Interquartile mean over all runs and tasks, with a stratified (per-task) bootstrap interval."""
     from rliable import metrics
 
-    point, low, high = _interval({"x": scores}, lambda s: np.array([metrics.aggregate_iqm(s)]), reps, seed, confidence)
+    point, low, high = _interval(
+        {"x": scores}, lambda s: np.array([metrics.aggregate_iqm(s)]), reps, seed, confidence
+    )
     return Estimate(point, low, high)
 
 
