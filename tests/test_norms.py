@@ -95,6 +95,24 @@ def test_cache_matches_uncached_and_is_invalidated_by_optimizer_step():
             assert not torch.allclose(layer(x), cached)  # a stale cache would return the old output
 
 
+def test_cache_is_invalidated_by_polyak_updates_through_data():
+    """SB3 updates target networks through ``.data``, which bypasses version counters."""
+    from stable_baselines3.common.utils import polyak_update
+
+    online, target = WNLinear(4, 3), WNLinear(4, 3)
+    x = torch.randn(2, 4)
+    opt = torch.optim.Adam(online.parameters(), lr=0.1)
+    online(x).pow(2).sum().backward()
+    opt.step()
+    with torch.no_grad():
+        stale = target(x)  # fills the target's cache
+    polyak_update(online.parameters(), target.parameters(), tau=0.5)
+    with torch.no_grad():
+        expected = F.linear(x, target.effective_weight(), target.bias)
+        assert not torch.allclose(stale, expected)
+        assert torch.allclose(target(x), expected, atol=1e-6)
+
+
 def test_cache_is_invalidated_by_load_state_dict_and_dtype_change():
     layer, other = WNLinear(4, 3), WNLinear(4, 3)
     x = torch.randn(2, 4)

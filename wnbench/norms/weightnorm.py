@@ -8,8 +8,12 @@ single-observation forward. Here:
   output is smaller than their kernel, the output is scaled instead (``(g/||v||) * (v*x) + b`` is the
   same function as ``(g v/||v||)*x + b``);
 * with no grad needed (rollouts, evaluation), the effective weight is cached and reused until ``g``
-  or ``v`` change. Change is detected by the tensors' version counters, which every in-place update
-  (optimizer steps, ``load_state_dict``, ``copy_``) bumps, so the cache can never serve a stale weight.
+  or ``v`` change. Two checks detect a change: the tensors' version counters, which every in-place
+  update through the parameter bumps (optimizer steps, ``load_state_dict``, ``copy_`` under no_grad),
+  and an exact comparison of ``g`` with the ``g`` the cache was built from, which catches updates made
+  through ``.data`` — those bypass the version counter. SB3's ``polyak_update`` of target networks
+  is one (``target.data.mul_(1 - tau)``): it moves every parameter, ``g`` included. Code that rewrites
+  only ``v.data`` and leaves ``g`` bit-identical must call :meth:`WeightNormMixin.invalidate_cache`.
 
 Data-dependent init (DDI) is armed by :func:`arm_ddi`; the next forward pass sets ``g`` and ``b`` so that
 each unit's pre-activation has mean 0 and variance 1 on that batch.
@@ -55,6 +59,7 @@ class WeightNormMixin(nn.Module):
         self._ddi_armed = False
         self._cache_key: tuple[int, int, int] | None = None
         self._cached_weight: torch.Tensor | None = None
+        self._cached_g: torch.Tensor | None = None
 
     # -- the reparameterization -------------------------------------------------------------
     def _v_norm(self, v: torch.Tensor) -> torch.Tensor:
@@ -74,11 +79,16 @@ class WeightNormMixin(nn.Module):
     def _refresh_cache(self, key: tuple[int, int, int]) -> torch.Tensor:
         with torch.no_grad():
             self._cached_weight = self.effective_weight()
+            self._cached_g = self.g.detach().clone()
         self._cache_key = key
         return self._cached_weight
 
+    def invalidate_cache(self) -> None:
+        """Forget the cached effective weight (needed only after changing ``v.data`` alone, see module doc)."""
+        self._cache_key, self._cached_weight, self._cached_g = None, None, None
+
     def _apply(self, fn, recurse=True):  # .to(), .cuda(), .double(), ...: parameters move, cache goes
-        self._cache_key, self._cached_weight = None, None
+        self.invalidate_cache()
         return super()._apply(fn, recurse)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -90,7 +100,8 @@ class WeightNormMixin(nn.Module):
             return self._ddi_forward(x)
         if not (torch.is_grad_enabled() and (v.requires_grad or g.requires_grad)):
             key = (v._version, g._version, v.data_ptr())
-            weight = self._cached_weight if key == self._cache_key else self._refresh_cache(key)
+            fresh = key == self._cache_key and torch.equal(g, self._cached_g)
+            weight = self._cached_weight if fresh else self._refresh_cache(key)
             return self._op(x, weight, params["bias"])
         if self.scale_outputs and self._output_numel(x) < v.numel():
             # (g/||v||) * (v·x) + b: elementwise work on the output instead of on the weight.
