@@ -11,7 +11,15 @@ from sb3_contrib.common.torch_layers import BatchRenorm1d
 from torch import nn
 from torch.nn.utils import parametrize
 
-from wnbench.norms import LayerNormLSTM, MeanOnlyBatchNorm, NormError, WNConv2d, WNLinear, make_norm
+from wnbench.norms import (
+    LayerNormLSTM,
+    MeanOnlyBatchNorm,
+    NormError,
+    WNConv2d,
+    WNLinear,
+    available_norms,
+    make_norm,
+)
 from wnbench.rl.policies import (
     MinAtarCNN,
     NormActorCriticPolicy,
@@ -24,17 +32,7 @@ from wnbench.rl.policies import (
     initialize_policy,
 )
 
-NORMS = [
-    "none",
-    "batch",
-    "batch_renorm",
-    "layer",
-    "group",
-    "weight",
-    "weight_ddi",
-    "weight_meanonly",
-    "spectral",
-]
+NORMS = available_norms()
 HIDDEN = [32, 32]
 BOX_OBS = spaces.Box(-1.0, 1.0, (4,), np.float32)
 DISCRETE = spaces.Discrete(3)

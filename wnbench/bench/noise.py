@@ -20,17 +20,7 @@ import torch
 from wnbench.errors import UserError
 from wnbench.norms import available_norms, make_norm
 
-DEFAULT_NORMS = [
-    "none",
-    "batch",
-    "batch_renorm",
-    "layer",
-    "group",
-    "weight",
-    "weight_ddi",
-    "weight_meanonly",
-    "spectral",
-]
+DEFAULT_NORMS = available_norms()  # every registered kind and alias
 DEFAULT_BATCH_SIZES = [2, 4, 8, 16, 32, 64, 128, 256]
 IN_FEATURES, HIDDEN, OUT_FEATURES = 16, [64, 64], 8
 
