@@ -175,6 +175,15 @@ class _NormPolicyMixin:
         self.actor_norm = self.norm if self.norm_actor else plain
         self.critic_norm = self.norm if self.norm_critic else plain
 
+    def _take_norm_kwargs(self, kwargs: dict[str, Any]) -> None:
+        """Pop the norm keywords from SB3's policy kwargs and hand the norm to a norm-taking extractor."""
+        self._setup_norm(*_norm_kwargs(kwargs))
+        fe_class = kwargs.get("features_extractor_class")
+        if fe_class is not None:
+            kwargs["features_extractor_kwargs"] = self._norm_features_kwargs(
+                fe_class, kwargs.get("features_extractor_kwargs")
+            )
+
     def _norm_features_kwargs(
         self, features_extractor_class: type, kwargs: dict[str, Any] | None
     ) -> dict[str, Any] | None:
@@ -246,12 +255,7 @@ class NormActorCriticPolicy(_NormPolicyMixin, ActorCriticPolicy):
     """PPO/A2C actor-critic MLP policy with factory-built hidden layers (see module docstring)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._setup_norm(*_norm_kwargs(kwargs))
-        fe_class = kwargs.get("features_extractor_class")
-        if fe_class is not None:
-            kwargs["features_extractor_kwargs"] = self._norm_features_kwargs(
-                fe_class, kwargs.get("features_extractor_kwargs")
-            )
+        self._take_norm_kwargs(kwargs)
         super().__init__(*args, **kwargs)
 
     def _build_mlp_extractor(self) -> None:
@@ -314,12 +318,7 @@ class NormDQNPolicy(_NormPolicyMixin, DQNPolicy):
     """DQN policy: the Q-network (and its target) built by the factory; ``norm_critic`` switches it."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._setup_norm(*_norm_kwargs(kwargs))
-        fe_class = kwargs.get("features_extractor_class")
-        if fe_class is not None:
-            kwargs["features_extractor_kwargs"] = self._norm_features_kwargs(
-                fe_class, kwargs.get("features_extractor_kwargs")
-            )
+        self._take_norm_kwargs(kwargs)
         super().__init__(*args, **kwargs)
 
     def _extractor_normalized(self) -> bool:
@@ -368,12 +367,7 @@ class NormSACPolicy(_NormPolicyMixin, _ContinuousCriticMixin, SACPolicy):
     """SAC policy: actor trunk and both critics (and the target critics) built by the factory."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._setup_norm(*_norm_kwargs(kwargs))
-        fe_class = kwargs.get("features_extractor_class")
-        if fe_class is not None:
-            kwargs["features_extractor_kwargs"] = self._norm_features_kwargs(
-                fe_class, kwargs.get("features_extractor_kwargs")
-            )
+        self._take_norm_kwargs(kwargs)
         super().__init__(*args, **kwargs)
 
     def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> SACActor:
@@ -394,12 +388,7 @@ class NormTD3Policy(_NormPolicyMixin, _ContinuousCriticMixin, TD3Policy):
     """TD3 policy: deterministic actor and both critics (and their targets) built by the factory."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._setup_norm(*_norm_kwargs(kwargs))
-        fe_class = kwargs.get("features_extractor_class")
-        if fe_class is not None:
-            kwargs["features_extractor_kwargs"] = self._norm_features_kwargs(
-                fe_class, kwargs.get("features_extractor_kwargs")
-            )
+        self._take_norm_kwargs(kwargs)
         super().__init__(*args, **kwargs)
 
     def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> TD3Actor:
