@@ -5,7 +5,8 @@ BIN    := $(VENV)/bin
 OUT    ?= results
 ARGS   ?=
 
-.PHONY: install test test-slow lint format smoke bench-rl bench-gen bench-overhead bench-noise clean
+.PHONY: install test test-slow lint format smoke bench-rl bench-gen bench-overhead bench-noise bench-ddi report \
+	publish-report clean
 
 install: $(VENV)/.installed
 
@@ -31,17 +32,31 @@ format: install
 smoke: install
 	$(BIN)/wnbench run suites/smoke.yaml --profile smoke --out $(OUT)/smoke $(ARGS)
 
+# The suites end by writing their report (also when some runs failed; the exit status is the run's).
 bench-rl: install
-	$(BIN)/wnbench run suites/rl.yaml --out $(OUT)/rl $(ARGS)
+	$(BIN)/wnbench run suites/rl.yaml --out $(OUT)/rl $(ARGS); status=$$?; \
+	$(BIN)/wnbench report $(OUT)/rl --out $(OUT)/rl/report && exit $$status
 
 bench-gen: install
-	$(BIN)/wnbench run suites/gen.yaml --out $(OUT)/gen $(ARGS)
+	$(BIN)/wnbench run suites/gen.yaml --out $(OUT)/gen $(ARGS); status=$$?; \
+	$(BIN)/wnbench report $(OUT)/gen --out $(OUT)/gen/report && exit $$status
 
 bench-overhead: install
 	$(BIN)/wnbench bench overhead --out $(OUT)/bench $(ARGS)
 
 bench-noise: install
 	$(BIN)/wnbench bench noise --out $(OUT)/bench $(ARGS)
+
+bench-ddi: install
+	$(BIN)/wnbench bench ddi --out $(OUT)/bench $(ARGS)
+
+# Every suite and benchmark folder under $(OUT), one report: results/report/report.html (+ .md, verdicts.json).
+report: install
+	$(BIN)/wnbench report $(OUT) --out $(OUT)/report $(ARGS)
+
+# The published copy: Markdown, figures and verdicts.json under docs/results (report.html is not committed).
+publish-report: install
+	$(BIN)/wnbench report $(OUT) --out docs/results $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -67,3 +67,13 @@ def test_bench_noise_cli_writes_json_and_plot(tmp_path):
     data = json.loads((tmp_path / "noise.json").read_text())
     assert {r["norm"] for r in data["rows"]} == {"none", "batch"} and data["meta"]["companions"] == 4
     assert (tmp_path / "noise.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_ddi_benchmark_finds_wn_ddi_equal_to_bn_at_init_and_close_after(tmp_path):
+    """Claim C8's figures: the init-batch agreement is BN's epsilon, a fresh batch differs but stays close."""
+    from wnbench.bench.ddi import INIT_TOLERANCE, measure_ddi
+
+    rows = measure_ddi(seeds=range(2))
+    assert len(rows) == 6
+    assert all(r.init_max_abs_diff < INIT_TOLERANCE for r in rows)
+    assert all(0 < r.fresh_mean_abs_diff < 0.2 for r in rows)  # BN re-estimates statistics; WN keeps its init

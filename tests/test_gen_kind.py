@@ -293,3 +293,11 @@ def test_run_ids_follow_the_config_files_the_gen_kind_reads(tmp_path, monkeypatc
             assert run_id != repo_ids[key] and resolved["hyperparams"]["latent_dim"] == 9
         else:
             assert run_id == repo_ids[key]
+
+
+def test_scoring_point_datasets_are_exactly_the_non_image_datasets():
+    """wnbench.gen.scoring knows the mixture datasets without importing Lightning; it must agree with data.py."""
+    from wnbench.gen.data import DATASETS
+    from wnbench.gen.scoring import POINT_DATASETS
+
+    assert sorted(POINT_DATASETS) == sorted(name for name, info in DATASETS.items() if not info.is_image)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from wnbench.report import stats
 from wnbench.report.stats import (
     CONTRADICTED,
     INCONCLUSIVE,
@@ -73,3 +74,16 @@ def test_normalization_scales_each_task_and_scores_diverged_runs_as_the_worst():
         {"x": {"t": [1.0, 3.0]}, "y": {"t": [2.0, 2.0]}}, higher_is_better=False
     )
     assert lower_better["x"][:, 0].tolist() == [1.0, 0.0]
+
+
+def test_vectorized_probability_of_improvement_equals_rliables():
+    """The fast statistic inside the bootstrap is rliable's, ties included, with unequal run counts."""
+    from rliable import metrics
+
+    rng = np.random.default_rng(3)
+    for runs_x, runs_y, tasks in [(5, 5, 3), (3, 7, 2), (10, 4, 1)]:
+        x = rng.integers(0, 4, size=(runs_x, tasks)).astype(float)  # small integers: many ties
+        y = rng.integers(0, 4, size=(runs_y, tasks)).astype(float)
+        assert stats.mean_probability_of_improvement(x, y) == pytest.approx(
+            metrics.probability_of_improvement(x, y)
+        )

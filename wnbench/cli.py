@@ -137,6 +137,68 @@ def status_command(
         print(f"{failure['status']}: {failure['run_id']} {failure['label']}: {failure['error']}")
 
 
+@app.command("report")
+def report_command(
+    directories: list[Path] = typer.Argument(
+        ...,
+        help="Results folders: suite outputs (wnbench run), benchmark outputs (wnbench bench), or their parent.",
+    ),
+    out: Path = typer.Option(
+        Path("results/report"), help="Report folder: report.html, report.md, figures/, verdicts.json."
+    ),
+    wandb: bool = typer.Option(
+        False, "--wandb", help="Also build a W&B report of the runs (saved when online)."
+    ),
+    project: str = typer.Option(None, help="W&B project (default: $WANDB_PROJECT or wnbench)."),
+    entity: str = typer.Option(None, help="W&B entity (default: $WANDB_ENTITY or your default entity)."),
+    reps: int = typer.Option(2000, min=100, help="Bootstrap resamples per interval."),
+) -> None:
+    """Verdicts for claims C1-C8 from stored records: IQM and P(WN > BN) with bootstrap CIs, plots, HTML/Markdown."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from wnbench.report import build_report, wandb_sections
+    from wnbench.report.render import VERDICT_HEADER, verdict_rows
+
+    with Console(stderr=True).status("building the report (bootstrap intervals, figures)..."):
+        results, paths = build_report(directories, out, reps=reps)
+    table = Table(title="Verdicts")
+    for column in VERDICT_HEADER:
+        table.add_column(column, overflow="fold")
+    for row in verdict_rows(results):
+        table.add_row(*row)
+    Console(width=200).print(table)
+    typer.echo(f"wrote {paths['html']}, {paths['markdown']} and {paths['json']}")
+    if wandb:
+        from wnbench.tracking import resolve_options
+        from wnbench.tracking.wandb_report import build_report as build_wandb_report
+        from wnbench.tracking.wandb_report import publish_report
+
+        options = resolve_options(out, enabled=True, project=project, entity=entity)
+        sections = wandb_sections(results)
+        if not sections:
+            typer.echo("W&B report: no tracked suite runs among the inputs; nothing to build")
+            return
+        report = build_wandb_report(
+            sections,
+            project=options.project,
+            entity=options.entity,
+            title="wnbench: weight norm vs batch norm, claims C1-C8",
+            description="Built by `wnbench report --wandb` from the suite runs; verdicts from the local records.",
+        )
+        typer.echo(publish_report(report, mode=options.mode).replace("OUT/wandb", _wandb_dirs(directories)))
+
+
+def _wandb_dirs(directories: list[Path]) -> str:
+    """The inputs' offline W&B folders, for the sync hint (``results/rl/wandb`` or ``{a/wandb,b/wandb}``)."""
+    found = sorted(
+        {str(p) for d in directories for p in [*d.glob("wandb"), *d.glob("*/wandb")] if p.is_dir()}
+    )
+    if not found:
+        return "OUT/wandb"
+    return found[0] if len(found) == 1 else "{" + ",".join(found) + "}"
+
+
 def _csv(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
@@ -236,6 +298,26 @@ def bench_noise(
         table.add_row(name, *[f"{r.relative_spread:.3g}" for r in rows if r.norm == name])
     Console(width=160).print(table)
     typer.echo(f"wrote {out / 'noise.json'} and {out / 'noise.png'}")
+
+
+@bench_app.command("ddi")
+def bench_ddi(
+    out: Path = typer.Option(Path("results/bench"), help="Directory for ddi.json."),
+    seeds: int = typer.Option(10, min=1, help="Seeds per layer shape."),
+) -> None:
+    """Claim C8: one layer on whitened input -- WN with data-dependent init against BN, at init (float64)."""
+    from wnbench.bench.ddi import DEFAULT_SHAPES, INIT_TOLERANCE, measure_ddi
+    from wnbench.bench.output import environment, write_rows
+
+    rows = measure_ddi(range(seeds), DEFAULT_SHAPES)
+    write_rows(out / "ddi.json", rows, {**environment("cpu"), "init_tolerance": INIT_TOLERANCE})
+    worst = max(r.init_max_abs_diff for r in rows)
+    fresh = max(r.fresh_mean_abs_diff for r in rows)
+    typer.echo(
+        f"WN+DDI vs BN over {len(rows)} layers: max |difference| on the init batch {worst:.2e} "
+        f"(tolerance {INIT_TOLERANCE:g}); mean |difference| on a fresh whitened batch <= {fresh:.3f}"
+    )
+    typer.echo(f"wrote {out / 'ddi.json'}")
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from wnbench.suite.kinds import RunContext, RunSpec
+from wnbench.suite.kinds import RunContext, RunSpec, Scoring
 
 #: Toy tasks: name -> (input features, description).
 TOY_TASKS: dict[str, tuple[int, str]] = {
@@ -28,6 +28,8 @@ TOY_TASKS: dict[str, tuple[int, str]] = {
 }
 TOY_ALGOS = ("mlp",)
 DEFAULT_STEPS = 300  # when the profile's budget gives no steps
+#: Toy runs are graded by held-out mean squared error.
+SCORING = Scoring({"test_mse": "min", "train_mse": "min"}, lambda config: "test_mse")
 
 
 class ToyParams(BaseModel):

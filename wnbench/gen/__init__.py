@@ -6,34 +6,42 @@
 
 Modules are usable on their own (``VAE(shape, "weight", "batch")``, ``GAN(...)``) with any
 LightningDataModule yielding ``(x, y)`` batches.
+
+Names are imported lazily: ``import wnbench.gen`` (or ``wnbench.gen.scoring``) does not pull in Lightning until one
+is used.
 """
 
-from .config import GANHyperparams, VAEHyperparams, load_hyperparams
-from .data import DATASETS, GenDataModule, dataset_info, load_arrays, mixture_modes
-from .gan import GAN
-from .idx import read_idx, write_idx
-from .metrics import active_units, independent_baseline_nll, mixture_metrics
-from .train import NETWORK_ROLES, ForwardingLogger, build_run, train_gen
-from .vae import VAE
+from __future__ import annotations
 
-__all__ = [
-    "DATASETS",
-    "GAN",
-    "GANHyperparams",
-    "GenDataModule",
-    "ForwardingLogger",
-    "NETWORK_ROLES",
-    "VAE",
-    "VAEHyperparams",
-    "active_units",
-    "build_run",
-    "dataset_info",
-    "independent_baseline_nll",
-    "load_arrays",
-    "load_hyperparams",
-    "mixture_metrics",
-    "mixture_modes",
-    "read_idx",
-    "train_gen",
-    "write_idx",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "GANHyperparams": "config",
+    "VAEHyperparams": "config",
+    "load_hyperparams": "config",
+    "DATASETS": "data",
+    "GenDataModule": "data",
+    "dataset_info": "data",
+    "load_arrays": "data",
+    "mixture_modes": "data",
+    "GAN": "gan",
+    "read_idx": "idx",
+    "write_idx": "idx",
+    "active_units": "metrics",
+    "independent_baseline_nll": "metrics",
+    "mixture_metrics": "metrics",
+    "NETWORK_ROLES": "train",
+    "ForwardingLogger": "train",
+    "build_run": "train",
+    "train_gen": "train",
+    "VAE": "vae",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'wnbench.gen' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)

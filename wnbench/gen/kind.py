@@ -44,35 +44,10 @@ from wnbench.suite.kinds import Diverged, RunContext, RunSpec
 from .config import MODELS, load_hyperparams
 from .data import DATASETS, GenDataModule, dataset_info
 from .nets import conv_plan
+from .scoring import DIAGNOSTICS, METRICS, primary_metric
 from .train import NETWORK_ROLES, build_run, train_gen
 
 __all__ = ["Params", "METRICS", "DIAGNOSTICS", "primary_metric", "identity", "validate", "run"]
-
-#: Graded final metrics and the direction that is better ("max" or "min").
-METRICS: dict[str, Literal["max", "min"]] = {
-    # VAE (nats per example)
-    "elbo_test_nats": "max",
-    "nll_iw_test_nats": "min",
-    "elbo_gain_over_baseline_nats": "max",  # test ELBO minus the independent per-pixel model's log-likelihood
-    "active_units": "max",
-    # GAN on images (feature space of the suite's own classifier)
-    "fid_classifier": "min",
-    "kid_classifier": "min",
-    "inception_score_classifier": "max",
-    "reconstruction_mse": "min",
-    # GAN on a mixture of Gaussians
-    "modes_covered": "max",
-    "high_quality_pct": "max",
-    "reverse_kl_modes": "min",
-}
-#: Final figures that describe a run but grade nothing.
-DIAGNOSTICS = (
-    "nll_baseline_independent_nats",
-    "kid_classifier_std",
-    "classifier_test_accuracy",
-    "epochs_completed",
-    "train_batches",
-)
 
 #: train_gen / Lightning metric names -> the suite's names (anything not listed keeps its name).
 _RENAME = {
@@ -108,13 +83,6 @@ class Params(BaseModel):
         None, description="folder with mnist/fashion-mnist IDX files or cifar-10-batches-py ($WNBENCH_DATA)"
     )
     download: bool = Field(False, description="fetch missing MNIST/Fashion-MNIST files into data_dir")
-
-
-def primary_metric(algo: str, task: str) -> str:
-    """The headline metric of a (model, dataset) cell, for verdicts: ELBO, feature FID or modes covered."""
-    if algo == "vae":
-        return "elbo_test_nats"
-    return "fid_classifier" if dataset_info(task).is_image else "modes_covered"
 
 
 def _hyperparam_overrides(params: Params) -> dict[str, Any]:

@@ -93,13 +93,21 @@ def iqm(scores: np.ndarray, reps: int = 2000, seed: int = 0, confidence: float =
     return Estimate(point, low, high)
 
 
+def mean_probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
+    """rliable's ``metrics.probability_of_improvement`` (Mann-Whitney U / (n m) per task, averaged over tasks),
+    vectorized: rliable calls scipy once per task, ~6 ms, which made 2,000 bootstrap resamples take seconds per
+    comparison. Equality with rliable's function is a test (tests/test_report_stats.py)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    diff = x[:, None, :] - y[None, :, :]  # (runs_x, runs_y, tasks)
+    wins = (diff > 0).mean(axis=(0, 1)) + 0.5 * (diff == 0).mean(axis=(0, 1))
+    return float(wins.mean())
+
+
 def probability_of_improvement(
     x: np.ndarray, y: np.ndarray, reps: int = 2000, seed: int = 0, confidence: float = 0.95
 ) -> Estimate:
     """P(X > Y): the chance a run of X beats a run of Y on a random task (ties count half)."""
-    from rliable import metrics
-
-    point, low, high = _interval({"x,y": [x, y]}, metrics.probability_of_improvement, reps, seed, confidence)
+    point, low, high = _interval({"x,y": [x, y]}, mean_probability_of_improvement, reps, seed, confidence)
     return Estimate(point, low, high)
 
 

@@ -36,6 +36,9 @@ suite never imports SB3 or Lightning):
              Return plain JSON data (a value whose ``repr`` holds a memory address is refused: it would give
              each process a different run id).
              A :class:`~wnbench.errors.UserError` it raises is reported like a ``validate`` message.
+``scoring``  optional: a :class:`Scoring` in a module that imports quickly (no SB3 or Lightning): which final
+             metrics grade a run and in which direction, and which one is the headline of a run's cell. The
+             report (``wnbench report``) reads it to turn records into scores without importing the kind.
 
 Register a kind with :func:`register_kind`. ``rl`` and ``gen`` are pre-registered at ``wnbench.rl.kind`` and
 ``wnbench.gen.kind`` (attributes ``Params``, ``run``, optional ``validate`` and ``identity``): creating that
@@ -63,10 +66,20 @@ __all__ = [
     "RunContext",
     "RunKind",
     "RunSpec",
+    "Scoring",
     "available_kinds",
     "get_kind",
     "register_kind",
 ]
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """How a kind's records are graded: each graded final metric's better direction, and the headline metric of
+    a record's cell (from its ``config``), which is what verdicts compare."""
+
+    directions: Mapping[str, str]  # metric -> "max" | "min"
+    primary: Callable[[Mapping[str, Any]], str]
 
 
 class Diverged(Exception):
@@ -202,6 +215,7 @@ class RunKind:
     run: str
     validate: str | None = None
     identity: str | None = None
+    scoring: str | None = None
 
     def _load(self, target: str, what: str) -> Any:
         module_name, _, attr = target.partition(":")
@@ -232,6 +246,9 @@ class RunKind:
     def identity_function(self) -> Callable[[RunSpec], dict[str, Any]] | None:
         return self._load_optional(self.identity)
 
+    def scoring_object(self) -> Scoring | None:
+        return self._load_optional(self.scoring)
+
     def module_names(self) -> list[str]:
         """Modules to preload in worker processes."""
         targets = (self.params, self.run, self.validate, self.identity)
@@ -242,10 +259,16 @@ _KINDS: dict[str, RunKind] = {}
 
 
 def register_kind(
-    name: str, *, params: str, run: str, validate: str | None = None, identity: str | None = None
+    name: str,
+    *,
+    params: str,
+    run: str,
+    validate: str | None = None,
+    identity: str | None = None,
+    scoring: str | None = None,
 ) -> RunKind:
     """Make a run kind available to suites under ``name`` (targets are ``"package.module:attr"``)."""
-    kind = RunKind(name, params, run, validate, identity)
+    kind = RunKind(name, params, run, validate, identity, scoring)
     _KINDS[name] = kind
     return kind
 
@@ -261,14 +284,19 @@ def available_kinds() -> list[str]:
 
 
 register_kind(
-    "toy", params="wnbench.toy:ToyParams", run="wnbench.toy:run_toy", validate="wnbench.toy:validate_toy"
+    "toy",
+    params="wnbench.toy:ToyParams",
+    run="wnbench.toy:run_toy",
+    validate="wnbench.toy:validate_toy",
+    scoring="wnbench.toy:SCORING",
 )
 register_kind(
     "rl",
     params="wnbench.rl.kind:Params",
     run="wnbench.rl.kind:run",
     validate="wnbench.rl.kind:validate",
-    identity="wnbench.rl.kind:identity",  # optional: used once wnbench.rl.kind defines it
+    identity="wnbench.rl.kind:identity",
+    scoring="wnbench.rl.scoring:SCORING",
 )
 register_kind(
     "gen",
@@ -276,4 +304,5 @@ register_kind(
     run="wnbench.gen.kind:run",
     validate="wnbench.gen.kind:validate",
     identity="wnbench.gen.kind:identity",
+    scoring="wnbench.gen.scoring:SCORING",
 )

@@ -1,0 +1,195 @@
+"""``wnbench report`` from fixture records: verdicts, failed/diverged/missing runs shown, bad inputs refused."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wnbench.report import build_report, load_inputs
+from wnbench.report.claims import good_lr_width
+from wnbench.suite.store import RECORD_SCHEMA, write_record
+
+REPS = 300  # bootstrap resamples: enough for the fixture's clear-cut answers, fast
+
+#: Final return of each norm's seeds on two tasks: weight clearly beats batch; one batch run diverges, one fails.
+RETURNS = {
+    "CartPole-v1": {"none": [480, 490, 500, 470], "batch": [60, 80, None, 70], "weight": [495, 500, 500, 490]},
+    "Pendulum-v1": {"none": [-200, -180, -220, -190], "batch": [-900, -800, -850, "failed"], "weight": [-210, -170, -190, -185]},
+}  # fmt: skip
+
+
+def _record(run_id: str, suite: str, claims: list[str], task: str, norm: str, seed: int, value, **params):
+    status = "finished" if isinstance(value, int | float) else ("diverged" if value is None else "failed")
+    steps = [0, 1000, 2000]
+    final = float(value) if status == "finished" else None
+    return {
+        "run_id": run_id,
+        "suite": suite,
+        "claims": claims,
+        "status": status,
+        "config": {
+            "kind": "rl",
+            "task": task,
+            "algo": "ppo",
+            "norm": norm,
+            "norm_spec": {"name": norm},
+            "seed": seed,
+            "params": {"eval_every": 1000, **params},
+            "budget": {"steps": 2000},
+            "resolved": None,
+        },  # fmt: skip
+        "metrics": {}
+        if final is None
+        else {"final_return": final, "steps_per_cpu_s": 1000.0 - 100 * (norm == "batch")},
+        "curves": {}
+        if final is None
+        else {"eval/mean_return": {"step": steps, "value": [0.0, final / 2, final]}},
+        "error": "RuntimeError: worker crashed (fixture)" if status == "failed" else None,
+        "diverged_at_step": 1500 if status == "diverged" else None,
+        "timings": {"run_cpu_s": 1.0},
+        "versions": {"wnbench": "0.1.0"},
+        "schema": RECORD_SCHEMA,
+    }
+
+
+def write_fixture(out: Path, planned_extra: int = 2) -> list[str]:
+    ids = []
+    for task, by_norm in RETURNS.items():
+        for norm, values in by_norm.items():
+            for seed, value in enumerate(values):
+                run_id = f"{task[:4]}{norm[:4]}{seed}".lower()
+                write_record(out, _record(run_id, "rl", ["C1", "C6"], task, norm, seed, value))
+                ids.append(run_id)
+    manifest = {"suite": "rl", "profile": "default", "claims": ["C1", "C6"], "run_ids": ids + [f"lost{i}" for i in range(planned_extra)]}  # fmt: skip
+    (out / "suite.json").write_text(json.dumps(manifest))
+    return ids
+
+
+def test_report_from_fixture_counts_failed_diverged_and_missing(tmp_path):
+    write_fixture(tmp_path / "rl")
+    results, paths = build_report([tmp_path / "rl"], tmp_path / "report", reps=REPS)
+    c1 = {r.claim: r for r in results}["C1"]
+    assert c1.verdict == "supported"
+    assert c1.headline.estimate.low > 0.5 and c1.headline.x == "weight" and c1.headline.y == "batch"
+    # the failed batch run is not scored: 3 per cell on the batch side; the diverged one is (as worst)
+    assert (c1.headline.cells, c1.headline.runs_x, c1.headline.runs_y) == (2, 4, 3)
+    assert c1.status_counts["batch"] == {"finished": 6, "diverged": 1, "failed": 1}
+    assert c1.missing == {"rl": 2}
+    verdicts = json.loads(paths["json"].read_text())
+    claims = {c["claim"]: c for c in verdicts["claims"]}
+    assert claims["C1"]["verdict"] == "supported" and claims["C1"]["missing"] == {"rl": 2}
+    assert claims["C7"]["verdict"] == "no data"
+    md = paths["markdown"].read_text()
+    assert "22 / 1 / 1 / 2" in md.replace(
+        "\\", ""
+    )  # finished / diverged / failed / missing in the verdict table
+    assert "worker crashed (fixture)" in md and "batch: diverged 1 failed 1 finished 6" in md
+    assert (tmp_path / "report" / "figures" / "c1_curves.png").stat().st_size > 10_000
+    html = paths["html"].read_text()
+    assert "data:image/png;base64," in html and 'src="figures/' not in html  # self-contained
+
+
+def test_diverged_run_scores_as_the_worst_of_its_cell(tmp_path):
+    write_fixture(tmp_path / "rl")
+    results, _ = build_report([tmp_path / "rl"], tmp_path / "report", reps=REPS)
+    scores = {r.claim: r for r in results}["C1"].cell_scores["CartPole-v1/ppo"]
+    # batch seeds 0,1,2(diverged),3 -> normalized; the diverged one equals the cell's minimum (0)
+    assert scores["batch"][2] == 0.0 and scores["batch"].min() == 0.0
+
+
+def test_two_seeds_give_insufficient_data(tmp_path):
+    out = tmp_path / "rl"
+    for task in ("A-v0", "B-v0"):
+        for norm, values in {"weight": [1.0, 2.0], "batch": [0.0, 0.5]}.items():
+            for seed, value in enumerate(values):
+                write_record(out, _record(f"{task}{norm}{seed}", "rl", ["C1"], task, norm, seed, value))
+    results, _ = build_report([out], tmp_path / "report", reps=REPS)
+    assert {r.claim: r for r in results}["C1"].verdict == "insufficient data"
+
+
+def test_lr_width_counts_the_widest_run_of_good_adjacent_rates():
+    rates = [1e-4, 1e-3, 1e-2, 1e-1]
+    assert good_lr_width(rates, [0.95, 1.0, 0.95, 0.2], best=1.0, tolerance=0.1) == pytest.approx(3.0)
+    assert good_lr_width(rates, [0.95, 0.5, 0.95, 0.95], best=1.0, tolerance=0.1) == pytest.approx(2.0)
+    assert good_lr_width(rates, [0.0, 0.0, 1.0, 0.0], best=1.0, tolerance=0.1) == pytest.approx(1.0)
+
+
+def test_c5_width_verdict_from_a_sweep(tmp_path):
+    """WN good at every rate, BN only at one: WN's range is wider on every seed and cell."""
+    out = tmp_path / "lr"
+    rates = [1e-4, 1e-3, 1e-2]
+    for task in ("A-v0", "B-v0"):
+        for norm in ("weight", "batch"):
+            for lr in rates:
+                for seed in range(3):
+                    value = 100.0 if norm == "weight" or lr == 1e-3 else (None if lr == 1e-2 else 10.0)
+                    run_id = f"{task}{norm}{lr}{seed}"
+                    write_record(
+                        out, _record(run_id, "rl-lr", ["C5"], task, norm, seed, value, learning_rate=lr)
+                    )
+    results, paths = build_report([out], tmp_path / "report", reps=REPS)
+    c5 = {r.claim: r for r in results}["C5"]
+    assert c5.verdict == "supported"
+    assert np.all(c5.cell_scores["A-v0/ppo"]["weight"] == pytest.approx(3.0))  # 3 good rates, 1 decade apart
+    assert np.all(c5.cell_scores["A-v0/ppo"]["batch"] == pytest.approx(1.0))
+    assert (tmp_path / "report" / "figures" / "c5_lr.png").is_file()
+    assert "diverged runs" in paths["markdown"].read_text()
+
+
+def test_records_of_another_schema_are_skipped_with_a_line(tmp_path):
+    write_fixture(tmp_path / "rl")
+    old = _record("old0", "rl", ["C1"], "CartPole-v1", "weight", 9, 1.0)
+    old["schema"] = RECORD_SCHEMA + 1
+    write_record(tmp_path / "rl", old)
+    inputs = load_inputs([tmp_path / "rl"])
+    assert "old0" not in inputs.record_ids
+    assert any(f"record schema {RECORD_SCHEMA + 1}" in line and "old0" in line for line in inputs.skipped)
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "wnbench.cli", *args], capture_output=True, text=True, cwd=cwd
+    )
+
+
+def test_cli_exits_2_on_a_directory_without_records(tmp_path):
+    (tmp_path / "empty").mkdir()
+    proc = _cli("report", str(tmp_path / "empty"), "--out", str(tmp_path / "r"), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "no usable run records or benchmark results" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cli_exits_2_when_every_record_is_of_another_version(tmp_path):
+    old = _record("old0", "rl", ["C1"], "CartPole-v1", "weight", 0, 1.0)
+    old["schema"] = 99
+    write_record(tmp_path / "rl", old)
+    proc = _cli("report", str(tmp_path / "rl"), "--out", str(tmp_path / "r"), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "record schema 99, this wnbench reads schema" in proc.stderr
+
+
+def test_cli_writes_the_report_and_an_offline_wandb_report(tmp_path):
+    write_fixture(tmp_path / "rl")
+    (tmp_path / "rl" / "wandb").mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "wnbench.cli", "report", str(tmp_path / "rl"), "--out", str(tmp_path / "r"), "--wandb", "--reps", "300"],
+        capture_output=True, text=True, cwd=tmp_path, env={**__import__("os").environ, "WANDB_MODE": "offline"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "supported" in proc.stdout
+    assert "wandb sync" in proc.stdout and str(tmp_path / "rl" / "wandb") in proc.stdout
+    assert (tmp_path / "r" / "report.html").is_file()
+
+
+def test_records_outside_the_suites_last_plan_are_not_reported(tmp_path):
+    """After a config edit the run ids change; the old records stay on disk but must not mix into verdicts."""
+    write_fixture(tmp_path / "rl")
+    write_record(tmp_path / "rl", _record("stale0", "rl", ["C1"], "CartPole-v1", "batch", 7, 500.0))
+    inputs = load_inputs([tmp_path / "rl"])
+    assert "stale0" not in inputs.record_ids and len(inputs.records) == 24
+    assert any("1 record(s) not in the suite's last plan" in line for line in inputs.skipped)

@@ -1,0 +1,56 @@
+"""How generative runs are graded (imports nothing heavy, so ``wnbench report`` never loads Lightning).
+
+The headline metric of a (model, dataset) cell: test ELBO for a VAE, the Fréchet distance in the suite's own
+classifier's feature space for an image GAN, modes covered for a GAN on a Gaussian mixture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from wnbench.suite.kinds import Scoring
+
+#: Datasets of 2-D points (Gaussian mixtures); every other dataset is images. Checked against
+#: ``wnbench.gen.data.DATASETS`` by the tests.
+POINT_DATASETS = ("ring8", "grid25")
+
+#: Graded final metrics and the direction that is better ("max" or "min").
+METRICS: dict[str, Literal["max", "min"]] = {
+    # VAE (nats per example)
+    "elbo_test_nats": "max",
+    "nll_iw_test_nats": "min",
+    "elbo_gain_over_baseline_nats": "max",  # test ELBO minus the independent per-pixel model's log-likelihood
+    "active_units": "max",
+    # GAN on images (feature space of the suite's own classifier)
+    "fid_classifier": "min",
+    "kid_classifier": "min",
+    "inception_score_classifier": "max",
+    "reconstruction_mse": "min",
+    # GAN on a mixture of Gaussians
+    "modes_covered": "max",
+    "high_quality_pct": "max",
+    "reverse_kl_modes": "min",
+}
+#: Final figures that describe a run but grade nothing.
+DIAGNOSTICS = (
+    "nll_baseline_independent_nats",
+    "kid_classifier_std",
+    "classifier_test_accuracy",
+    "epochs_completed",
+    "train_batches",
+)
+
+
+def primary_metric(algo: str, task: str) -> str:
+    """The headline metric of a (model, dataset) cell, for verdicts: ELBO, feature FID or modes covered."""
+    if algo == "vae":
+        return "elbo_test_nats"
+    return "modes_covered" if task in POINT_DATASETS else "fid_classifier"
+
+
+def _primary_of(config: Mapping[str, Any]) -> str:
+    return primary_metric(str(config.get("algo")), str(config.get("task")))
+
+
+SCORING = Scoring(METRICS, _primary_of)

@@ -1,0 +1,252 @@
+"""Figures of a report (matplotlib, Agg): learning curves with interquartile bands, IQM interval estimates and
+performance profiles (rliable), learning-rate sensitivity (C5), the noise plot (C4), generated-sample grids (C2).
+
+Every function writes one PNG and returns ``True``, or ``False`` when the data for it are missing.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .claims import ClaimResult, _norm_order, is_scored, metric_of  # noqa: E402
+
+DPI = 110
+#: The curve a kind's records plot (first present): RL evaluation return, else the headline metric itself.
+CURVE_KEYS = ("eval/mean_return",)
+
+
+def _colors(norms: Sequence[str]) -> dict[str, Any]:
+    cmap = plt.get_cmap("tab10")
+    order = sorted(norms, key=_norm_order)
+    return {n: cmap(i % 10) for i, n in enumerate(order)}
+
+
+def _save(fig: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+
+
+def curve_key(record: Mapping[str, Any]) -> str | None:
+    curves = record.get("curves") or {}
+    for key in CURVE_KEYS:
+        if key in curves:
+            return key
+    info = metric_of(record)
+    return info[0] if info and info[0] in curves else None
+
+
+def learning_curves(result: ClaimResult, path: Path) -> bool:
+    """One panel per cell: median over seeds of the evaluation curve per norm, band = interquartile range."""
+    cells = {
+        c: by for c, by in result.cell_records.items() if any(curve_key(r) for rs in by.values() for r in rs)
+    }
+    if not cells:
+        return False
+    norms = sorted({n for by in cells.values() for n in by}, key=_norm_order)
+    colors = _colors(norms)
+    cols = min(3, len(cells))
+    rows = -(-len(cells) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.6 * rows), squeeze=False)
+    for ax, (cell, by_norm) in zip(axes.flat, cells.items(), strict=False):
+        key = None
+        for norm in sorted(by_norm, key=_norm_order):
+            runs = [r for r in by_norm[norm] if is_scored(r) and curve_key(r)]
+            if not runs:
+                continue
+            key = curve_key(runs[0])
+            grid = np.asarray(max((r["curves"][key]["step"] for r in runs), key=len), dtype=float)
+            values = []
+            for r in runs:
+                steps = np.asarray(r["curves"][key]["step"], dtype=float)
+                vals = np.asarray(r["curves"][key]["value"], dtype=float)
+                ok = np.isfinite(vals)
+                if ok.sum() < 1:
+                    continue
+                # a run that stopped early (diverged) holds its last value no further: NaN past its end
+                interp = np.interp(grid, steps[ok], vals[ok])
+                interp[grid > steps[ok].max()] = np.nan
+                values.append(interp)
+            if not values:
+                continue
+            stack = np.vstack(values)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                med = np.nanmedian(stack, axis=0)
+                q25, q75 = np.nanpercentile(stack, [25, 75], axis=0)
+            ax.plot(grid, med, color=colors[norm], lw=1.6)
+            ax.fill_between(grid, q25, q75, color=colors[norm], alpha=0.18, lw=0)
+        ax.set_title(cell, fontsize=9)
+        ax.set_xlabel("step")
+        ax.set_ylabel(key or "")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(cells) :]:
+        ax.axis("off")
+    handles = [plt.Line2D([], [], color=colors[n], lw=2) for n in norms]
+    fig.legend(
+        handles, norms, loc="lower center", ncol=min(len(norms), 5), fontsize=8, bbox_to_anchor=(0.5, -0.02)
+    )
+    fig.tight_layout(rect=(0, 0.06, 1, 0.95))
+    fig.suptitle(f"{result.claim}: median over seeds, band = interquartile range", fontsize=10)
+    _save(fig, path)
+    return True
+
+
+def iqm_intervals(result: ClaimResult, path: Path, xlabel: str = "IQM of normalized score") -> bool:
+    """rliable interval-estimate plot of the per-norm IQM."""
+    if not result.iqm:
+        return False
+    from rliable import plot_utils
+
+    norms = sorted(result.iqm, key=_norm_order)
+    points = {n: np.array([result.iqm[n].point]) for n in norms}
+    intervals = {n: np.array([[result.iqm[n].low], [result.iqm[n].high]]) for n in norms}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fig, _ = plot_utils.plot_interval_estimates(
+            points, intervals, metric_names=["IQM"], algorithms=norms, colors=_colors(norms),
+            xlabel=xlabel, subfigure_width=4.5, row_height=0.45,
+        )  # fmt: skip
+    fig.suptitle(f"{result.claim}: IQM with 95% stratified-bootstrap CI", fontsize=10, y=1.02)
+    _save(fig, path)
+    return True
+
+
+def performance_profiles(result: ClaimResult, path: Path, reps: int = 500) -> bool:
+    """rliable score-distribution performance profiles over the cells every norm ran (95% bands)."""
+    scores = result.cell_scores
+    norms = sorted({n for by in scores.values() for n in by}, key=_norm_order)
+    cells = [c for c, by in scores.items() if all(len(by.get(n, ())) >= 2 for n in norms)]
+    if not cells or len(norms) < 2:
+        return False
+    from rliable import library as rly
+    from rliable import plot_utils
+
+    score_dict = {}
+    for norm in norms:
+        runs = min(len(scores[c][norm]) for c in cells)
+        score_dict[norm] = np.stack([scores[c][norm][:runs] for c in cells], axis=1)
+    taus = np.linspace(0.0, 1.0, 41)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        profiles, cis = rly.create_performance_profile(score_dict, taus, reps=reps)
+        fig, ax = plt.subplots(figsize=(6.5, 4))
+        plot_utils.plot_performance_profiles(
+            profiles, taus, performance_profile_cis=cis, colors=_colors(norms), ax=ax,
+            xlabel=r"normalized score $\tau$", ylabel=r"fraction of runs with score $> \tau$",
+        )  # fmt: skip
+    ax.legend(
+        [plt.Line2D([], [], color=_colors(norms)[n]) for n in norms], norms, fontsize=7, loc="lower left"
+    )
+    ax.set_title(f"{result.claim}: performance profiles over {len(cells)} cells", fontsize=10)
+    _save(fig, path)
+    return True
+
+
+def lr_sensitivity(result: ClaimResult, path: Path, tolerance: float) -> bool:
+    """C5: median normalized score against the learning rate per norm, one panel per cell; the dashed line is
+    the good-range threshold (best median minus the tolerance)."""
+    curves = result.lr_curves
+    if not curves:
+        return False
+    norms = sorted({n for by in curves.values() for n in by}, key=_norm_order)
+    colors = _colors(norms)
+    fig, axes = plt.subplots(1, len(curves), figsize=(5.4 * len(curves), 3.8), squeeze=False)
+    for ax, (cell, by_norm) in zip(axes.flat, curves.items(), strict=False):
+        best = max(float(np.median(v)) for rates in by_norm.values() for v in rates.values() if len(v))
+        for norm in sorted(by_norm, key=_norm_order):
+            rates = sorted(by_norm[norm])
+            med = [float(np.median(by_norm[norm][r])) if len(by_norm[norm][r]) else np.nan for r in rates]
+            lo = [
+                float(np.percentile(by_norm[norm][r], 25)) if len(by_norm[norm][r]) else np.nan for r in rates
+            ]
+            hi = [
+                float(np.percentile(by_norm[norm][r], 75)) if len(by_norm[norm][r]) else np.nan for r in rates
+            ]
+            widths = result.cell_scores.get(cell, {}).get(norm)
+            width = (
+                f", width {float(np.median(widths)):.2f} dec" if widths is not None and len(widths) else ""
+            )
+            ax.plot(rates, med, marker="o", color=colors[norm], label=f"{norm}{width}", lw=1.5)
+            ax.fill_between(rates, lo, hi, color=colors[norm], alpha=0.15, lw=0)
+        ax.axhline(best - tolerance, color="k", ls="--", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("normalized score")
+        ax.set_title(cell, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("C5: learning-rate sensitivity (median over seeds, band = IQR; dashed = good-range threshold)",
+                 fontsize=10)  # fmt: skip
+    _save(fig, path)
+    return True
+
+
+def noise_plot(noise: Mapping[str, Any], path: Path) -> bool:
+    """C4: the noise benchmark's spread against batch size (the benchmark's own plot, redrawn from its JSON)."""
+    rows = noise.get("rows") or []
+    if not rows:
+        return False
+    norms = list(dict.fromkeys(r["norm"] for r in rows))
+    colors = _colors(norms)
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for norm in norms:
+        pts = sorted((r["batch_size"], r["relative_spread"]) for r in rows if r["norm"] == norm)
+        xs, ys = zip(*pts, strict=True)
+        ys = [max(y, 1e-6) for y in ys]  # exact zeros on a log axis
+        ax.plot(xs, ys, marker="o", color=colors[norm], label=norm, lw=1.4)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("relative spread (zeros drawn at 1e-6)")
+    ax.set_title("C4: one input's output across batch companions (train mode)", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, ncol=2)
+    _save(fig, path)
+    return True
+
+
+def sample_grids(result: ClaimResult, path: Path) -> bool:
+    """C2: each generative cell's ``samples.png`` of its first seed, one row per cell, one column per norm."""
+    rows = []
+    for cell, by_norm in result.cell_records.items():
+        row = {}
+        for norm in sorted(by_norm, key=_norm_order):
+            for r in by_norm[norm]:
+                image = Path(r.get("_dir", "")) / "samples.png"
+                if r["status"] == "finished" and image.is_file():
+                    row[norm] = (image, r["config"]["seed"])
+                    break
+        if row:
+            rows.append((cell, row))
+    if not rows:
+        return False
+    norms = sorted({n for _, row in rows for n in row}, key=_norm_order)
+    fig, axes = plt.subplots(
+        len(rows), len(norms), figsize=(2.2 * len(norms), 2.3 * len(rows)), squeeze=False
+    )
+    for i, (cell, row) in enumerate(rows):
+        for j, norm in enumerate(norms):
+            ax = axes[i, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if norm in row:
+                ax.imshow(plt.imread(row[norm][0]))
+            else:
+                ax.text(0.5, 0.5, "no run", ha="center", va="center", fontsize=8)
+            if i == 0:
+                ax.set_title(norm, fontsize=8)
+            if j == 0:
+                ax.set_ylabel(cell.split(" [")[0], fontsize=8)
+    fig.suptitle(f"{result.claim}: generated samples (first seed of each cell)", fontsize=10)
+    _save(fig, path)
+    return True

@@ -1,0 +1,182 @@
+"""Reading what the suites and benchmarks stored: run records, suite manifests, benchmark JSON files.
+
+``wnbench report`` takes directories. Each may be a suite output (``DIR/runs/*/record.json`` and the manifest
+``DIR/suite.json``: only the runs its last ``wnbench run`` planned are reported, so records left by an earlier
+configuration never mix with current ones), a benchmark output (``overhead.json``, ``noise.json``, ``ddi.json`` from ``wnbench bench``),
+or a parent holding such directories one level down (``results/``). Nothing here trains or imports a run kind.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wnbench.errors import UserError
+from wnbench.suite.store import RECORD_SCHEMA, STATUSES
+
+BENCH_FILES = ("overhead.json", "noise.json", "ddi.json")
+#: Status order when one run id appears in several directories: a result beats a failure.
+_STATUS_RANK = {"finished": 0, "diverged": 1, "timeout": 2, "failed": 3}
+
+
+@dataclass
+class SuiteManifest:
+    """What a suite's last invocation planned (``suite.json``), to count runs that have no record."""
+
+    directory: Path
+    suite: str
+    profile: str
+    claims: list[str]
+    run_ids: list[str]
+
+
+@dataclass
+class Inputs:
+    """Everything a report is built from."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    manifests: list[SuiteManifest] = field(default_factory=list)
+    bench: dict[str, dict[str, Any]] = field(default_factory=dict)  # "overhead" -> {"meta":..., "rows":[...]}
+    bench_dirs: dict[str, Path] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)  # one line per record that could not be used
+    sources: list[Path] = field(default_factory=list)
+
+    @property
+    def record_ids(self) -> set[str]:
+        return {r["run_id"] for r in self.records}
+
+    def missing_by_suite(self) -> dict[str, int]:
+        """Runs a suite planned that have no record (never run, or killed in flight)."""
+        have = self.record_ids
+        out: Counter[str] = Counter()
+        for manifest in self.manifests:
+            out[manifest.suite] += sum(1 for run_id in manifest.run_ids if run_id not in have)
+        return dict(out)
+
+
+def _is_suite_dir(path: Path) -> bool:
+    return (path / "runs").is_dir() or (path / "suite.json").is_file()
+
+
+def _is_bench_dir(path: Path) -> bool:
+    return any((path / name).is_file() for name in BENCH_FILES)
+
+
+def _expand(directories: Sequence[Path]) -> list[Path]:
+    """The suite and benchmark directories among ``directories`` and their immediate children."""
+    problems = [f"{d}: no such directory" for d in directories if not d.is_dir()]
+    if problems:
+        raise UserError("cannot read the report inputs", problems)
+    found: list[Path] = []
+    for directory in directories:
+        if _is_suite_dir(directory) or _is_bench_dir(directory):
+            found.append(directory)
+            continue
+        found += [
+            c for c in sorted(directory.iterdir()) if c.is_dir() and (_is_suite_dir(c) or _is_bench_dir(c))
+        ]
+    return list(dict.fromkeys(found))
+
+
+def _check_record(record: Any, where: str) -> str | None:
+    """Why a record cannot be used (``None`` when it can)."""
+    if not isinstance(record, dict):
+        return f"{where}: not a run record (expected a JSON object)"
+    schema = record.get("schema")
+    if schema != RECORD_SCHEMA:
+        return (
+            f"{where}: record schema {schema!r}, this wnbench reads schema {RECORD_SCHEMA} "
+            f"(written by wnbench {record.get('versions', {}).get('wnbench', '?')}); rerun the suite "
+            "or report it with the wnbench that wrote it"
+        )
+    missing = [k for k in ("run_id", "suite", "claims", "status", "config", "metrics") if k not in record]
+    if missing:
+        return f"{where}: record lacks {', '.join(missing)}"
+    if record["status"] not in STATUSES:
+        return f"{where}: unknown status {record['status']!r}"
+    config_missing = [
+        k for k in ("kind", "task", "algo", "norm", "seed", "params") if k not in record["config"]
+    ]
+    if config_missing:
+        return f"{where}: record config lacks {', '.join(config_missing)}"
+    return None
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        return err
+
+
+def _records_of(directory: Path, skipped: list[str]) -> Iterable[dict[str, Any]]:
+    for path in sorted((directory / "runs").glob("*/record.json")):
+        data = _read_json(path)
+        if isinstance(data, Exception):
+            skipped.append(f"{path}: unreadable ({data})")
+            continue
+        problem = _check_record(data, str(path))
+        if problem:
+            skipped.append(problem)
+            continue
+        data["_dir"] = str(path.parent)
+        yield data
+
+
+def load_inputs(directories: Sequence[str | Path]) -> Inputs:
+    """Read every record, manifest and benchmark file under ``directories``.
+
+    Raises :class:`UserError` (exit 2) when nothing usable is found; records of another schema version are
+    skipped with one line each in ``Inputs.skipped``.
+    """
+    dirs = _expand([Path(d) for d in directories])
+    inputs = Inputs(sources=dirs)
+    by_id: dict[str, dict[str, Any]] = {}
+    for directory in dirs:
+        if _is_suite_dir(directory):
+            manifest = _read_json(directory / "suite.json")
+            planned = None
+            if isinstance(manifest, dict) and isinstance(manifest.get("run_ids"), list):
+                planned = {str(r) for r in manifest["run_ids"]}
+                inputs.manifests.append(
+                    SuiteManifest(
+                        directory,
+                        str(manifest.get("suite", directory.name)),
+                        str(manifest.get("profile", "?")),
+                        list(manifest.get("claims", [])),
+                        [str(r) for r in manifest["run_ids"]],
+                    )
+                )
+            stale = 0
+            for record in _records_of(directory, inputs.skipped):
+                if planned is not None and record["run_id"] not in planned:
+                    stale += 1  # from an earlier plan: a config or profile changed since
+                    continue
+                old = by_id.get(record["run_id"])
+                if old is None or _STATUS_RANK[record["status"]] < _STATUS_RANK[old["status"]]:
+                    by_id[record["run_id"]] = record
+            if stale:
+                inputs.skipped.append(
+                    f"{directory}: {stale} record(s) not in the suite's last plan (suite.json) -- an earlier profile "
+                    "or configuration; not reported"
+                )
+        for name in BENCH_FILES:
+            data = _read_json(directory / name)
+            if isinstance(data, dict) and isinstance(data.get("rows"), list):
+                inputs.bench[name.removesuffix(".json")] = data
+                inputs.bench_dirs[name.removesuffix(".json")] = directory
+            elif (directory / name).exists():
+                inputs.skipped.append(f"{directory / name}: not a wnbench benchmark file ({data})")
+    inputs.records = sorted(by_id.values(), key=lambda r: r["run_id"])
+    if not inputs.records and not inputs.bench:
+        shown = ", ".join(str(d) for d in directories)
+        problems = inputs.skipped or [
+            "expected suite outputs (runs/*/record.json, from `wnbench run`) or benchmark files "
+            f"({', '.join(BENCH_FILES)}, from `wnbench bench`)"
+        ]
+        raise UserError(f"no usable run records or benchmark results in {shown}", problems)
+    return inputs

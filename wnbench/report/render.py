@@ -1,0 +1,237 @@
+"""Writing a report: ``report.md`` with its PNGs in ``figures/``, a self-contained ``report.html`` (figures
+inlined), and ``verdicts.json`` (one object per claim, for scripts and CI)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import re
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import plots
+from .claims import LR_TOLERANCE, ClaimResult, Figure, Table
+from .claims import __doc__ as METHOD_DOC
+from .records import Inputs
+
+VERDICT_COLORS = {
+    "supported": "#1a7f37",
+    "contradicted": "#cf222e",
+    "inconclusive": "#9a6700",
+    "insufficient data": "#6e7781",
+    "no data": "#6e7781",
+}
+
+
+def _method_text() -> str:
+    """The scoring method, from :mod:`wnbench.report.claims`' docstring (one source for code and report)."""
+    text = (METHOD_DOC or "").split("\n\n", 1)[-1].strip()
+    return text.replace("Scoring (written into every report):", "").replace("``", "`").strip()
+
+
+def _counts_text(result: ClaimResult) -> str:
+    total: dict[str, int] = {}
+    for by_status in result.status_counts.values():
+        for status, n in by_status.items():
+            total[status] = total.get(status, 0) + n
+    if not total and not result.missing:
+        return "—"
+    failed = total.get("failed", 0) + total.get("timeout", 0)
+    missing = sum(result.missing.values())
+    return f"{total.get('finished', 0)} / {total.get('diverged', 0)} / {failed} / {missing}"
+
+
+def _md_table(table: Table) -> str:
+    def esc(cell: str) -> str:
+        return str(cell).replace("|", "\\|")
+
+    lines = [f"**{table.title}**", "", "| " + " | ".join(esc(h) for h in table.header) + " |"]
+    lines.append("|" + "|".join("---" for _ in table.header) + "|")
+    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in table.rows]
+    return "\n".join(lines)
+
+
+def make_figures(results: Sequence[ClaimResult], inputs: Inputs, out_dir: Path) -> None:
+    """Draw every figure the data allow and attach it to its claim."""
+    fig_dir = out_dir / "figures"
+    by_claim = {r.claim: r for r in results}
+    for result in results:
+        c = result.claim.lower()
+        if result.claim in ("C1", "C2", "C7") and plots.learning_curves(result, fig_dir / f"{c}_curves.png"):
+            result.figures.append(Figure("Learning curves", f"figures/{c}_curves.png"))
+        if result.claim in ("C1", "C2", "C6", "C7") and plots.iqm_intervals(result, fig_dir / f"{c}_iqm.png"):
+            result.figures.append(Figure("IQM per norm", f"figures/{c}_iqm.png"))
+        if result.claim in ("C1", "C2") and plots.performance_profiles(result, fig_dir / f"{c}_profiles.png"):
+            result.figures.append(Figure("Performance profiles", f"figures/{c}_profiles.png"))
+        if result.claim == "C3" and plots.iqm_intervals(
+            result, fig_dir / "c3_iqm.png", xlabel="IQM of normalized throughput"
+        ):
+            result.figures.append(Figure("Throughput per norm", "figures/c3_iqm.png"))
+    if "noise" in inputs.bench and plots.noise_plot(inputs.bench["noise"], fig_dir / "c4_noise.png"):
+        by_claim["C4"].figures.append(Figure("Noise from batch companions", "figures/c4_noise.png"))
+    if plots.lr_sensitivity(by_claim["C5"], fig_dir / "c5_lr.png", LR_TOLERANCE):
+        by_claim["C5"].figures.append(Figure("Learning-rate sensitivity", "figures/c5_lr.png"))
+    if plots.sample_grids(by_claim["C2"], fig_dir / "c2_samples.png"):
+        by_claim["C2"].figures.append(Figure("Generated samples", "figures/c2_samples.png"))
+
+
+def verdict_rows(results: Sequence[ClaimResult]) -> list[list[str]]:
+    return [
+        [r.claim, r.title, r.verdict, r.headline_text, r.basis, _counts_text(r)] for r in results
+    ]  # fmt: skip
+
+
+VERDICT_HEADER = ["claim", "statement", "verdict", "headline statistic [95% CI]", "tasks × seeds",
+                  "runs finished / diverged / failed / missing"]  # fmt: skip
+
+
+def markdown(results: Sequence[ClaimResult], inputs: Inputs, title: str = "wnbench report") -> str:
+    """The whole report as Markdown (figures by relative path)."""
+    suites = sorted({r["suite"] for r in inputs.records})
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    out = [
+        f"# {title}",
+        "",
+        f"Generated {when} from {len(inputs.records)} run records (suites: {', '.join(suites) or 'none'}) and "
+        f"benchmark files ({', '.join(sorted(inputs.bench)) or 'none'}). The report reads stored results only.",
+        "",
+        "## Verdicts",
+        "",
+        _md_table(Table("One row per claim", VERDICT_HEADER, verdict_rows(results))),
+        "",
+        "WN = `weight` (weight normalization, default init), BN = `batch`. *no data*: none of the inputs measures "
+        "the claim (run the suite or benchmark named in its section).",
+        "",
+        "## How scores are computed",
+        "",
+        _method_text(),
+        "",
+        f"C5 (learning rate): per cell, all norms and rates are normalized together; a rate is good for a run when "
+        f"its normalized score is within {LR_TOLERANCE} of the best (norm, rate) median of the cell; a run's width "
+        "is the widest stretch of adjacent good rates in decades (one grid step for a single rate); P(width X > "
+        "width Y) as above, seeds as runs.",
+        "",
+    ]
+    for r in results:
+        out += [f"## {r.claim} — {r.title}", "", f"**Verdict: {r.verdict}.** {r.headline_text}"]
+        if r.basis != "—":
+            out[-1] += f" ({r.basis})."
+        out += [
+            "",
+            f"Measured by: {r.measure}." + (f" Suites: {', '.join(r.suites)}." if r.suites else ""),
+            "",
+        ]
+        if r.verdict == "no data":
+            out += [_NO_DATA_HINT.get(r.claim, "No input measures this claim."), ""]
+        for note in r.notes:
+            out += [note, ""]
+        for table in r.tables:
+            out += [_md_table(table), ""]
+        for fig in r.figures:
+            out += [f"![{r.claim}: {fig.title}]({fig.path})", ""]
+        if r.status_counts:
+            counts = ", ".join(
+                f"{norm}: " + " ".join(f"{k} {v}" for k, v in sorted(st.items()))
+                for norm, st in r.status_counts.items()
+            )
+            out += [f"Runs by norm and status — {counts}.", ""]
+        if r.missing:
+            out += [
+                "Planned but without a record (never run, or killed in flight): "
+                + ", ".join(f"{s}: {n}" for s, n in r.missing.items())
+                + ".",
+                "",
+            ]
+        if r.problems:
+            out += ["Failed or timed-out runs (not scored):", ""] + [f"- `{p}`" for p in r.problems] + [""]
+    out += ["## Inputs", ""] + [f"- `{s}`" for s in inputs.sources]
+    if inputs.skipped:
+        out += ["", "Skipped (not usable):", ""] + [f"- {s}" for s in inputs.skipped]
+    versions = {json.dumps(r.get("versions", {}), sort_keys=True) for r in inputs.records}
+    for v in sorted(versions):
+        out += ["", "Versions: " + ", ".join(f"{k} {val}" for k, val in json.loads(v).items())]
+    return "\n".join(out) + "\n"
+
+
+_NO_DATA_HINT = {
+    "C1": "Run `make bench-rl` (suites/rl.yaml).",
+    "C2": "Run `make bench-gen` (suites/gen.yaml).",
+    "C3": "Run `make bench-overhead`, or report RL/generative suites (their throughput is compared).",
+    "C4": "Run `make bench-noise` (and suites/gen-batch.yaml for training with small batches).",
+    "C5": "Run suites/rl-lr.yaml or suites/gen-lr.yaml.",
+    "C6": "Run `make bench-rl` or `make bench-gen` (both include weight and weight_ddi).",
+    "C7": "Run suites/rl-recurrent.yaml.",
+    "C8": "Run `wnbench bench ddi`.",
+}
+
+
+def _inline_images(body: str, out_dir: Path) -> str:
+    def repl(match: re.Match[str]) -> str:
+        src = match.group(1)
+        path = out_dir / src
+        if not path.is_file():
+            return match.group(0)
+        data = base64.b64encode(path.read_bytes()).decode()
+        return f'src="data:image/png;base64,{data}"'
+
+    return re.sub(r'src="([^"]+\.png)"', repl, body)
+
+
+_CSS = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1180px;margin:2em auto;padding:0 1em;
+color:#1f2328;line-height:1.45}
+table{border-collapse:collapse;margin:.6em 0;font-size:.86em}th,td{border:1px solid #d0d7de;padding:.25em .55em}
+th{background:#f6f8fa}tr:nth-child(even) td{background:#fbfbfc}img{max-width:100%;border:1px solid #eee}
+code{background:#f6f8fa;padding:0 .2em;font-size:.9em}h2{border-bottom:1px solid #d0d7de;padding-bottom:.2em;
+margin-top:1.8em}.verdict{font-weight:600;padding:0 .35em;border-radius:4px;color:#fff}
+"""
+
+
+def html_page(md_text: str, out_dir: Path, title: str = "wnbench report") -> str:
+    """A self-contained HTML page from the Markdown: figures inlined as data URIs, verdicts colored."""
+    import markdown as md
+
+    body = md.markdown(md_text, extensions=["tables", "fenced_code"])
+    body = _inline_images(body, out_dir)
+    for verdict, color in VERDICT_COLORS.items():
+        body = body.replace(
+            f"<td>{verdict}</td>",
+            f'<td><span class="verdict" style="background:{color}">{verdict}</span></td>',
+        )
+    return (
+        f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{_CSS}</style></head><body>\n{body}\n</body></html>\n"
+    )
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_report(results: Sequence[ClaimResult], inputs: Inputs, out_dir: Path) -> dict[str, Path]:
+    """Figures, Markdown, HTML and verdicts.json under ``out_dir``; returns the paths written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    make_figures(results, inputs, out_dir)
+    text = markdown(results, inputs)
+    paths = {
+        "markdown": out_dir / "report.md",
+        "html": out_dir / "report.html",
+        "json": out_dir / "verdicts.json",
+    }
+    _atomic_write(paths["markdown"], text)
+    _atomic_write(paths["html"], html_page(text, out_dir))
+    payload: dict[str, Any] = {
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "inputs": [str(s) for s in inputs.sources],
+        "records": len(inputs.records),
+        "skipped": inputs.skipped,
+        "claims": [r.as_dict() for r in results],
+    }
+    _atomic_write(paths["json"], json.dumps(payload, indent=1) + "\n")
+    return paths

@@ -1,0 +1,30 @@
+"""How RL runs are graded (imports nothing heavy, so ``wnbench report`` never loads SB3).
+
+The headline of every RL cell is ``final_return`` (mean return of the last evaluations); ``auc_normalized``
+(area under the evaluation curve, in return units) rewards learning early; ``steps_per_cpu_s`` is throughput
+per CPU second of the training process, the figure least disturbed by other processes on the machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from wnbench.suite.kinds import Scoring
+
+METRICS: dict[str, str] = {
+    "final_return": "max",
+    "auc_normalized": "max",
+    "best_return": "max",
+    "steps_per_cpu_s": "max",
+}
+#: The evaluation curve every RL record carries (step = environment steps).
+EVAL_CURVE = "eval/mean_return"
+
+
+def primary_metric(config: Mapping[str, Any]) -> str:
+    """Final return, whatever the task or algorithm."""
+    return "final_return"
+
+
+SCORING = Scoring(METRICS, primary_metric)

@@ -1,0 +1,189 @@
+"""A W&B Report per claim: heading, verdict, and curves/bars of the claim's suites grouped by normalisation.
+
+    sections = [ClaimSection("C1", "WN beats BN in noise-sensitive RL", "**Verdict:** ...", ("rl",),
+                             ("eval/mean_return",), ("final_return",))]
+    report = build_report(sections, project="wnbench", entity=None, title="wnbench", description="...")
+    print(publish_report(report, mode=options.mode))   # online: the URL; offline/disabled: what to do instead
+
+Runs are selected by W&B group (= suite name, ``Group IN suites``) and grouped by ``config.norm``, so each norm is
+one line / bar, its band the spread over seeds (``GROUP_BAND``). Building and validating a report touches no
+network: ``wandb_workspaces`` only calls the W&B API when a report has no entity (its default), when a run set
+with entity and project is serialised (project-id look-up) and on ``save()``. Hence ``entity=None`` gives the
+report ``OFFLINE_ENTITY`` (replaced by the logged-in user's entity on an online publish), and ``report_spec``
+validates with run-set entities blanked. ``wandb_workspaces`` is imported lazily (~1-2 s).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from wandb_workspaces.reports.v2 import Report
+
+__all__ = [
+    "GROUP_AGG",
+    "GROUP_BAND",
+    "GROUP_KEY",
+    "OFFLINE_ENTITY",
+    "ClaimSection",
+    "build_report",
+    "publish_report",
+    "report_spec",
+]
+
+#: Entity written into a report built with ``entity=None``: ``Report()`` would otherwise ask the W&B API for the
+#: default entity on construction. Only for offline validation; ``publish_report`` online replaces it.
+OFFLINE_ENTITY = "wnbench-offline-placeholder"
+#: Config key runs are grouped by: one line / bar per normalisation label.
+GROUP_KEY = "norm"
+#: How a group's runs (seeds x tasks) are aggregated, and the band drawn around it ("minmax", "stddev", "stderr").
+GROUP_AGG = "mean"
+GROUP_BAND = "stddev"
+_PANEL_W, _PANEL_H = 12, 8  # two panels per row in W&B's 24-column grid
+
+
+@dataclass(frozen=True)
+class ClaimSection:
+    """One claim's part of the report: its verdict and the W&B groups (suites) whose runs back it."""
+
+    claim: str  # "C1"
+    title: str  # "WN beats BN in noise-sensitive RL"
+    verdict_markdown: str  # verdict, P(WN>BN) [CI], tasks x seeds
+    suites: tuple[str, ...]  # W&B groups (suite names) whose runs this claim uses
+    curve_metrics: tuple[str, ...] = ()  # line plots vs step, e.g. ("eval/mean_return",)
+    final_metrics: tuple[str, ...] = ()  # summary metrics as bar plots, e.g. ("final_return",)
+
+    @property
+    def heading(self) -> str:
+        return f"{self.claim}: {self.title}" if self.title else self.claim
+
+
+def _wr() -> tuple[Any, Any]:
+    """Import ``wandb_workspaces`` (reports v2 and its filter expressions) on first use: it is slow and optional."""
+    try:
+        import wandb_workspaces.reports.v2 as wr
+        from wandb_workspaces import expr
+    except ImportError as err:
+        raise RuntimeError(
+            "W&B reports need the wandb-workspaces package (`pip install wandb-workspaces`); "
+            f"it could not be imported: {err}"
+        ) from err
+    return wr, expr
+
+
+def _layout(wr: Any, i: int) -> Any:
+    return wr.Layout(x=(i % 2) * _PANEL_W, y=(i // 2) * _PANEL_H, w=_PANEL_W, h=_PANEL_H)
+
+
+def _section_blocks(wr: Any, expr: Any, section: ClaimSection, *, project: str, entity: str) -> list[Any]:
+    if not section.suites:
+        raise ValueError(f"claim {section.claim}: no suites to select runs from")
+    blocks: list[Any] = [wr.H1(text=section.heading)]
+    if section.verdict_markdown.strip():
+        blocks.append(wr.MarkdownBlock(text=section.verdict_markdown))
+    group = wr.Config(GROUP_KEY)
+    panels: list[Any] = [
+        wr.LinePlot(
+            title=metric,
+            x="Step",
+            y=[metric],
+            title_x="step",
+            groupby=group,
+            groupby_aggfunc=GROUP_AGG,
+            groupby_rangefunc=GROUP_BAND,
+            layout=_layout(wr, i),
+        )
+        for i, metric in enumerate(section.curve_metrics)
+    ]
+    for metric in section.final_metrics:
+        panels.append(
+            wr.BarPlot(
+                title=metric,
+                metrics=[metric],  # a bare name in a bar plot reads the run summary
+                groupby=group,
+                groupby_aggfunc=GROUP_AGG,
+                groupby_rangefunc=GROUP_BAND,
+                layout=_layout(wr, len(panels)),
+            )
+        )
+    if panels:
+        runset = wr.Runset(
+            entity=entity,
+            project=project,
+            name=f"{section.claim}: {', '.join(section.suites)}",
+            filters=expr.And(expr.Metric("Group").isin(list(section.suites))),
+            groupby=[f"config.{GROUP_KEY}"],
+        )
+        blocks.append(wr.PanelGrid(runsets=[runset], panels=panels))
+    return blocks
+
+
+def build_report(
+    sections: Sequence[ClaimSection], *, project: str, entity: str | None, title: str, description: str
+) -> Report:
+    """Build (not save) a report with one heading, verdict and panel grid per claim; needs no network or login."""
+    wr, expr = _wr()
+    blocks: list[Any] = [wr.MarkdownBlock(text=description)] if description.strip() else []
+    for section in sections:
+        blocks.extend(_section_blocks(wr, expr, section, project=project, entity=entity or ""))
+    return wr.Report(
+        project=project,
+        entity=entity or OFFLINE_ENTITY,
+        title=title[:128],  # the API's limit
+        description=description,
+        blocks=blocks,
+    )
+
+
+def _panel_grids(report: Report) -> list[Any]:
+    wr, _ = _wr()
+    return [b for b in report.blocks if isinstance(b, wr.PanelGrid)]
+
+
+def report_spec(report: Report) -> dict[str, Any]:
+    """The report's JSON view spec, built offline: validates every block without the project-id look-up."""
+    offline = copy.deepcopy(report)
+    for grid in _panel_grids(offline):
+        for runset in grid.runsets:
+            runset.entity = ""  # a run set with entity and project is resolved through the W&B API
+    return offline._to_model().model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _counts(report: Report) -> tuple[int, int]:
+    grids = _panel_grids(report)
+    return len(grids), sum(len(g.panels) for g in grids)
+
+
+def publish_report(report: Report, *, mode: str) -> str:
+    """Online: save the report and return its URL. Offline/disabled: validate it locally, say how to publish."""
+    mode = {"dryrun": "offline", "run": "online"}.get(mode, mode)
+    if mode not in ("online", "offline", "disabled"):
+        raise ValueError(f"unknown W&B mode {mode!r}; expected online, offline or disabled")
+    report_spec(report)  # fail early, before any upload, on a report the API cannot serialise
+    if mode == "online":
+        if report.entity == OFFLINE_ENTITY:
+            import wandb
+
+            entity = wandb.Api().default_entity
+            if not entity:
+                raise RuntimeError("W&B report: no entity given and the logged-in user has no default entity")
+            report.entity = entity
+            for grid in _panel_grids(report):
+                for runset in grid.runsets:
+                    runset.entity = runset.entity or entity
+        report.save()
+        return str(report.url)
+    grids, panels = _counts(report)
+    placeholder = (
+        f" (entity is the placeholder {OFFLINE_ENTITY!r}; online it becomes your default entity)"
+        if report.entity == OFFLINE_ENTITY
+        else ""
+    )
+    return (
+        f"W&B {mode}: report {report.title!r} validated ({grids} panel grids, {panels} panels) but not published"
+        f"{placeholder}; upload the runs with `wandb sync OUT/wandb/offline-run-*`, then rerun "
+        "`wnbench report ... --wandb` online to publish it."
+    )
