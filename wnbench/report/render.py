@@ -185,7 +185,7 @@ _CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1180px;margin:2em auto;padding:0 1em;
 color:#1f2328;line-height:1.45}
 table{border-collapse:collapse;margin:.6em 0;font-size:.86em}th,td{border:1px solid #d0d7de;padding:.25em .55em}
-th{background:#f6f8fa}tr:nth-child(even) td{background:#fbfbfc}img{max-width:100%;border:1px solid #eee}
+th{background:#f6f8fa}tr:nth-child(even) td{background:#fbfbfc}img{max-width:min(100%,1000px);border:1px solid #eee;display:block;margin:.5em 0}
 code{background:#f6f8fa;padding:0 .2em;font-size:.9em}h2{border-bottom:1px solid #d0d7de;padding-bottom:.2em;
 margin-top:1.8em}.verdict{font-weight:600;padding:0 .35em;border-radius:4px;color:#fff}
 """
