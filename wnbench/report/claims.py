@@ -610,7 +610,12 @@ def analyze_c5(inputs: Inputs, reps: int = 2000) -> ClaimResult:
     widths: dict[str, dict[str, np.ndarray]] = {}
     curves: dict[str, dict[str, dict[float, np.ndarray]]] = {}
     table_rows = []
+    single_rate = [c for c, by in cells.items() if len({_lr_of(r) for rs in by.values() for r in rs}) < 2]
+    if single_rate:
+        result.notes.append(f"Not a sweep (one learning rate), left out of C5: {', '.join(single_rate)}.")
     for cell, by_norm in cells.items():
+        if cell in single_rate:
+            continue
         # one group per (norm, rate), normalized together: the whole cell shares one scale
         by_norm_lr: dict[str, dict[float, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
         for norm, recs in by_norm.items():
