@@ -210,9 +210,18 @@ def group_cells(
     """``{cell: {norm: [records in seed order]}}``."""
     split = _cell_params(records, exclude_params)
     cells: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    order: dict[str, tuple[Any, ...]] = {}
     for r in sorted(records, key=lambda r: (r["config"]["seed"], r["run_id"])):
-        cells[cell_of(r, split)][r["config"]["norm"]].append(r)
-    return {c: dict(v) for c, v in sorted(cells.items())}
+        cell = cell_of(r, split)
+        cells[cell][r["config"]["norm"]].append(r)
+        c = r["config"]
+        values = [c["params"].get(k) for k in split]  # numbers in numeric order (batch 4 before 16)
+        order[cell] = (
+            c["task"],
+            c["algo"],
+            *[(0, v, "") if isinstance(v, int | float) else (1, 0, json.dumps(v)) for v in values],
+        )
+    return {c: dict(cells[c]) for c in sorted(cells, key=lambda c: order[c])}
 
 
 def normalized_cells(
@@ -560,14 +569,16 @@ def analyze_c4(inputs: Inputs, reps: int = 2000) -> ClaimResult:
         cells = group_cells(records)
         scores = normalized_cells(cells)
         result.cell_records, result.cell_scores = cells, scores
-        comparisons = [compare({c: s}, _wn_variant(s), BN, reps=reps) for c, s in scores.items() if BN in s]
-        result.comparisons = comparisons
+        per_cell = {c: compare({c: s}, _wn_variant(s), BN, reps=reps) for c, s in scores.items() if BN in s}
+        result.comparisons = list(per_cell.values())
         result.tables.append(
             _median_table(cells, "Training with small and large batches: median headline metric")
         )
-        result.tables.append(
-            _comparison_table(comparisons, "WN vs BN per cell (batch size in the cell name)")
-        )
+        table = _comparison_table(result.comparisons, "WN vs BN per cell")
+        table.header.insert(0, "cell")
+        for row, cell in zip(table.rows, per_cell, strict=True):
+            row.insert(0, cell)
+        result.tables.append(table)
     return result
 
 

@@ -250,3 +250,51 @@ def sample_grids(result: ClaimResult, path: Path) -> bool:
     fig.suptitle(f"{result.claim}: generated samples (first seed of each cell)", fontsize=10)
     _save(fig, path)
     return True
+
+
+def sweep_plot(result: ClaimResult, param: str, path: Path, title: str) -> bool:
+    """Headline metric (raw units, median over seeds, IQR band) against a swept parameter, per norm; one panel
+    per (task, algo). Diverged runs are left out of the medians and counted in the legend."""
+    panels: dict[str, dict[str, dict[float, list[float]]]] = {}
+    diverged: dict[str, dict[str, int]] = {}
+    metric_names: dict[str, str] = {}
+    for by_norm in result.cell_records.values():
+        for norm, records in by_norm.items():
+            for r in records:
+                value = r["config"]["params"].get(param)
+                info = metric_of(r)
+                if not isinstance(value, int | float) or info is None or not is_scored(r):
+                    continue
+                panel = f"{r['config']['task']}/{r['config']['algo']}"
+                metric_names[panel] = info[0]
+                score = r["metrics"].get(info[0]) if r["status"] == "finished" else None
+                if isinstance(score, int | float) and np.isfinite(score):
+                    panels.setdefault(panel, {}).setdefault(norm, {}).setdefault(float(value), []).append(
+                        score
+                    )
+                else:
+                    diverged.setdefault(panel, {}).setdefault(norm, 0)
+                    diverged[panel][norm] += 1
+    if not panels:
+        return False
+    norms = sorted({n for p in panels.values() for n in p}, key=_norm_order)
+    colors = _colors(norms)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.4 * len(panels), 3.8), squeeze=False)
+    for ax, (panel, by_norm) in zip(axes.flat, sorted(panels.items()), strict=False):
+        for norm in sorted(by_norm, key=_norm_order):
+            xs = sorted(by_norm[norm])
+            vals = [by_norm[norm][x] for x in xs]
+            div = diverged.get(panel, {}).get(norm, 0)
+            ax.plot(xs, [np.median(v) for v in vals], marker="o", color=colors[norm],
+                    label=norm + (f" ({div} diverged)" if div else ""), lw=1.5)  # fmt: skip
+            ax.fill_between(xs, [np.percentile(v, 25) for v in vals], [np.percentile(v, 75) for v in vals],
+                            color=colors[norm], alpha=0.15, lw=0)  # fmt: skip
+        ax.set_xscale("log", base=2 if param == "batch_size" else 10)
+        ax.set_xlabel(param)
+        ax.set_ylabel(metric_names[panel])
+        ax.set_title(panel, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    _save(fig, path)
+    return True

@@ -73,6 +73,13 @@ def make_figures(results: Sequence[ClaimResult], inputs: Inputs, out_dir: Path) 
             result.figures.append(Figure("Throughput per norm", "figures/c3_iqm.png"))
     if "noise" in inputs.bench and plots.noise_plot(inputs.bench["noise"], fig_dir / "c4_noise.png"):
         by_claim["C4"].figures.append(Figure("Noise from batch companions", "figures/c4_noise.png"))
+    if by_claim["C4"].cell_records and plots.sweep_plot(
+        by_claim["C4"],
+        "batch_size",
+        fig_dir / "c4_batch.png",
+        "C4 in training: headline metric against batch size",
+    ):
+        by_claim["C4"].figures.append(Figure("Training with small batches", "figures/c4_batch.png"))
     if plots.lr_sensitivity(by_claim["C5"], fig_dir / "c5_lr.png", LR_TOLERANCE):
         by_claim["C5"].figures.append(Figure("Learning-rate sensitivity", "figures/c5_lr.png"))
     if plots.sample_grids(by_claim["C2"], fig_dir / "c2_samples.png"):
