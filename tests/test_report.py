@@ -193,3 +193,30 @@ def test_records_outside_the_suites_last_plan_are_not_reported(tmp_path):
     inputs = load_inputs([tmp_path / "rl"])
     assert "stale0" not in inputs.record_ids and len(inputs.records) == 24
     assert any("1 record(s) not in the suite's last plan" in line for line in inputs.skipped)
+
+
+def test_benchmark_files_give_c3_c4_c8(tmp_path):
+    """C4 and C8 verdicts from real (small) benchmark measurements; the overhead table for C3."""
+    from wnbench.bench.ddi import measure_ddi
+    from wnbench.bench.noise import measure_noise
+    from wnbench.bench.output import write_rows
+
+    bench = tmp_path / "bench"
+    write_rows(
+        bench / "noise.json",
+        measure_noise(["none", "batch", "weight"], [2, 16], companions=8),
+        {"companions": 8},
+    )
+    write_rows(bench / "ddi.json", measure_ddi(seeds=range(1)), {"init_tolerance": 1e-3})
+    row = {"model": "mlp", "train_step_ratio_q25": 1.0, "train_step_ratio_q75": 1.2, "act_step_ratio_q25": 1.0,
+           "act_step_ratio_q75": 1.2, "peak_memory_ratio": 1.1}  # fmt: skip
+    overhead = [{**row, "norm": n, "train_step_ratio": t, "act_step_ratio": a} for n, t, a in
+                [("none", 1.0, 1.0), ("batch", 1.25, 1.7), ("weight", 1.1, 1.05)]]  # fmt: skip
+    (bench / "overhead.json").write_text(json.dumps({"meta": {"repeats": 5}, "rows": overhead}))
+    results, paths = build_report([bench], tmp_path / "report", reps=REPS)
+    by = {r.claim: r for r in results}
+    assert by["C4"].verdict == "supported" and "B=2" in by["C4"].headline_text
+    assert by["C8"].verdict == "supported"
+    assert by["C1"].verdict == "no data"
+    md = paths["markdown"].read_text()
+    assert "train 1.10× vs 1.25×" in md and "figures/c4_noise.png" in md
