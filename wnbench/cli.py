@@ -157,11 +157,15 @@ def report_command(
     from rich.console import Console
     from rich.table import Table
 
-    from wnbench.report import build_report, wandb_sections
-    from wnbench.report.render import VERDICT_HEADER, verdict_rows
+    from wnbench.report import analyze, load_inputs, wandb_sections
+    from wnbench.report.render import VERDICT_HEADER, verdict_rows, write_report
 
+    inputs = load_inputs(directories)
+    for line in inputs.skipped + inputs.warnings:
+        typer.echo(f"note: {line}", err=True)
     with Console(stderr=True).status("building the report (bootstrap intervals, figures)..."):
-        results, paths = build_report(directories, out, reps=reps)
+        results = analyze(inputs, reps=reps)
+        paths = write_report(results, inputs, out)
     table = Table(title="Verdicts")
     for column in VERDICT_HEADER:
         table.add_column(column, overflow="fold")

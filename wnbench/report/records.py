@@ -43,6 +43,7 @@ class Inputs:
     bench: dict[str, dict[str, Any]] = field(default_factory=dict)  # "overhead" -> {"meta":..., "rows":[...]}
     bench_dirs: dict[str, Path] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)  # one line per record that could not be used
+    warnings: list[str] = field(default_factory=list)  # usable but worth a reader's attention
     sources: list[Path] = field(default_factory=list)
 
     @property
@@ -172,6 +173,14 @@ def load_inputs(directories: Sequence[str | Path]) -> Inputs:
             elif (directory / name).exists():
                 inputs.skipped.append(f"{directory / name}: not a wnbench benchmark file ({data})")
     inputs.records = sorted(by_id.values(), key=lambda r: r["run_id"])
+    folders: dict[str, list[str]] = {}
+    for manifest in inputs.manifests:
+        folders.setdefault(manifest.suite, []).append(str(manifest.directory))
+    inputs.warnings += [
+        f"suite '{suite}' comes from {len(dirs_)} folders ({', '.join(dirs_)}): their runs are pooled"
+        for suite, dirs_ in folders.items()
+        if len(dirs_) > 1
+    ]
     if not inputs.records and not inputs.bench:
         shown = ", ".join(str(d) for d in directories)
         problems = inputs.skipped or [

@@ -156,6 +156,8 @@ def markdown(results: Sequence[ClaimResult], inputs: Inputs, title: str = "wnben
         if r.problems:
             out += ["Failed or timed-out runs (not scored):", ""] + [f"- `{p}`" for p in r.problems] + [""]
     out += ["## Inputs", ""] + [f"- `{s}`" for s in inputs.sources]
+    if inputs.warnings:
+        out += [""] + [f"**Note:** {w}." for w in inputs.warnings]
     if inputs.skipped:
         out += ["", "Skipped (not usable):", ""] + [f"- {s}" for s in inputs.skipped]
     versions = {json.dumps(r.get("versions", {}), sort_keys=True) for r in inputs.records}
@@ -238,6 +240,7 @@ def write_report(results: Sequence[ClaimResult], inputs: Inputs, out_dir: Path) 
         "inputs": [str(s) for s in inputs.sources],
         "records": len(inputs.records),
         "skipped": inputs.skipped,
+        "warnings": inputs.warnings,
         "claims": [r.as_dict() for r in results],
     }
     _atomic_write(paths["json"], json.dumps(payload, indent=1) + "\n")
