@@ -476,6 +476,7 @@ def analyze_c3(inputs: Inputs, reps: int = 2000) -> ClaimResult:
         _pairwise(result, scores, (WN, BN), extra_against=(NONE,), reps=reps)
         result.headline_text = result.headline_text.replace(" > ", " faster than ", 1)
         rows = []
+        norms = sorted({n for by in cells.values() for n in by}, key=_norm_order)
         for cell, by_norm in cells.items():
             base = [throughput(r)[0] for r in by_norm.get(NONE, [])]
             if not base:
@@ -483,11 +484,13 @@ def analyze_c3(inputs: Inputs, reps: int = 2000) -> ClaimResult:
             ref = float(np.median(base))
             higher = throughput(by_norm[NONE][0])[1]
             row = [cell, "steps per CPU s" if higher else "CPU s per run (inverted)"]
-            for norm in sorted(by_norm, key=_norm_order):
+            for norm in norms:
+                if norm not in by_norm:
+                    row.append("—")
+                    continue
                 med = float(np.median([throughput(r)[0] for r in by_norm[norm]]))
                 row.append(_fmt(med / ref if higher else ref / med, 2))
             rows.append(row)
-        norms = sorted({n for by in cells.values() for n in by}, key=_norm_order)
         result.tables.append(
             Table(
                 "Median throughput relative to no norm (higher is faster)", ["cell", "measure", *norms], rows
