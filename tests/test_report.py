@@ -220,3 +220,18 @@ def test_benchmark_files_give_c3_c4_c8(tmp_path):
     assert by["C1"].verdict == "no data"
     md = paths["markdown"].read_text()
     assert "train 1.10× vs 1.25×" in md and "figures/c4_noise.png" in md
+
+
+def test_every_table_row_has_one_cell_per_column(tmp_path):
+    """Cells with different norm sets (RL with batch_renorm, another without) must not shift columns."""
+    write_fixture(tmp_path / "rl")
+    extra = _record("cp-renorm", "rl", ["C1"], "CartPole-v1", "batch_renorm", 0, 300.0)
+    write_record(tmp_path / "rl", extra)
+    manifest = json.loads((tmp_path / "rl" / "suite.json").read_text())
+    manifest["run_ids"].append("cp-renorm")
+    (tmp_path / "rl" / "suite.json").write_text(json.dumps(manifest))
+    results, _ = build_report([tmp_path / "rl"], tmp_path / "report", reps=REPS)
+    tables = [t for r in results for t in r.tables]
+    assert tables
+    for table in tables:
+        assert all(len(row) == len(table.header) for row in table.rows), table.title
