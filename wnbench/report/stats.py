@@ -71,12 +71,20 @@ def normalize_scores(
 def _interval(score_dict, func, reps: int, seed: int, confidence: float) -> tuple[float, float, float]:
     from rliable import library as rly
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # arch's random_state deprecation, inside rliable
-        points, intervals = rly.get_interval_estimates(
-            score_dict, func, reps=reps, confidence_interval_size=confidence,
-            random_state=np.random.RandomState(seed),
-        )  # fmt: skip
+    # Part of arch's resampling (inside rliable) draws from NumPy's global generator whatever random_state says
+    # (measured: the same call gave different intervals after np.random.seed(5)); seed it for the call and put
+    # the caller's state back, so a report is the same every time it is built.
+    saved = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # arch's random_state deprecation, inside rliable
+            points, intervals = rly.get_interval_estimates(
+                score_dict, func, reps=reps, confidence_interval_size=confidence,
+                random_state=np.random.RandomState(seed),
+            )  # fmt: skip
+    finally:
+        np.random.set_state(saved)
     key = next(iter(score_dict))
     point = float(np.asarray(points[key]).reshape(-1)[0])
     low, high = np.asarray(intervals[key]).reshape(2, -1)[:, 0]
