@@ -16,6 +16,7 @@ Scoring (written into every report):
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections import Counter, defaultdict
@@ -108,7 +109,6 @@ class Table:
 class Figure:
     title: str
     path: str  # relative to the report directory
-    caption: str = ""
 
 
 @dataclass
@@ -154,16 +154,12 @@ class ClaimResult:
 
 
 # -- scoring -----------------------------------------------------------------------------------------------------
-_SCORINGS: dict[str, Scoring | None] = {}
-
-
+@functools.cache
 def scoring_of(kind: str) -> Scoring | None:
-    if kind not in _SCORINGS:
-        try:
-            _SCORINGS[kind] = get_kind(kind).scoring_object()
-        except Exception:  # noqa: BLE001 - an unknown kind is reported as unscorable, not a crash
-            _SCORINGS[kind] = None
-    return _SCORINGS[kind]
+    try:
+        return get_kind(kind).scoring_object()
+    except Exception:  # noqa: BLE001 - an unknown kind is reported as unscorable, not a crash
+        return None
 
 
 def metric_of(record: Mapping[str, Any]) -> tuple[str, bool] | None:
@@ -324,10 +320,10 @@ def _fmt(value: float, digits: int = 4) -> str:
 
 def _median_table(cells: Mapping[str, Mapping[str, Sequence[dict[str, Any]]]], title: str) -> Table:
     """Median raw headline metric per cell and norm (diverged runs counted as such), with run counts."""
-    norms = sorted({n for by in cells.values() for n in by}, key=_norm_order)
+    norms = sorted({n for by in cells.values() for n in by}, key=norm_order)
     rows = []
     for cell, by_norm in cells.items():
-        metric = next((metric_of(r) for recs in by_norm.values() for r in recs if metric_of(r)), None)
+        metric = next(filter(None, (metric_of(r) for recs in by_norm.values() for r in recs)), None)
         row = [cell, metric[0] if metric else "—"]
         for norm in norms:
             recs = [r for r in by_norm.get(norm, []) if is_scored(r)]
@@ -356,7 +352,8 @@ _ORDER = [
 ]
 
 
-def _norm_order(norm: str) -> tuple[int, str]:
+def norm_order(norm: str) -> tuple[int, str]:
+    """Sort key: the usual norm order (none, batch, ..., spectral), options after their kind, unknowns last."""
     base = norm.split("[", 1)[0]
     return (_ORDER.index(base) if base in _ORDER else len(_ORDER), norm)
 
@@ -370,7 +367,7 @@ def _comparison_table(comparisons: Sequence[Comparison], title: str) -> Table:
 
 
 def _iqm_table(iqm: Mapping[str, stats.Estimate]) -> Table:
-    rows = [[n, str(e)] for n, e in sorted(iqm.items(), key=lambda kv: _norm_order(kv[0]))]
+    rows = [[n, str(e)] for n, e in sorted(iqm.items(), key=lambda kv: norm_order(kv[0]))]
     return Table("IQM of normalized score [95% CI]", ["norm", "IQM"], rows)
 
 
@@ -402,15 +399,14 @@ def _pairwise(
     only: Sequence[str] | None = None,
     reps: int = 2000,
 ) -> None:
-    """Headline comparison, then every norm (or those in ``only``) against each of ``extra_against``; IQM per
-    norm."""
+    """Headline comparison, then every norm (or those in ``only``) against each of ``extra_against``."""
     result.headline = compare(scores, *headline, reps=reps)
     result.verdict = result.headline.verdict
     result.basis = _basis(result.headline)
     result.headline_text = (
         f"{result.headline.label} = {result.headline.estimate}" if result.headline.estimate else "—"
     )
-    norms = sorted({n for by in scores.values() for n in by}, key=_norm_order)
+    norms = sorted({n for by in scores.values() for n in by}, key=norm_order)
     seen = {headline}
     comparisons = [result.headline]
     for y in extra_against:
@@ -421,7 +417,6 @@ def _pairwise(
                 seen.add((x, y))
                 comparisons.append(compare(scores, x, y, reps=reps))
     result.comparisons = comparisons
-    result.iqm = iqm_by_norm(scores, reps=reps)
 
 
 def analyze_comparison_claim(
@@ -447,6 +442,7 @@ def analyze_comparison_claim(
         keep = {c for c, by in cells.items() if any(cell_filter(r) for recs in by.values() for r in recs)}
         headline_scores = {c: s for c, s in scores.items() if c in keep}
     _pairwise(result, headline_scores, headline, only=only, reps=reps)
+    result.iqm = iqm_by_norm(headline_scores, reps=reps)
     result.tables.append(_median_table(cells, "Median of the headline metric per cell (raw units)"))
     result.tables.append(_comparison_table(result.comparisons, "Comparisons (normalized scores)"))
     result.tables.append(_iqm_table(result.iqm))
@@ -474,9 +470,10 @@ def analyze_c3(inputs: Inputs, reps: int = 2000) -> ClaimResult:
         scores = normalized_cells(cells, throughput)
         result.cell_scores = scores
         _pairwise(result, scores, (WN, BN), extra_against=(NONE,), reps=reps)
+        result.iqm = iqm_by_norm(scores, reps=reps)
         result.headline_text = result.headline_text.replace(" > ", " faster than ", 1)
         rows = []
-        norms = sorted({n for by in cells.values() for n in by}, key=_norm_order)
+        norms = sorted({n for by in cells.values() for n in by}, key=norm_order)
         for cell, by_norm in cells.items():
             base = [throughput(r)[0] for r in by_norm.get(NONE, [])]
             if not base:
@@ -616,8 +613,9 @@ def analyze_c5(inputs: Inputs, reps: int = 2000) -> ClaimResult:
     """C5: learning-rate sweeps; per (cell, norm, seed) the width of the good-LR range, then P(width WN > BN)."""
     info = CLAIMS["C5"]
     result = ClaimResult("C5", info.title, info.measure)
-    records = [r for r in _records_for(inputs, "C5") if _lr_of(r) is not None]
-    _base(result, _records_for(inputs, "C5"), inputs)
+    claim_records = _records_for(inputs, "C5")
+    _base(result, claim_records, inputs)
+    records = [r for r in claim_records if _lr_of(r) is not None]
     if not records:
         return result
     cells = group_cells(records, exclude_params=LR_KEYS)
@@ -670,10 +668,8 @@ def analyze_c5(inputs: Inputs, reps: int = 2000) -> ClaimResult:
     result.cell_scores = widths
     result.cell_records = cells
     result.lr_curves = curves
-    _pairwise(
-        result, widths, (_wn_variant({n for by in widths.values() for n in by}), BN), extra_against=(NONE,)
-    )
-    result.iqm = {}
+    wn = _wn_variant({n for by in widths.values() for n in by})
+    _pairwise(result, widths, (wn, BN), extra_against=(NONE,), reps=reps)
     if result.headline and result.headline.estimate:
         h = result.headline
         result.headline_text = f"P(good-LR range of {h.x} wider than {h.y}'s) = {h.estimate}"
@@ -688,7 +684,7 @@ def analyze_c5(inputs: Inputs, reps: int = 2000) -> ClaimResult:
                 "diverged runs",
                 "seeds",
             ],
-            sorted(table_rows, key=lambda r: (r[0], _norm_order(r[1]))),
+            sorted(table_rows, key=lambda r: (r[0], norm_order(r[1]))),
         )
     )
     result.tables.append(_comparison_table(result.comparisons, "P(wider good-LR range) per pair"))
@@ -741,7 +737,7 @@ def analyze_c8(inputs: Inputs) -> ClaimResult:
 def seed_spread_table(result: ClaimResult) -> Table:
     """C6: how much a norm's normalized score varies across seeds (standard deviation per cell, then median)."""
     rows = []
-    norms = sorted({n for by in result.cell_scores.values() for n in by}, key=_norm_order)
+    norms = sorted({n for by in result.cell_scores.values() for n in by}, key=norm_order)
     for norm in norms:
         spreads = [
             float(np.std(by[norm], ddof=1)) for by in result.cell_scores.values() if len(by.get(norm, ())) > 1

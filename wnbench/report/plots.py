@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .claims import ClaimResult, _norm_order, is_scored, metric_of  # noqa: E402
+from .claims import ClaimResult, is_scored, metric_of, norm_order  # noqa: E402
 
 DPI = 110
 #: The curve a kind's records plot (first present): RL evaluation return, else the headline metric itself.
@@ -26,7 +26,7 @@ CURVE_KEYS = ("eval/mean_return",)
 
 def _colors(norms: Sequence[str]) -> dict[str, Any]:
     cmap = plt.get_cmap("tab10")
-    order = sorted(norms, key=_norm_order)
+    order = sorted(norms, key=norm_order)
     return {n: cmap(i % 10) for i, n in enumerate(order)}
 
 
@@ -52,14 +52,14 @@ def learning_curves(result: ClaimResult, path: Path) -> bool:
     }
     if not cells:
         return False
-    norms = sorted({n for by in cells.values() for n in by}, key=_norm_order)
+    norms = sorted({n for by in cells.values() for n in by}, key=norm_order)
     colors = _colors(norms)
     cols = min(3, len(cells))
     rows = -(-len(cells) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.6 * rows), squeeze=False)
     for ax, (cell, by_norm) in zip(axes.flat, cells.items(), strict=False):
         key = None
-        for norm in sorted(by_norm, key=_norm_order):
+        for norm in sorted(by_norm, key=norm_order):
             runs = [r for r in by_norm[norm] if is_scored(r) and curve_key(r)]
             if not runs:
                 continue
@@ -107,7 +107,7 @@ def iqm_intervals(result: ClaimResult, path: Path, xlabel: str = "IQM of normali
         return False
     from rliable import plot_utils
 
-    norms = sorted(result.iqm, key=_norm_order)
+    norms = sorted(result.iqm, key=norm_order)
     points = {n: np.array([result.iqm[n].point]) for n in norms}
     intervals = {n: np.array([[result.iqm[n].low], [result.iqm[n].high]]) for n in norms}
     with warnings.catch_warnings():
@@ -124,7 +124,7 @@ def iqm_intervals(result: ClaimResult, path: Path, xlabel: str = "IQM of normali
 def performance_profiles(result: ClaimResult, path: Path, reps: int = 500) -> bool:
     """rliable score-distribution performance profiles over the cells every norm ran (95% bands)."""
     scores = result.cell_scores
-    norms = sorted({n for by in scores.values() for n in by}, key=_norm_order)
+    norms = sorted({n for by in scores.values() for n in by}, key=norm_order)
     cells = [c for c, by in scores.items() if all(len(by.get(n, ())) >= 2 for n in norms)]
     if not cells or len(norms) < 2:
         return False
@@ -158,12 +158,12 @@ def lr_sensitivity(result: ClaimResult, path: Path, tolerance: float) -> bool:
     curves = result.lr_curves
     if not curves:
         return False
-    norms = sorted({n for by in curves.values() for n in by}, key=_norm_order)
+    norms = sorted({n for by in curves.values() for n in by}, key=norm_order)
     colors = _colors(norms)
     fig, axes = plt.subplots(1, len(curves), figsize=(5.4 * len(curves), 3.8), squeeze=False)
     for ax, (cell, by_norm) in zip(axes.flat, curves.items(), strict=False):
         best = max(float(np.median(v)) for rates in by_norm.values() for v in rates.values() if len(v))
-        for norm in sorted(by_norm, key=_norm_order):
+        for norm in sorted(by_norm, key=norm_order):
             rates = sorted(by_norm[norm])
             med = [float(np.median(by_norm[norm][r])) if len(by_norm[norm][r]) else np.nan for r in rates]
             lo = [
@@ -220,7 +220,7 @@ def sample_grids(result: ClaimResult, path: Path) -> bool:
     rows = []
     for cell, by_norm in result.cell_records.items():
         row = {}
-        for norm in sorted(by_norm, key=_norm_order):
+        for norm in sorted(by_norm, key=norm_order):
             for r in by_norm[norm]:
                 image = Path(r.get("_dir", "")) / "samples.png"
                 if r["status"] == "finished" and image.is_file():
@@ -230,7 +230,7 @@ def sample_grids(result: ClaimResult, path: Path) -> bool:
             rows.append((cell, row))
     if not rows:
         return False
-    norms = sorted({n for _, row in rows for n in row}, key=_norm_order)
+    norms = sorted({n for _, row in rows for n in row}, key=norm_order)
     fig, axes = plt.subplots(
         len(rows), len(norms), figsize=(2.2 * len(norms), 2.3 * len(rows)), squeeze=False
     )
@@ -277,11 +277,11 @@ def sweep_plot(result: ClaimResult, param: str, path: Path, title: str) -> bool:
                     diverged[panel][norm] += 1
     if not panels:
         return False
-    norms = sorted({n for p in panels.values() for n in p}, key=_norm_order)
+    norms = sorted({n for p in panels.values() for n in p}, key=norm_order)
     colors = _colors(norms)
     fig, axes = plt.subplots(1, len(panels), figsize=(5.4 * len(panels), 3.8), squeeze=False)
     for ax, (panel, by_norm) in zip(axes.flat, sorted(panels.items()), strict=False):
-        for norm in sorted(by_norm, key=_norm_order):
+        for norm in sorted(by_norm, key=norm_order):
             xs = sorted(by_norm[norm])
             vals = [by_norm[norm][x] for x in xs]
             div = diverged.get(panel, {}).get(norm, 0)

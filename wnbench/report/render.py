@@ -73,7 +73,7 @@ def make_figures(results: Sequence[ClaimResult], inputs: Inputs, out_dir: Path) 
             result.figures.append(Figure("Throughput per norm", "figures/c3_iqm.png"))
     if "noise" in inputs.bench and plots.noise_plot(inputs.bench["noise"], fig_dir / "c4_noise.png"):
         by_claim["C4"].figures.append(Figure("Noise from batch companions", "figures/c4_noise.png"))
-    if by_claim["C4"].cell_records and plots.sweep_plot(
+    if plots.sweep_plot(
         by_claim["C4"],
         "batch_size",
         fig_dir / "c4_batch.png",
