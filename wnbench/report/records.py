@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from wnbench.errors import UserError
-from wnbench.suite.store import RECORD_SCHEMA, STATUSES
+from wnbench.suite.store import RECORD_SCHEMA, STATUSES, iter_record_files
 
 BENCH_FILES = ("overhead.json", "noise.json", "ddi.json")
 #: Status order when one run id appears in several directories: a result beats a failure.
@@ -41,7 +41,6 @@ class Inputs:
     records: list[dict[str, Any]] = field(default_factory=list)
     manifests: list[SuiteManifest] = field(default_factory=list)
     bench: dict[str, dict[str, Any]] = field(default_factory=dict)  # "overhead" -> {"meta":..., "rows":[...]}
-    bench_dirs: dict[str, Path] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)  # one line per record that could not be used
     warnings: list[str] = field(default_factory=list)  # usable but worth a reader's attention
     sources: list[Path] = field(default_factory=list)
@@ -115,8 +114,7 @@ def _read_json(path: Path) -> Any:
 
 
 def _records_of(directory: Path, skipped: list[str]) -> Iterable[dict[str, Any]]:
-    for path in sorted((directory / "runs").glob("*/record.json")):
-        data = _read_json(path)
+    for path, data in iter_record_files(directory):
         if isinstance(data, Exception):
             skipped.append(f"{path}: unreadable ({data})")
             continue
@@ -169,7 +167,6 @@ def load_inputs(directories: Sequence[str | Path]) -> Inputs:
             data = _read_json(directory / name)
             if isinstance(data, dict) and isinstance(data.get("rows"), list):
                 inputs.bench[name.removesuffix(".json")] = data
-                inputs.bench_dirs[name.removesuffix(".json")] = directory
             elif (directory / name).exists():
                 inputs.skipped.append(f"{directory / name}: not a wnbench benchmark file ({data})")
     inputs.records = sorted(by_id.values(), key=lambda r: r["run_id"])

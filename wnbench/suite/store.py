@@ -32,6 +32,7 @@ __all__ = [
     "DONE_STATUSES",
     "STATUSES",
     "is_done",
+    "iter_record_files",
     "iter_records",
     "read_record",
     "record_path",
@@ -74,13 +75,21 @@ def read_record(out_dir: str | Path, run_id: str) -> dict[str, Any] | None:
         return None
 
 
-def iter_records(out_dir: str | Path) -> Iterator[dict[str, Any]]:
-    """Every readable record under ``OUT/runs/``, in run-id order."""
+def iter_record_files(out_dir: str | Path) -> Iterator[tuple[Path, dict[str, Any] | Exception]]:
+    """``(path, record)`` for every ``OUT/runs/*/record.json`` in run-id order; the error instead of the record
+    when a file cannot be read or parsed (the report names such files, resume skips them)."""
     for path in sorted((Path(out_dir) / "runs").glob("*/record.json")):
         try:
-            yield json.loads(path.read_text())
-        except (json.JSONDecodeError, OSError):
-            continue
+            yield path, json.loads(path.read_text())
+        except (json.JSONDecodeError, OSError) as err:
+            yield path, err
+
+
+def iter_records(out_dir: str | Path) -> Iterator[dict[str, Any]]:
+    """Every readable record under ``OUT/runs/``, in run-id order."""
+    for _, record in iter_record_files(out_dir):
+        if not isinstance(record, Exception):
+            yield record
 
 
 def is_done(record: dict[str, Any] | None) -> bool:
