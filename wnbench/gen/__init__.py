@@ -13,8 +13,7 @@ is used.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from wnbench.lazy import lazy_exports
 
 _EXPORTS = {
     "GANHyperparams": "config",
@@ -40,8 +39,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'wnbench.gen' has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -9,8 +9,7 @@ Names are imported lazily: ``import wnbench.rl`` does not pull in stable-baselin
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from wnbench.lazy import lazy_exports
 
 _EXPORTS = {
     "train_rl": "train",
@@ -37,8 +36,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'wnbench.rl' has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
