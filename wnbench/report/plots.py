@@ -152,6 +152,18 @@ def performance_profiles(result: ClaimResult, path: Path, reps: int = 500) -> bo
     return True
 
 
+def _median_iqr_line(
+    ax: Any, xs: Sequence[float], samples: Sequence[Sequence[float]], color: Any, label: str
+) -> None:
+    """Median of each x's samples as a marked line, their interquartile range as a band (NaN where none)."""
+
+    def stat(q: float) -> list[float]:
+        return [float(np.percentile(v, q)) if len(v) else np.nan for v in samples]
+
+    ax.plot(xs, stat(50), marker="o", color=color, label=label, lw=1.5)
+    ax.fill_between(xs, stat(25), stat(75), color=color, alpha=0.15, lw=0)
+
+
 def lr_sensitivity(result: ClaimResult, path: Path, tolerance: float) -> bool:
     """C5: median normalized score against the learning rate per norm, one panel per cell; the dashed line is
     the good-range threshold (best median minus the tolerance)."""
@@ -165,19 +177,11 @@ def lr_sensitivity(result: ClaimResult, path: Path, tolerance: float) -> bool:
         best = max(float(np.median(v)) for rates in by_norm.values() for v in rates.values() if len(v))
         for norm in sorted(by_norm, key=norm_order):
             rates = sorted(by_norm[norm])
-            med = [float(np.median(by_norm[norm][r])) if len(by_norm[norm][r]) else np.nan for r in rates]
-            lo = [
-                float(np.percentile(by_norm[norm][r], 25)) if len(by_norm[norm][r]) else np.nan for r in rates
-            ]
-            hi = [
-                float(np.percentile(by_norm[norm][r], 75)) if len(by_norm[norm][r]) else np.nan for r in rates
-            ]
             widths = result.cell_scores.get(cell, {}).get(norm)
             width = (
                 f", width {float(np.median(widths)):.2f} dec" if widths is not None and len(widths) else ""
             )
-            ax.plot(rates, med, marker="o", color=colors[norm], label=f"{norm}{width}", lw=1.5)
-            ax.fill_between(rates, lo, hi, color=colors[norm], alpha=0.15, lw=0)
+            _median_iqr_line(ax, rates, [by_norm[norm][r] for r in rates], colors[norm], f"{norm}{width}")
         ax.axhline(best - tolerance, color="k", ls="--", lw=0.8)
         ax.set_xscale("log")
         ax.set_xlabel("learning rate")
@@ -283,12 +287,9 @@ def sweep_plot(result: ClaimResult, param: str, path: Path, title: str) -> bool:
     for ax, (panel, by_norm) in zip(axes.flat, sorted(panels.items()), strict=False):
         for norm in sorted(by_norm, key=norm_order):
             xs = sorted(by_norm[norm])
-            vals = [by_norm[norm][x] for x in xs]
             div = diverged.get(panel, {}).get(norm, 0)
-            ax.plot(xs, [np.median(v) for v in vals], marker="o", color=colors[norm],
-                    label=norm + (f" ({div} diverged)" if div else ""), lw=1.5)  # fmt: skip
-            ax.fill_between(xs, [np.percentile(v, 25) for v in vals], [np.percentile(v, 75) for v in vals],
-                            color=colors[norm], alpha=0.15, lw=0)  # fmt: skip
+            label = norm + (f" ({div} diverged)" if div else "")
+            _median_iqr_line(ax, xs, [by_norm[norm][x] for x in xs], colors[norm], label)
         ax.set_xscale("log", base=2 if param == "batch_size" else 10)
         ax.set_xlabel(param)
         ax.set_ylabel(metric_names[panel])
