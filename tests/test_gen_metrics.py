@@ -158,13 +158,52 @@ class _FixedImages:
 def test_image_evaluator_ranks_real_images_above_noise(digits_classifier):
     classifier, _, dm, _ = digits_classifier
     real = dm.tensors("test")[0]
-    evaluator = ImageGANEvaluator(classifier, real, reconstruction_images=8, reconstruction_steps=20)
-    good = evaluator(_FixedImages(dm.tensors("train")[0][: len(real)]))
-    bad = evaluator(_FixedImages(torch.rand_like(real)), final=True)
+    train = dm.tensors("train")[0]
+    evaluator = ImageGANEvaluator(classifier, real, num_fake=len(train), reconstruction_images=8,
+                                  reconstruction_steps=20)  # fmt: skip
+    good = evaluator(_FixedImages(train))
+    bad = evaluator(_FixedImages(torch.rand_like(train)), final=True)
     assert good["fid_feature"] < bad["fid_feature"]
     assert good["kid_feature"] < bad["kid_feature"]
     assert 1.0 <= bad["inception_score_classifier"] < good["inception_score_classifier"] <= 10.0
     assert "reconstruction_mse" in bad and "reconstruction_mse" not in good
+    # What the final record states about sample sizes: every fake asked for, every real test image.
+    assert bad["fid_fake_samples"] == len(train) and bad["fid_real_samples"] == len(real)
+    assert bad["kid_subset_size"] == len(real) // 2 < min(len(real), len(train))
+
+
+def test_kid_subsets_are_smaller_than_both_sets_so_its_std_is_real(digits_classifier):
+    classifier, _, dm, _ = digits_classifier
+    real = dm.tensors("test")[0]
+    fake = dm.tensors("train")[0][:300]
+    evaluator = ImageGANEvaluator(classifier, real, num_fake=len(fake), reconstruction_steps=0)
+    assert evaluator.kid_subset_size == 150
+    metrics = evaluator(_FixedImages(fake))
+    assert metrics["kid_feature_std"] > 0
+    # The std is the spread over subsets: far below the gap to pure noise.
+    noise = evaluator(_FixedImages(torch.rand_like(fake)))
+    assert (
+        noise["kid_feature_std"] > 0
+        and metrics["kid_feature_std"] < noise["kid_feature"] - metrics["kid_feature"]
+    )
+
+
+def test_fid_floor_is_near_zero_and_below_a_bad_model(digits_classifier):
+    classifier, _, dm, _ = digits_classifier
+    real = dm.tensors("test")[0]
+    evaluator = ImageGANEvaluator(classifier, real, num_fake=len(real), reconstruction_images=4,
+                                  reconstruction_steps=1)  # fmt: skip
+    floor = evaluator.fid_floor()
+    assert evaluator.fid_floor() == floor  # computed once, seeded
+    train = dm.tensors("train")[0][: len(real)]
+    gen = torch.Generator().manual_seed(1)
+    blurred = (0.5 * train + 0.5 * torch.rand(train.shape, generator=gen)).clamp(0, 1)
+    bad = evaluator(_FixedImages(blurred), final=True)
+    assert bad["fid_feature_floor"] == floor
+    assert 0 <= floor < 0.2 * bad["fid_feature"]
+    # Half the real images against the other half: FID's small-sample bias at that size. A perfect generator,
+    # scored at the full sizes, lands below it (here: real training digits, 360 vs 360 images).
+    assert evaluator(_FixedImages(train))["fid_feature"] < floor
 
 
 def test_reconstruction_error_finds_a_reachable_image():

@@ -55,6 +55,7 @@ class GANHyperparams(_Strict):
     d_steps: int = Field(1, ge=1)
     lr_schedule: Literal["constant", "linear"] = "constant"
     joint_discriminator_batch: bool = False
+    #: Generated samples per evaluation: mixture scores (PacGAN's 2,500) and image FID/KID (>= 2,000 advised).
     eval_samples: int = Field(2500, ge=10)
     reconstruction_images: int = Field(64, ge=1)
     reconstruction_steps: int = Field(200, ge=0)

@@ -58,6 +58,7 @@ _RENAME = {
     "fid_feature": "fid_classifier",
     "kid_feature": "kid_classifier",
     "kid_feature_std": "kid_classifier_std",
+    "fid_feature_floor": "fid_classifier_floor",
     "feature_classifier_test_accuracy": "classifier_test_accuracy",
     "reverse_kl": "reverse_kl_modes",
 }

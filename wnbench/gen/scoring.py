@@ -36,6 +36,10 @@ METRICS: dict[str, Literal["max", "min"]] = {
 DIAGNOSTICS = (
     "nll_baseline_independent_nats",
     "kid_classifier_std",
+    "fid_classifier_floor",  # FID between two halves of the real test images: a perfect generator's level
+    "fid_fake_samples",
+    "fid_real_samples",
+    "kid_subset_size",
     "classifier_test_accuracy",
     "epochs_completed",
     "train_batches",

@@ -167,7 +167,8 @@ def build_run(
             )  # fmt: skip
             extras["feature_classifier_test_accuracy"] = accuracy
             evaluator = ImageGANEvaluator(
-                classifier, dm.tensors("test")[0], reconstruction_images=hp.reconstruction_images,
+                classifier, dm.tensors("test")[0], num_fake=hp.eval_samples,
+                reconstruction_images=hp.reconstruction_images,
                 reconstruction_steps=hp.reconstruction_steps, seed=evaluation_seed,
             )  # fmt: skip
         else:
