@@ -26,6 +26,7 @@ from .progress import error_line, make_progress, print_summary
 from .signals import deferred, interrupts_stop_the_suite
 from .spec import Suite
 from .store import is_done, iter_records, read_record, write_record
+from .tuning import add_tuned_runs
 
 __all__ = ["SuiteResult", "plan", "run_suite", "status_of"]
 
@@ -109,6 +110,7 @@ def run_suite(
     lock = _lock_out_dir(out_dir)
     try:
         with interrupts_stop_the_suite():
+            add_tuned_runs(suite, out_dir)  # tuning stages an earlier invocation finished (wnbench.suite.tuning)
             todo = [run for run, record in plan(suite, out_dir) if not is_done(record)]
             result = SuiteResult(skipped=len(suite.runs) - len(todo))
             _write_manifest(suite, out_dir)
@@ -135,6 +137,11 @@ def run_suite(
                 _print_summary(suite, result)
     finally:
         lock.close()
+    if add_tuned_runs(suite, out_dir):  # a tuning stage finished just now: run its chosen settings
+        more = run_suite(suite, out_dir, executor=executor, workers=workers, tracking=tracking, rich=rich,
+                         summary=summary)  # fmt: skip
+        result.records += more.records
+        result.wall_s += more.wall_s
     return result
 
 

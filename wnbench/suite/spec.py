@@ -72,6 +72,7 @@ class _GridFields(BaseModel):
     sweep: dict[str, list[Any]] | None = None
     seeds: Any = None
     budget: _BudgetModel | None = None
+    tune: dict[str, Any] | None = None  # a tuning stage (wnbench.suite.tuning)
 
 
 class _ProfileModel(_GridFields):
@@ -102,6 +103,8 @@ class ResolvedRun:
     params: dict[str, Any]
     budget: dict[str, Any]
     resolved: dict[str, Any] | None = None  # the kind's ``identity`` hook's result (part of the run id)
+    stage: str = "eval"  # "tune" / "tuned" in a grid with a tuning stage (wnbench.suite.tuning)
+    tuning: dict[str, Any] | None = None  # tune: the grid and keys; tuned: the choice and what it came from
 
     @property
     def label(self) -> str:
@@ -113,7 +116,7 @@ class ResolvedRun:
 
     def config(self) -> dict[str, Any]:
         """The record's ``config`` block (and the W&B run config)."""
-        return {
+        config = {
             "kind": self.kind,
             "task": self.task,
             "algo": self.algo,
@@ -124,6 +127,9 @@ class ResolvedRun:
             "budget": self.budget,
             "resolved": self.resolved,
         }
+        if self.stage != "eval":
+            config.update(stage=self.stage, tuning=self.tuning)
+        return config
 
     def to_spec(self) -> RunSpec:
         """Rebuild the kind's typed :class:`RunSpec` (in the worker, or for ``validate`` hooks)."""
@@ -156,6 +162,7 @@ class Suite:
     profile: str
     path: Path
     runs: list[ResolvedRun] = field(default_factory=list)
+    tune_groups: list[Any] = field(default_factory=list)  # wnbench.suite.tuning.TuneGroup, one per tuned cell
 
     @property
     def kinds(self) -> list[str]:
@@ -385,6 +392,8 @@ def _expand_grid(
     problems: _Problems,
     seen_ids: set[str],
     run_kind_checks: bool,
+    stage: str = "eval",
+    tuning: dict[str, Any] | None = None,
 ) -> None:
     def where(dotted: str) -> str:
         return _origin(origins, prefix, dotted)
@@ -509,6 +518,8 @@ def _expand_grid(
                         "params": params_json,
                         "steps": budget["steps"],
                     }
+                    if stage == "tune":  # never the id of an evaluation run
+                        identity["stage"] = stage
                     key = run_id_of(identity)
                     if key in checked:
                         resolved = checked[key]
@@ -544,10 +555,19 @@ def _expand_grid(
                             params=params_json,
                             budget=budget,
                             resolved=resolved,
+                            stage=stage,
+                            tuning=tuning,
                         )
                         if run.run_id not in seen_ids:
                             seen_ids.add(run.run_id)
                             suite.runs.append(run)
+    if stage == "eval" and model.tune is not None:
+        from .tuning import plan_tune_stage
+
+        def expand(g: dict[str, Any], o: dict[str, str], st: str, info: Any, seen=seen_ids, sink=problems) -> None:
+            _expand_grid(suite, g, o, prefix, configs_root, sink, seen, run_kind_checks, st, info)
+
+        plan_tune_stage(suite, grid, origins, where, seeds, problems, expand)
 
 
 def _resolve_identity(
