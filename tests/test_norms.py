@@ -12,17 +12,23 @@ import torch.nn.functional as F
 from torch import nn
 
 from wnbench.norms import (
+    BatchNormLSTM,
     LayerNormLSTM,
     NormError,
+    NormLSTM,
+    SequenceBatchNorm,
     WNConv2d,
     WNConvTranspose2d,
     WNLinear,
     available_norms,
     make_norm,
+    norm_state_buffers,
+    spectral_norm_modules,
     weight_norm_modules,
 )
 
 ALL_KINDS = available_norms()
+COMPOSITIONS = ["weight+batch", "weight+layer", "weight+batch_renorm", "spectral+batch", "weight_ddi+group"]
 
 
 def _wn_layers():
@@ -266,9 +272,13 @@ def test_cli_turns_unknown_norm_into_exit_code_2_without_traceback():
     assert len(proc.stderr.strip().splitlines()) <= 3
 
 
-@pytest.mark.parametrize("kind", ALL_KINDS)
+@pytest.mark.parametrize("kind", [*ALL_KINDS, *COMPOSITIONS, "batch[pre]", "weight+batch_renorm[pre]"])
 def test_every_kind_builds_layers_that_train(kind):
-    norm = make_norm(kind)
+    name, pre = kind.removesuffix("[pre]"), kind.endswith("[pre]")
+    if name == "weight_ddi+group":
+        norm = make_norm("weight+group", ddi=True, groups=4)
+    else:
+        norm = make_norm(name, placement="pre") if pre else make_norm(name)
     net = nn.Sequential(
         norm.conv2d(3, 8, 3, 1, 1), nn.ReLU(), norm.conv_transpose2d(8, 8, 4, 2, 1), nn.ReLU(),
         nn.Flatten(), norm.linear(8 * 8 * 8, 16), nn.ReLU(), norm.linear(16, 2, normalize=False),
@@ -287,7 +297,9 @@ def test_every_kind_builds_layers_that_train(kind):
     assert isinstance(net[-1], nn.Linear)  # output layers stay plain
 
 
-@pytest.mark.parametrize("kind", ["none", "weight", "spectral", "layer"])
+@pytest.mark.parametrize(
+    "kind", ["none", "weight", "spectral", "layer", "batch", "weight+layer", "weight+batch"]
+)
 def test_recurrent_capable_norms_wrap_an_lstm_with_its_interface(kind):
     norm = make_norm(kind)
     lstm = norm.lstm(5, 8, num_layers=2)
@@ -300,8 +312,11 @@ def test_recurrent_capable_norms_wrap_an_lstm_with_its_interface(kind):
     lstm.eval()
     out, _ = lstm(x, h0)
     state, steps = h0, []
+    timed = {"time": 0} if isinstance(lstm, NormLSTM) else {}  # per-time-step statistics need the step
     for t in range(7):
-        o, state = lstm(x[t : t + 1], state)
+        if timed:
+            timed["time"] = t
+        o, state = lstm(x[t : t + 1], state, **timed)
         steps.append(o)
     assert torch.allclose(torch.cat(steps), out, atol=1e-5)
 
@@ -319,10 +334,11 @@ def test_weight_normalized_lstm_reparameterizes_each_gate_unit():
     )
 
 
-@pytest.mark.parametrize("kind", ["batch", "batch_renorm", "weight_meanonly", "group"])
+@pytest.mark.parametrize("kind", ["batch_renorm", "weight_meanonly", "group", "meanonly"])
 def test_norms_without_a_recurrent_form_refuse_an_lstm(kind):
     with pytest.raises(
-        NormError, match="cannot go into a recurrent layer.*recurrent-capable norms: none, layer, weight"
+        NormError,
+        match="cannot go into a recurrent layer.*recurrent-capable norms: none, batch, layer, weight",
     ):
         make_norm(kind).wrap_lstm(nn.LSTM(3, 4))
 
@@ -341,3 +357,206 @@ def test_label_names_the_alias_or_the_non_default_options():
     assert make_norm("weight", ddi=True).label == "weight_ddi"
     assert make_norm("group", groups=4).label == "group[groups=4]"
     assert make_norm("batch").label == "batch"
+
+
+# -- compositions (norm specs of three parts) ----------------------------------------------------------
+def test_weight_plus_batch_is_batchnorm_of_a_wn_layer_with_weight_g_v_over_norm_v():
+    torch.manual_seed(0)
+    layer = make_norm("weight+batch").linear(6, 5)
+    wn, bn = layer.layer, layer.norm
+    assert isinstance(wn, WNLinear) and wn.bias is None  # BN's mean subtraction absorbs the bias
+    with torch.no_grad():
+        wn.g.mul_(torch.rand_like(wn.g) + 0.5)
+        bn.weight.uniform_(0.5, 2.0)
+        bn.bias.uniform_(-1, 1)
+    x = torch.randn(32, 6) * 3 + 1
+    w = _reference_weight(wn, 0)
+    reference = nn.BatchNorm1d(5)
+    reference.load_state_dict(bn.state_dict())
+    assert torch.allclose(layer(x), reference(x @ w.T), atol=1e-5)
+    # and the same with running statistics in eval mode
+    layer.eval(), reference.eval()
+    assert torch.allclose(layer(x), reference(x @ w.T), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["batch", "weight+batch_renorm", "layer"])
+def test_pre_placement_normalizes_every_layer_input_including_the_observation(name):
+    torch.manual_seed(0)
+    net = make_norm(name, placement="pre", eps=1e-8).mlp(4, [16, 16], 1)  # eps off: exact moments
+    inputs = []
+    linear_types = (nn.Linear, WNLinear)
+    hooks = [
+        m.register_forward_pre_hook(lambda m, a: inputs.append(a[0]))
+        for m in net.modules()
+        if isinstance(m, linear_types)
+    ]
+    x = torch.randn(256, 4) * torch.tensor([10.0, 0.5, 3.0, 1.0]) + 5  # far from standardized
+    net.train()
+    net(x)
+    for h in hooks:
+        h.remove()
+    assert len(inputs) == 3  # two hidden layers and the output layer, each fed a normalized input
+    for seen in inputs:
+        if name == "layer":  # per sample over features
+            assert torch.allclose(seen.mean(dim=1), torch.zeros(len(seen)), atol=1e-4)
+            assert torch.allclose(seen.var(dim=1, unbiased=False), torch.ones(len(seen)), atol=1e-2)
+        else:  # per feature over the batch (batch renorm starts as plain BN)
+            assert torch.allclose(seen.mean(dim=0), torch.zeros(seen.shape[1]), atol=1e-4)
+            assert torch.allclose(seen.var(dim=0, unbiased=False), torch.ones(seen.shape[1]), atol=2e-2)
+
+
+def test_pre_placement_matches_sb3_contrib_crossq_layout():
+    from sb3_contrib.common.torch_layers import BatchRenorm1d
+    from stable_baselines3.common.torch_layers import create_mlp
+
+    stock = create_mlp(5, 1, [32, 32], nn.ReLU, pre_linear_modules=[BatchRenorm1d])
+    ours = make_norm("batch_renorm", placement="pre").mlp(5, [32, 32], 1)
+    flat = [m for m in ours.modules() if not isinstance(m, nn.Sequential)]
+    assert [type(m) for m in flat] == [type(m) for m in stock]
+    assert [getattr(m, "num_features", getattr(m, "in_features", None)) for m in flat] == [
+        getattr(m, "num_features", getattr(m, "in_features", None)) for m in stock
+    ]
+
+
+@pytest.mark.parametrize("name", ["weight+layer", "weight+meanonly", "weight+batch"])
+def test_ddi_in_a_composition_standardizes_what_the_activation_norm_receives(name):
+    torch.manual_seed(0)
+    norm = make_norm(name, ddi=True)
+    net = norm.mlp(6, [32, 32])
+    received = []
+    for m in net.modules():
+        if isinstance(m, WNLinear):
+            m.register_forward_hook(lambda m, a, out: received.append(out))
+    x = torch.randn(512, 6) * 4 + 2
+    assert norm.initialize(net, x) == 2
+    assert len(received) == 2
+    for out in received:  # every unit's pre-activation has variance 1; zero mean when the WN layer has a bias
+        assert torch.allclose(out.var(dim=0, unbiased=False), torch.ones(out.shape[1]), atol=1e-3)
+        if name == "weight+layer":
+            assert torch.allclose(out.mean(dim=0), torch.zeros(out.shape[1]), atol=1e-4)
+
+
+def test_weight_meanonly_is_the_composition_with_ddi_and_keeps_its_name():
+    norm = make_norm("weight_meanonly")
+    assert norm.name == "weight+meanonly" and norm.options()["ddi"] is True
+    assert norm.label == "weight_meanonly"
+    assert make_norm("weight+meanonly", ddi=True).label == "weight_meanonly"
+    assert make_norm("weight+meanonly").label == "weight+meanonly"
+    assert make_norm("weight+batch_renorm", placement="pre").label == "weight+batch_renorm[placement=pre]"
+    assert make_norm("none+batch").label == "batch" and make_norm("weight+none").label == "weight"
+    assert make_norm("batch+weight").label == "weight+batch"  # either order, one canonical name
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "message"),
+    [
+        ("batch+layer", {}, "norm 'batch\\+layer': two activation norms \\(batch, layer\\)"),
+        ("weight+spectral", {}, "two weight reparameterizations \\(weight, spectral\\)"),
+        ("spectral+batch", {"ddi": True}, "takes option 'ddi'.*'ddi' is an option of 'weight'"),
+        ("weight+bacth", {}, "unknown part 'bacth' \\(did you mean 'batch'\\?\\)"),
+        ("weight+batch+layer", {}, "a composition is"),
+        ("weight", {"placement": "pre"}, "places an activation norm, and 'weight' has none"),
+        ("batch", {"placement": "before"}, "'placement' must be one of post, pre"),
+        ("spectral", {"layers": "first"}, "'layers' must be one of all, last_hidden"),
+    ],
+)
+def test_impossible_compositions_name_the_part(name, options, message):
+    with pytest.raises(NormError, match=message):
+        make_norm(name, **options)
+
+
+def test_spectral_on_the_last_hidden_layer_only():
+    net = make_norm("spectral", layers="last_hidden").mlp(4, [8, 8, 8], 2)
+    assert len(spectral_norm_modules(net)) == 1
+    assert spectral_norm_modules(net)[0] is net[4]
+    both = make_norm("spectral+layer", layers="last_hidden").mlp(4, [8, 8], 2)
+    assert len(spectral_norm_modules(both)) == 1
+    assert sum(isinstance(m, nn.LayerNorm) for m in both.modules()) == 2  # LN stays on every layer
+
+
+def test_spectral_norm_in_eval_mode_follows_weights_changed_through_data():
+    """A target network (eval mode forever) that receives polyak updates keeps sigma = 1."""
+    torch.manual_seed(0)
+    online = make_norm("spectral").mlp(8, [32, 32], 1)
+    target = make_norm("spectral").mlp(8, [32, 32], 1)
+    target.load_state_dict(online.state_dict())
+    target.eval()
+    opt = torch.optim.Adam(online.parameters(), lr=3e-2)
+    x = torch.randn(64, 8)
+    for _ in range(200):
+        opt.zero_grad()
+        (online(x) - 3).pow(2).mean().backward()
+        opt.step()
+        with torch.no_grad():  # SB3's polyak_update writes through .data and copies norm state
+            for p, tp in zip(online.parameters(), target.parameters(), strict=True):
+                tp.data.mul_(0.95).add_(p.data, alpha=0.05)
+            for b, tb in zip(norm_state_buffers(online), norm_state_buffers(target), strict=True):
+                tb.data.copy_(b.data)
+        target(x)
+    for layer in spectral_norm_modules(target):
+        sigma = torch.linalg.matrix_norm(layer.weight.detach(), 2)
+        assert abs(sigma.item() - 1) < 0.02
+    # eval mode stays a pure function while the weights do not change
+    with torch.no_grad():
+        assert torch.equal(target(x), target(x))
+
+
+def test_norm_state_buffers_hold_every_kind_of_norm_state():
+    names = {
+        "batch": {"running_mean", "running_var"},
+        "batch_renorm": {"ra_mean", "ra_var"},
+        "weight_meanonly": {"running_mean"},
+        "spectral": {"_u", "_v"},
+    }
+    for kind, expected in names.items():
+        net = make_norm(kind).mlp(3, [4])
+        found = {n.rsplit(".", 1)[-1] for n, b in net.named_buffers() if b.is_floating_point()}
+        assert expected <= found, kind
+        assert len(norm_state_buffers(net)) == len(found)
+
+
+# -- recurrent batch norm (Cooijmans et al. 2017) ---------------------------------------------------
+def test_bn_lstm_keeps_statistics_per_time_step():
+    torch.manual_seed(0)
+    lstm = make_norm("batch", t_max=4).lstm(3, 5)
+    assert isinstance(lstm, BatchNormLSTM)
+    bns = [m for m in lstm.modules() if isinstance(m, SequenceBatchNorm)]
+    assert len(bns) == 3  # input-to-hidden, hidden-to-hidden, cell
+    x = torch.randn(4, 64, 3) * torch.arange(1, 5).view(4, 1, 1).float() + torch.arange(4).view(4, 1, 1)
+    lstm.train()
+    out, _ = lstm(x)
+    stats = lstm.cells[0].norm_ih.running_mean
+    assert stats.shape == (4, 20)
+    # inputs drift over time, so each step's statistics differ
+    assert all(not torch.allclose(stats[t], stats[t + 1], atol=1e-3) for t in range(3))
+    # in train mode every step is standardized by its own minibatch statistics (before gamma/beta)
+    pre = lstm.cells[0].ih(x)
+    normed = (lstm.cells[0].norm_ih(pre, 0) - lstm.cells[0].norm_ih.bias) / lstm.cells[0].norm_ih.weight
+    assert torch.allclose(normed.mean(dim=1), torch.zeros(4, 20), atol=1e-4)
+
+
+def test_bn_lstm_runs_past_t_max_and_reuses_the_last_statistics():
+    torch.manual_seed(0)
+    lstm = make_norm("batch", t_max=3).lstm(2, 4)
+    lstm.train()
+    out, _ = lstm(torch.randn(10, 8, 2))
+    assert out.shape == (10, 8, 4) and torch.isfinite(out).all()
+    lstm.eval()
+    bn = lstm.cells[0].norm_c
+    step_late = torch.randn(8, 4)
+    assert torch.equal(bn(step_late, 7), bn(step_late, 2))  # beyond t_max: slot t_max - 1
+    assert not torch.equal(bn(step_late, 0), bn(step_late, 2))
+
+
+def test_bn_lstm_state_dict_round_trips_with_weights_only(tmp_path):
+    torch.manual_seed(0)
+    lstm = make_norm("weight+batch", t_max=5).lstm(3, 4)
+    lstm.train()
+    lstm(torch.randn(6, 8, 3))
+    path = tmp_path / "bn_lstm.pt"
+    torch.save(lstm.state_dict(), path)
+    fresh = make_norm("weight+batch", t_max=5).lstm(3, 4)
+    fresh.load_state_dict(torch.load(path, weights_only=True))
+    lstm.eval(), fresh.eval()
+    x = torch.randn(6, 2, 3)
+    assert torch.equal(lstm(x)[0], fresh(x)[0])

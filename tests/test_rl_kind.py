@@ -87,7 +87,7 @@ profiles:
     grids:
       - {tasks: [CartPol-v1], algos: [ppo]}
       - {tasks: [Pendulum-v1], algos: [dqn]}
-      - {tasks: [wnbench/CartPoleNoVel-v1], algos: [recurrentppo], norms: [weight, batch]}
+      - {tasks: [wnbench/CartPoleNoVel-v1], algos: [recurrentppo], norms: [weight, batch_renorm]}
       - {tasks: [CartPole-v1], algos: [ppo], params: {learning_rate: fast}}
 """
 
@@ -102,7 +102,7 @@ def test_bad_rl_input_exits_2_listing_each_problem_at_its_yaml_path(tmp_path, mo
     expected = [
         "profiles.default.grids[0].tasks[0]: env 'CartPol-v1': not a registered gymnasium id; closest registered ids: CartPole-v1",
         "profiles.default.grids[1].algos[0]: algo 'dqn' cannot act in env 'Pendulum-v1'",
-        "profiles.default.grids[2].norms[1]: norm 'batch' cannot go into recurrentppo's LSTM",
+        "profiles.default.grids[2].norms[1]: norm 'batch_renorm' cannot go into recurrentppo's LSTM",
         "profiles.default.grids[3].params.learning_rate",
     ]  # fmt: skip
     for message in expected:

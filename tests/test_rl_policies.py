@@ -12,13 +12,16 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from wnbench.norms import (
+    BatchNormLSTM,
     LayerNormLSTM,
     MeanOnlyBatchNorm,
     NormError,
+    SequenceBatchNorm,
     WNConv2d,
     WNLinear,
     available_norms,
     make_norm,
+    spectral_norm_modules,
 )
 from wnbench.rl.policies import (
     MinAtarCNN,
@@ -30,6 +33,7 @@ from wnbench.rl.policies import (
     NormTD3Policy,
     batch_stat_modules,
     initialize_policy,
+    policy_class_for,
 )
 
 NORMS = available_norms()
@@ -53,6 +57,7 @@ def norm_markers(module: nn.Module, norm: str) -> int:
         "weight": lambda m: isinstance(m, WNLinear) and not m.ddi,
         "weight_ddi": lambda m: isinstance(m, WNLinear) and m.ddi,
         "weight_meanonly": lambda m: isinstance(m, MeanOnlyBatchNorm),
+        "meanonly": lambda m: isinstance(m, MeanOnlyBatchNorm),
         "spectral": lambda m: isinstance(m, nn.Linear) and parametrize.is_parametrized(m, "weight"),
     }
     if norm == "none":  # nothing but plain layers
@@ -136,9 +141,20 @@ def test_dqn_q_network_follows_the_critic_switch():
     assert norm_markers(build(NormDQNPolicy, "batch", norm_actor=False).q_net, "batch") == len(HIDDEN)
 
 
-def test_crossq_defaults_to_batch_renorm_and_drives_every_batch_stat_layer():
-    stock = NormCrossQPolicy(BOX_OBS, BOX_ACT, lr, net_arch=HIDDEN)
-    assert norm_markers(stock.critic, "batch_renorm") == 2 * len(HIDDEN)
+def test_crossq_defaults_to_sb3_contribs_network_and_drives_every_batch_stat_layer():
+    from sb3_contrib.crossq.policies import CrossQPolicy
+
+    ours = NormCrossQPolicy(BOX_OBS, BOX_ACT, lr, net_arch=HIDDEN)
+    stock = CrossQPolicy(BOX_OBS, BOX_ACT, lr, net_arch=HIDDEN)
+
+    def layout(net):
+        return [(type(m).__name__, getattr(m, "num_features", getattr(m, "in_features", None)))
+                for m in net.modules() if not isinstance(m, nn.Sequential) and not list(m.children())]  # fmt: skip
+
+    # module for module: BatchRenorm on the input and before every linear layer, the output layer included
+    assert layout(ours.critic.qf0) == layout(stock.critic.qf0)
+    assert layout(ours.actor.latent_pi) == layout(stock.actor.latent_pi)
+    assert norm_markers(ours.critic, "batch_renorm") == 2 * (len(HIDDEN) + 1)
     policy = build(NormCrossQPolicy, "batch")
     bns = batch_stat_modules(policy.critic)
     policy.critic.set_bn_training_mode(True)
@@ -147,13 +163,13 @@ def test_crossq_defaults_to_batch_renorm_and_drives_every_batch_stat_layer():
     assert not any(m.training for m in bns)
 
 
-@pytest.mark.parametrize("norm", ["batch", "batch_renorm", "weight_meanonly", "group"])
+@pytest.mark.parametrize("norm", ["batch_renorm", "weight_meanonly", "group"])
 def test_recurrent_policy_refuses_norms_without_a_recurrent_form(norm):
     with pytest.raises(NormError, match="recurrent"):
         NormRecurrentActorCriticPolicy(BOX_OBS, DISCRETE, lr, net_arch=HIDDEN, lstm_hidden_size=16, norm=norm)
 
 
-@pytest.mark.parametrize("norm", ["weight", "layer", "spectral", "none"])
+@pytest.mark.parametrize("norm", ["weight", "layer", "spectral", "none", "batch"])
 def test_recurrent_policy_puts_the_norm_in_its_lstms(norm):
     policy = NormRecurrentActorCriticPolicy(
         BOX_OBS, DISCRETE, lr, net_arch=HIDDEN, lstm_hidden_size=16, norm=norm
@@ -161,6 +177,9 @@ def test_recurrent_policy_puts_the_norm_in_its_lstms(norm):
     for lstm in (policy.lstm_actor, policy.lstm_critic):
         if norm == "layer":
             assert isinstance(lstm, LayerNormLSTM)
+        elif norm == "batch":  # recurrent BN, statistics shared over time (RecurrentPPO steps one at a time)
+            assert isinstance(lstm, BatchNormLSTM)
+            assert {m.t_max for m in lstm.modules() if isinstance(m, SequenceBatchNorm)} == {1}
         else:
             assert isinstance(lstm, nn.LSTM)
             assert parametrize.is_parametrized(lstm) == (norm != "none")
@@ -280,3 +299,48 @@ def test_running_mode_statistics_move_only_through_the_refresh():
 
     assert running_mean_after(None) == 0.0
     assert running_mean_after(NormCallback()) > 0.0
+
+
+def _target_sigmas_seen_in_forward(model, target_name: str) -> list[float]:
+    """sigma of every SN layer's effective weight, as used in the target's last forward pass."""
+    seen: dict[int, float] = {}
+    layers = spectral_norm_modules(getattr(model.policy, target_name))
+    assert layers
+
+    def hook(module, _inputs, _output):
+        with torch.no_grad():
+            seen[id(module)] = torch.linalg.matrix_norm(module.weight, 2).item()
+
+    for layer in layers:
+        layer.register_forward_hook(hook)
+    return layers, seen
+
+
+@pytest.mark.parametrize(
+    ("algo", "env", "target", "kwargs"),
+    [
+        ("sac", "Pendulum-v1", "critic_target", dict(learning_starts=50, batch_size=32)),
+        ("td3", "Pendulum-v1", "actor_target", dict(learning_starts=50, batch_size=32)),
+        ("dqn", "CartPole-v1", "q_net_target", dict(learning_starts=50, batch_size=32, train_freq=1,
+                                                     target_update_interval=20, learning_rate=3e-3)),
+    ],
+)  # fmt: skip
+def test_spectral_norm_holds_in_target_networks_after_training(algo, env, target, kwargs):
+    from stable_baselines3 import DQN, SAC, TD3
+
+    from wnbench.rl.policies import NormCallback
+
+    algo_cls = {"sac": SAC, "td3": TD3, "dqn": DQN}[algo]
+    model = algo_cls(policy_class_for(algo), env, seed=0, policy_kwargs=dict(norm="spectral", net_arch=[16, 16]),
+                     **kwargs)  # fmt: skip
+    layers, seen = _target_sigmas_seen_in_forward(model, target)
+    initial = [layer.parametrizations.weight.original.detach().clone() for layer in layers]
+    model.learn(200, callback=NormCallback())
+    assert len(seen) == len(layers)
+    assert all(abs(sigma - 1) < 0.02 for sigma in seen.values()), seen
+    # the target's weights really moved (polyak or hard copies), so the check is not of the initial weights
+    moved = [
+        (layer.parametrizations.weight.original - w0).abs().max().item()
+        for layer, w0 in zip(layers, initial, strict=True)
+    ]
+    assert min(moved) > 1e-3, moved

@@ -27,7 +27,7 @@ def test_algorithm_that_cannot_act_in_the_action_space_is_named_with_the_env():
     assert validate_rl("sac", "CartPole-v1", "none", build=False)[0].startswith("algo 'sac' cannot act")
 
 
-@pytest.mark.parametrize("norm", ["batch", "batch_renorm", "weight_meanonly", "group"])
+@pytest.mark.parametrize("norm", ["batch_renorm", "weight_meanonly", "group"])
 def test_recurrent_policy_with_a_norm_it_cannot_take(norm):
     problems = validate_rl("recurrentppo", "wnbench/CartPoleNoVel-v1", norm)
     assert any("recurrent" in p and norm in p for p in problems), problems

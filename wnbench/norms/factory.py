@@ -5,8 +5,19 @@
     norm.initialize(model, batch)        # data-dependent init where the kind needs it, else a no-op
 
 Weight-reparameterizing kinds (weight, spectral) return the wrapped layer; activation-normalizing
-kinds (batch, layer, group, batch_renorm) return ``Sequential(layer=..., norm=...)``. Layers asked
-for with ``normalize=False`` (output layers) are plain torch layers for every kind.
+kinds (batch, layer, group, batch_renorm, meanonly) return ``Sequential(layer=..., norm=...)``. Layers
+asked for with ``normalize=False`` (output layers) are plain torch layers for every kind.
+
+Compositions: a spec combines one weight reparameterization (``none``, ``weight``, ``spectral``) with one
+activation norm (``none``, ``batch``, ``batch_renorm``, ``layer``, ``group``, ``meanonly``) and a placement
+for the latter: ``post`` (after the layer, the default) or ``pre`` (on the layer's input, the observation
+included, as sb3-contrib's CrossQ places batch renorm)::
+
+    make_norm("weight+batch_renorm", ddi=True, placement="pre")   # CrossQ + WN (Palenicek et al. 2025)
+    make_norm("batch", placement="pre")                            # CrossQ's own placement, BN
+    make_norm("weight_meanonly")                                    # = weight+meanonly with DDI (the WN paper)
+
+Options go to the part that takes them; a single name keeps its meaning (``batch`` = ``none+batch``).
 """
 
 from __future__ import annotations
@@ -24,13 +35,19 @@ from .weightnorm import arm_ddi
 
 __all__ = [
     "Norm",
+    "ComposedNorm",
     "NormError",
+    "PLACEMENTS",
+    "COMPOSITION_GRAMMAR",
     "register_norm",
     "make_norm",
     "available_norms",
     "norm_aliases",
     "initialize",
+    "norm_state_buffers",
 ]
+
+PLACEMENTS = ("post", "pre")
 
 
 class NormError(ValueError):
@@ -48,7 +65,8 @@ def register_norm(cls: type[Norm]) -> type[Norm]:
         raise TypeError(f"{cls.__name__} needs a class attribute 'name'")
     _REGISTRY[cls.name] = cls
     for alias, options in cls.aliases.items():
-        _ALIASES[alias] = (cls.name, dict(options))
+        options = dict(options)
+        _ALIASES[alias] = (options.pop("name", cls.name), options)
     return cls
 
 
@@ -63,21 +81,34 @@ def norm_aliases() -> dict[str, tuple[str, dict[str, Any]]]:
 
 
 def make_norm(name: str, **options: Any) -> Norm:
-    """Build the norm registered as ``name`` (or an alias) with ``options``.
+    """Build the norm named ``name`` (a kind, an alias or a composition ``weight+batch``) with ``options``.
 
-    Raises :class:`NormError` (a ``ValueError``) naming the known kinds for an unknown name, and the
-    accepted options for an unknown option.
+    Raises :class:`NormError` (a ``ValueError``) naming the part at fault: an unknown kind (with the known
+    ones), an option no part takes (with the accepted ones), two activation norms, a bad placement.
     """
     if isinstance(name, Norm):
         return name
-    if name in _ALIASES:
-        base, preset = _ALIASES[name]
-        return _REGISTRY[base](**{**preset, **options})
+    spec = str(name)
+    if spec in _ALIASES:
+        base, preset = _ALIASES[spec]
+        spec, options = base, {**preset, **options}
+    parts = [p.strip() for p in spec.split("+")]
+    if len(parts) == 1 and "placement" not in options:
+        return _make_single(spec, options)
+    return _make_composed(spec, parts, options)
+
+
+def _kind(name: str, spec: str) -> type[Norm]:
     if name not in _REGISTRY:
-        close = difflib.get_close_matches(str(name), available_norms(), n=1)
+        close = difflib.get_close_matches(name, available_norms(), n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise NormError(f"unknown norm '{name}'{hint}; known: {', '.join(available_norms())}")
-    cls = _REGISTRY[name]
+        where = f"unknown norm '{name}'" if name == spec else f"norm '{spec}': unknown part '{name}'"
+        raise NormError(f"{where}{hint}; known: {', '.join(available_norms())}")
+    return _REGISTRY[name]
+
+
+def _make_single(name: str, options: dict[str, Any]) -> Norm:
+    cls = _kind(name, name)
     accepted = cls.option_names()
     unknown = sorted(set(options) - set(accepted))
     if unknown:
@@ -86,6 +117,73 @@ def make_norm(name: str, **options: Any) -> Norm:
             f"options: {', '.join(accepted) or '(none)'}"
         )
     return cls(**options)
+
+
+COMPOSITION_GRAMMAR = (
+    "[WEIGHT+]ACTIVATION or WEIGHT, with WEIGHT in {none, weight, spectral} and ACTIVATION in "
+    "{none, batch, batch_renorm, layer, group, meanonly}; option placement: post (after the layer, default) "
+    "| pre (on its input, the observation included, as CrossQ); other options go to the part that takes "
+    "them, e.g. {name: weight+batch_renorm, ddi: true, placement: pre}"
+)
+
+
+def _make_composed(spec: str, parts: list[str], options: dict[str, Any]) -> Norm:
+    if len(parts) > 2 or not all(parts):
+        raise NormError(f"norm '{spec}': a composition is {COMPOSITION_GRAMMAR}")
+    classes = [_kind(p, spec) for p in parts]
+    weights = [c for c in classes if c.role == "weight"]
+    activations = [c for c in classes if c.role == "activation"]
+    if len(activations) > 1:
+        raise NormError(
+            f"norm '{spec}': two activation norms ({', '.join(c.name for c in activations)}); "
+            f"a composition is {COMPOSITION_GRAMMAR}"
+        )
+    if len(weights) > 1:
+        raise NormError(
+            f"norm '{spec}': two weight reparameterizations ({', '.join(c.name for c in weights)}); "
+            f"a composition is {COMPOSITION_GRAMMAR}"
+        )
+    weight_cls = weights[0] if weights else _REGISTRY["none"]
+    act_cls = activations[0] if activations else _REGISTRY["none"]
+    options = dict(options)
+    placement = options.pop("placement", "post")
+    if placement not in PLACEMENTS:
+        raise NormError(
+            f"norm '{spec}': option 'placement' must be one of {', '.join(PLACEMENTS)}, got {placement!r}"
+        )
+    weight_opts = {k: v for k, v in options.items() if k in weight_cls.option_names()}
+    act_opts = {k: v for k, v in options.items() if k in act_cls.option_names()}
+    unknown = sorted(set(options) - set(weight_opts) - set(act_opts))
+    if unknown:
+        accepted = [*weight_cls.option_names(), *act_cls.option_names(), "placement"]
+        owners = ", ".join(f"'{c.name}'" for c in (weight_cls, act_cls) if c.name != "none")
+        belongs = {u: [n for n, c in _REGISTRY.items() if u in c.option_names()] for u in unknown}
+        hint = "".join(
+            f" ('{u}' is an option of {', '.join(repr(n) for n in ns)})" for u, ns in belongs.items() if ns
+        )
+        raise NormError(
+            f"norm '{spec}': no part ({owners}) takes option {', '.join(repr(u) for u in unknown)}; "
+            f"options: {', '.join(accepted)}{hint}"
+        )
+    weight = _make_single(weight_cls.name, weight_opts)
+    act = _make_single(act_cls.name, act_opts)
+    if act_cls.name == "none":
+        if placement != "post":
+            raise NormError(
+                f"norm '{spec}': option 'placement' places an activation norm, and '{spec}' has none"
+            )
+        return weight
+    if weight_cls.name == "none" and placement == "post":
+        return act
+    return ComposedNorm(weight, act, placement)  # type: ignore[arg-type]
+
+
+def norm_state_buffers(module: nn.Module) -> list[torch.Tensor]:
+    """Every floating-point buffer of ``module``, in a stable order: the state norms keep outside their
+    parameters (BN and mean-only BN running statistics, batch renorm's, spectral norm's power-iteration
+    vectors). The one list a target network must receive besides the parameters: hand it to SB3's
+    ``*batch_norm_stats`` copies (``wnbench.rl.policies.NormCallback`` does) or copy it yourself."""
+    return [b for b in module.buffers() if b.is_floating_point()]
 
 
 def initialize(model: nn.Module, batch: Any, forward: Callable[[nn.Module, Any], Any] | None = None) -> int:
@@ -137,6 +235,11 @@ class Norm:
     supports_recurrent: ClassVar[bool] = False
     #: Aliases registered with this kind: alias -> options.
     aliases: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: What the kind is in a composition: "weight" (reparameterizes the layer), "activation" (a module
+    #: beside the layer) or "none" (either part, doing nothing).
+    role: ClassVar[str] = "weight"
+    #: Where the activation norm sits: "post" (after the layer) or "pre" (on its input).
+    placement: str = "post"
 
     @classmethod
     def option_names(cls) -> list[str]:
@@ -153,6 +256,7 @@ class Norm:
         for alias, (base, preset) in _ALIASES.items():
             if base == self.name and self._non_default() == preset:
                 return alias
+
         extra = self._non_default()
         if not extra:
             return self.name
@@ -221,16 +325,21 @@ class Norm:
     def wrap_lstm(self, lstm: nn.LSTM) -> nn.Module:
         """Put this norm into an existing ``nn.LSTM`` (e.g. the one sb3-contrib's RecurrentPPO builds).
 
-        Returns the module to use in its place. Norms that use batch statistics refuse: within a
-        recurrent step they would mix samples and time steps.
+        Returns the module to use in its place: the LSTM with WN/SN on its weights, or a :class:`NormLSTM`
+        for ``layer`` (Ba et al. 2016) and ``batch`` (recurrent BN with per-time-step statistics,
+        Cooijmans et al. 2017), whose ``W_x``/``W_h`` come from the weight part in a composition
+        (``weight+layer``). Kinds without a recurrent form (batch renorm, mean-only BN, group) refuse.
         """
         if not self.supports_recurrent:
+            reason = "has no recurrent form"
+            if self.uses_batch_statistics:
+                reason += " (recurrent batch norm, with statistics per time step, is 'batch')"
+            if self.placement == "pre":
+                reason += " (placement 'pre' is for feed-forward layers)"
             raise NormError(
-                f"norm '{self.label}' cannot go into a recurrent layer: it "
-                + ("normalizes with minibatch statistics, which an LSTM step would mix across samples and time"
-                   if self.uses_batch_statistics else "has no recurrent form")
-                + f"; recurrent-capable norms: {', '.join(recurrent_norms())}"
-            )  # fmt: skip
+                f"norm '{self.label}' cannot go into a recurrent layer: it {reason}; "
+                f"recurrent-capable norms: {', '.join(recurrent_norms())}"
+            )
         if lstm.bidirectional or getattr(lstm, "proj_size", 0):
             raise NormError("only unidirectional LSTMs without projections can be normalized")
         return self._lstm(lstm)
@@ -244,15 +353,31 @@ class Norm:
         activation: type[nn.Module] = nn.ReLU,
         normalize_output: bool = False,
     ) -> nn.Sequential:
-        """``[norm.linear -> activation] * len(hidden_sizes)`` then an (unnormalized) output layer."""
+        """``[norm.linear -> activation] * len(hidden_sizes)`` then an (unnormalized) output layer.
+
+        With ``placement="pre"`` the activation norm sits on every layer's input -- the network's input
+        and each hidden activation, the one feeding the output layer (or ending the trunk when there is
+        none) included -- which is sb3-contrib CrossQ's layout. Kinds that reparameterize only some layers
+        (spectral with ``layers="last_hidden"``) apply it where :meth:`for_hidden_layer` says.
+        """
         layers: list[nn.Module] = []
         last = in_features
-        for width in hidden_sizes:
-            layers += [self.linear(last, width), activation()]
+        for index, width in enumerate(hidden_sizes):
+            layers += [self.for_hidden_layer(index, len(hidden_sizes)).linear(last, width), activation()]
             last = width
+        if self.placement == "pre" and hidden_sizes:
+            layers.append(self.input_norm(last))
         if out_features is not None:
             layers.append(self.linear(last, out_features, normalize=normalize_output))
         return nn.Sequential(*layers)
+
+    def for_hidden_layer(self, index: int, count: int) -> Norm:
+        """The norm for hidden layer ``index`` of ``count`` (itself, unless the kind skips some layers)."""
+        return self
+
+    def input_norm(self, features: int) -> nn.Module:
+        """The activation norm a ``pre``-placed kind puts on a layer's input (identity otherwise)."""
+        return nn.Identity()
 
     def initialize(
         self, model: nn.Module, batch: Any, forward: Callable[[nn.Module, Any], Any] | None = None
@@ -279,11 +404,14 @@ class Norm:
 class ActivationNorm(Norm):
     """Kinds that normalize a layer's output: the layer is followed by ``_norm1d``/``_norm2d``.
 
+    Written as the second part of a composition (``weight+batch``), or alone (``batch`` = ``none+batch``).
+
     When the norm subtracts a per-feature mean computed over the batch, the layer's own bias is
     redundant (its gradient is zero), so it is left out.
     """
 
     absorbs_bias: ClassVar[bool] = False
+    role = "activation"
 
     def _norm1d(self, features: int) -> nn.Module:
         raise NotImplementedError
@@ -312,3 +440,75 @@ class ActivationNorm(Norm):
 def recurrent_norms() -> list[str]:
     """Registered names of the kinds that can go inside an LSTM."""
     return [name for name, cls in _REGISTRY.items() if cls.supports_recurrent]
+
+
+class ComposedNorm(Norm):
+    """A weight reparameterization and an activation norm together (``weight+batch_renorm`` ...).
+
+    ``post``: ``act(reparam(layer)(x))``, the layer's bias dropped when the activation norm absorbs it (as
+    for ``batch`` alone). ``pre``: ``reparam(layer)(act(x))``. Data-dependent init of a WN part runs on the
+    layer's own output, so it standardizes what the activation norm receives (only the scale, when the
+    norm absorbs the bias: mean-only BN then removes the mean, as in the WN paper's code).
+    """
+
+    def __init__(self, weight: Norm, activation: ActivationNorm, placement: str = "post") -> None:
+        self.weight_part, self.activation_part, self.placement = weight, activation, placement
+        self.name = f"{weight.name}+{activation.name}"  # type: ignore[misc]
+        self.summary = f"{weight.name} weights with {activation.name} activations ({placement})"  # type: ignore[misc]
+        self.uses_batch_statistics = activation.uses_batch_statistics  # type: ignore[misc]
+        self.supports_recurrent = (  # type: ignore[misc]
+            weight.supports_recurrent and activation.supports_recurrent and placement == "post"
+        )
+
+    def option_names(self) -> list[str]:  # type: ignore[override]
+        return [*self.weight_part.option_names(), *self.activation_part.option_names(), "placement"]
+
+    def options(self) -> dict[str, Any]:
+        return {**self.weight_part.options(), **self.activation_part.options(), "placement": self.placement}
+
+    def _non_default(self) -> dict[str, Any]:
+        extra = {**self.weight_part._non_default(), **self.activation_part._non_default()}
+        if self.placement != "post":
+            extra["placement"] = self.placement
+        return extra
+
+    def for_hidden_layer(self, index: int, count: int) -> Norm:
+        weight = self.weight_part.for_hidden_layer(index, count)
+        if weight is self.weight_part:
+            return self
+        return ComposedNorm(weight, self.activation_part, self.placement)
+
+    def input_norm(self, features: int) -> nn.Module:
+        return self.activation_part._norm1d(features) if self.placement == "pre" else nn.Identity()
+
+    def _around(
+        self, build: Callable[[bool], nn.Module], features_in: int, features_out: int, norm
+    ) -> nn.Module:
+        if self.placement == "pre":
+            return nn.Sequential(OrderedDict(norm=norm(features_in), layer=build(True)))
+        layer = build(not self.activation_part.absorbs_bias)
+        return nn.Sequential(OrderedDict(layer=layer, norm=norm(features_out)))
+
+    def _linear(self, in_features, out_features, bias):
+        return self._around(
+            lambda keep: self.weight_part._linear(in_features, out_features, bias and keep),
+            in_features, out_features, self.activation_part._norm1d,
+        )  # fmt: skip
+
+    def _conv2d(self, in_ch, out_ch, kernel_size, stride, padding, bias):
+        return self._around(
+            lambda keep: self.weight_part._conv2d(in_ch, out_ch, kernel_size, stride, padding, bias and keep),
+            in_ch, out_ch, self.activation_part._norm2d,
+        )  # fmt: skip
+
+    def _conv_transpose2d(self, in_ch, out_ch, kernel_size, stride, padding, output_padding, bias):
+        return self._around(
+            lambda keep: self.weight_part._conv_transpose2d(
+                in_ch, out_ch, kernel_size, stride, padding, output_padding, bias and keep
+            ),
+            in_ch, out_ch, self.activation_part._norm2d,
+        )  # fmt: skip
+
+    def _lstm(self, lstm: nn.LSTM) -> nn.Module:
+        # The activation part builds the recurrent cell; the weight part builds its W_x and W_h.
+        return self.activation_part._recurrent_cell(lstm, lambda i, o: self.weight_part._linear(i, o, False))

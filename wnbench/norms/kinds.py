@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections.abc import Callable
 
 from torch import nn
 from torch.nn.utils import parametrizations
 
 from .factory import ActivationNorm, Norm, NormError, register_norm
-from .layers import LayerNormLSTM, MeanOnlyBatchNorm, PerChannel
+from .layers import BatchNormLSTM, LayerNormLSTM, MeanOnlyBatchNorm, PerChannel
+from .spectral import spectral_norm
 from .weightnorm import WNConv2d, WNConvTranspose2d, WNLinear
+
+LinearFactory = Callable[[int, int], nn.Module]
 
 
 def _lstm_weight_names(lstm: nn.LSTM) -> list[str]:
@@ -26,6 +29,7 @@ class NoNorm(Norm):
     name = "none"
     summary = "no normalization: plain torch layers (the baseline every ratio is taken against)"
     supports_recurrent = True
+    role = "none"
 
     def __init__(self) -> None:
         pass
@@ -51,16 +55,29 @@ class BatchNorm(ActivationNorm):
     )
     uses_batch_statistics = True
     absorbs_bias = True
+    supports_recurrent = True  # as recurrent BN (Cooijmans et al. 2017), statistics per time step
 
-    def __init__(self, *, momentum: float = 0.1, eps: float = 1e-5) -> None:
+    def __init__(self, *, momentum: float = 0.1, eps: float = 1e-5, t_max: int = 100) -> None:
         _check_positive(self.name, "eps", eps)
-        self.momentum, self.eps = momentum, eps
+        if not (isinstance(t_max, int) and t_max >= 1):
+            raise NormError(f"norm 'batch': option 't_max' must be an integer >= 1, got {t_max!r}")
+        self.momentum, self.eps, self.t_max = momentum, eps, t_max
 
     def _norm1d(self, features):
         return nn.BatchNorm1d(features, eps=self.eps, momentum=self.momentum)
 
     def _norm2d(self, channels):
         return nn.BatchNorm2d(channels, eps=self.eps, momentum=self.momentum)
+
+    def _recurrent_cell(self, lstm: nn.LSTM, linear: LinearFactory | None = None) -> nn.Module:
+        extra = {"linear": linear} if linear is not None else {}
+        return BatchNormLSTM(
+            lstm.input_size, lstm.hidden_size, lstm.num_layers, batch_first=lstm.batch_first,
+            t_max=self.t_max, momentum=self.momentum, eps=self.eps, **extra,
+        )  # fmt: skip
+
+    def _lstm(self, lstm):
+        return self._recurrent_cell(lstm)
 
 
 @register_norm
@@ -99,8 +116,19 @@ class LayerNorm(ActivationNorm):
     def _norm2d(self, channels):
         return nn.GroupNorm(1, channels, eps=self.eps)  # one group = LN over (C, H, W), per-channel affine
 
+    def _recurrent_cell(self, lstm: nn.LSTM, linear: LinearFactory | None = None) -> nn.Module:
+        extra = {"linear": linear} if linear is not None else {}
+        return LayerNormLSTM(
+            lstm.input_size,
+            lstm.hidden_size,
+            lstm.num_layers,
+            batch_first=lstm.batch_first,
+            eps=self.eps,
+            **extra,
+        )
+
     def _lstm(self, lstm):
-        return LayerNormLSTM(lstm.input_size, lstm.hidden_size, lstm.num_layers, batch_first=lstm.batch_first)
+        return self._recurrent_cell(lstm)
 
 
 @register_norm
@@ -133,23 +161,25 @@ class WeightNorm(Norm):
     supports_recurrent = True
     aliases = {"weight_ddi": {"ddi": True}}
 
-    def __init__(self, *, ddi: bool = False, init_scale: float = 1.0) -> None:
+    def __init__(self, *, ddi: bool = False, init_scale: float = 1.0, v_std: float | None = None) -> None:
         _check_positive(self.name, "init_scale", init_scale)
-        self.ddi, self.init_scale = bool(ddi), init_scale
+        if v_std is not None:
+            _check_positive(self.name, "v_std", v_std)
+        self.ddi, self.init_scale, self.v_std = bool(ddi), init_scale, v_std
+
+    def _wn(self) -> dict:
+        return {"ddi": self.ddi, "init_scale": self.init_scale, "v_std": self.v_std}
 
     def _linear(self, in_features, out_features, bias):
-        return WNLinear(in_features, out_features, bias=bias, ddi=self.ddi, init_scale=self.init_scale)
+        return WNLinear(in_features, out_features, bias=bias, **self._wn())
 
     def _conv2d(self, in_ch, out_ch, kernel_size, stride, padding, bias):
-        return WNConv2d(
-            in_ch, out_ch, kernel_size, stride, padding, bias=bias, ddi=self.ddi, init_scale=self.init_scale
-        )
+        return WNConv2d(in_ch, out_ch, kernel_size, stride, padding, bias=bias, **self._wn())
 
     def _conv_transpose2d(self, in_ch, out_ch, kernel_size, stride, padding, output_padding, bias):
         return WNConvTranspose2d(
-            in_ch, out_ch, kernel_size, stride, padding, output_padding,
-            bias=bias, ddi=self.ddi, init_scale=self.init_scale,
-        )  # fmt: skip
+            in_ch, out_ch, kernel_size, stride, padding, output_padding, bias=bias, **self._wn()
+        )
 
     def _lstm(self, lstm):
         # One norm per gate unit (row of weight_ih / weight_hh). torch's parametrization is used here:
@@ -160,34 +190,23 @@ class WeightNorm(Norm):
 
 
 @register_norm
-class WeightNormMeanOnly(Norm):
-    name = "weight_meanonly"
-    summary = "weight norm + mean-only batch norm: the combination Salimans & Kingma recommend for images"
+class MeanOnly(ActivationNorm):
+    name = "meanonly"
+    summary = (
+        "mean-only batch norm (Salimans & Kingma 2016, sec. 2.2): subtracts the minibatch mean, learns a bias"
+    )
     uses_batch_statistics = True
+    absorbs_bias = True
+    # The paper's recommended combination, with its data-dependent init (their code initializes g from data).
+    aliases = {"weight_meanonly": {"name": "weight+meanonly", "ddi": True}}
 
-    def __init__(self, *, ddi: bool = False, init_scale: float = 1.0, momentum: float = 0.1) -> None:
-        _check_positive(self.name, "init_scale", init_scale)
-        self.ddi, self.init_scale, self.momentum = bool(ddi), init_scale, momentum
+    def __init__(self, *, momentum: float = 0.1) -> None:
+        self.momentum = momentum
 
-    def _pair(self, wn: nn.Module, features: int) -> nn.Sequential:
-        return nn.Sequential(OrderedDict(layer=wn, norm=MeanOnlyBatchNorm(features, momentum=self.momentum)))
+    def _norm1d(self, features):
+        return MeanOnlyBatchNorm(features, momentum=self.momentum)
 
-    def _linear(self, in_features, out_features, bias):
-        wn = WNLinear(in_features, out_features, bias=False, ddi=self.ddi, init_scale=self.init_scale)
-        return self._pair(wn, out_features)
-
-    def _conv2d(self, in_ch, out_ch, kernel_size, stride, padding, bias):
-        wn = WNConv2d(
-            in_ch, out_ch, kernel_size, stride, padding, bias=False, ddi=self.ddi, init_scale=self.init_scale
-        )
-        return self._pair(wn, out_ch)
-
-    def _conv_transpose2d(self, in_ch, out_ch, kernel_size, stride, padding, output_padding, bias):
-        wn = WNConvTranspose2d(
-            in_ch, out_ch, kernel_size, stride, padding, output_padding,
-            bias=False, ddi=self.ddi, init_scale=self.init_scale,
-        )  # fmt: skip
-        return self._pair(wn, out_ch)
+    _norm2d = _norm1d
 
 
 @register_norm
@@ -196,15 +215,30 @@ class SpectralNorm(Norm):
     summary = "spectral normalization (Miyato et al. 2018): weight divided by its largest singular value (power iteration)"
     supports_recurrent = True
 
-    def __init__(self, *, n_power_iterations: int = 1) -> None:
+    #: ``layers``: every hidden layer, or only the last one (Gogianu et al. 2021; Bjorck et al. 2021 put SN on
+    #: one layer of the critic). Honoured by :meth:`Norm.mlp`; a layer asked for alone is always normalized.
+    LAYERS = ("all", "last_hidden")
+
+    def __init__(self, *, n_power_iterations: int = 1, layers: str = "all") -> None:
         if not (isinstance(n_power_iterations, int) and n_power_iterations >= 1):
             raise NormError(
                 f"norm 'spectral': option 'n_power_iterations' must be an integer >= 1, got {n_power_iterations!r}"
             )
-        self.n_power_iterations = n_power_iterations
+        if layers not in self.LAYERS:
+            raise NormError(
+                f"norm 'spectral': option 'layers' must be one of {', '.join(self.LAYERS)}, got {layers!r}"
+            )
+        self.n_power_iterations, self.layers = n_power_iterations, layers
+
+    def for_hidden_layer(self, index: int, count: int) -> Norm:
+        if self.layers == "last_hidden" and index != count - 1:
+            return NoNorm()
+        return self
 
     def _wrap(self, layer: nn.Module, name: str = "weight") -> nn.Module:
-        return parametrizations.spectral_norm(layer, name=name, n_power_iterations=self.n_power_iterations)
+        # Our parametrization: torch's, plus a power iteration in eval mode when the weight changed, so
+        # target networks (always in eval mode) stay normalized. See wnbench/norms/spectral.py.
+        return spectral_norm(layer, name=name, n_power_iterations=self.n_power_iterations)
 
     def _linear(self, in_features, out_features, bias):
         return self._wrap(nn.Linear(in_features, out_features, bias=bias))

@@ -41,12 +41,20 @@ class WeightNormMixin(nn.Module):
     #: linear layers the extra small ops cost more than they save (256x256 MLP, batch 1-64: 1.4-1.9x slower).
     scale_outputs: bool = False
 
-    def _setup(self, weight: torch.Tensor, bias: torch.Tensor | None, ddi: bool, init_scale: float) -> None:
+    def _setup(
+        self,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        ddi: bool,
+        init_scale: float,
+        v_std: float | None = None,
+    ) -> None:
         self.ddi = ddi
         self.init_scale = init_scale
-        if ddi:
-            # The paper's init: v ~ N(0, 0.05); g and b are then set from data by initialize().
-            weight = torch.randn_like(weight) * 0.05
+        if ddi or v_std is not None:
+            # The paper's init: v ~ N(0, 0.05) (``v_std`` overrides); with DDI, g and b are then set from
+            # data by initialize(). Without DDI, g = ||v|| (below).
+            weight = torch.randn_like(weight) * (0.05 if v_std is None else v_std)
         self.v = nn.Parameter(weight.detach().clone())
         # g = ||v|| makes the initial effective weight equal v: WN starts as the plain layer would.
         # g keeps v's rank (e.g. (out, 1) for a linear layer), as torch's weight_norm stores it, so the
@@ -153,11 +161,12 @@ class WNLinear(WeightNormMixin):
         bias: bool = True,
         ddi: bool = False,
         init_scale: float = 1.0,
+        v_std: float | None = None,
     ) -> None:
         super().__init__()
         ref = nn.Linear(in_features, out_features, bias=bias)
         self.in_features, self.out_features = in_features, out_features
-        self._setup(ref.weight, ref.bias, ddi, init_scale)
+        self._setup(ref.weight, ref.bias, ddi, init_scale, v_std)
 
     def _op(self, x, weight, bias):
         return F.linear(x, weight, bias)
@@ -188,12 +197,13 @@ class WNConv2d(WeightNormMixin):
         bias: bool = True,
         ddi: bool = False,
         init_scale: float = 1.0,
+        v_std: float | None = None,
     ) -> None:
         super().__init__()
         ref = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = ref.kernel_size, ref.stride, ref.padding
-        self._setup(ref.weight, ref.bias, ddi, init_scale)
+        self._setup(ref.weight, ref.bias, ddi, init_scale, v_std)
 
     def _op(self, x, weight, bias):
         return F.conv2d(x, weight, bias, self.stride, self.padding)
@@ -230,6 +240,7 @@ class WNConvTranspose2d(WeightNormMixin):
         bias: bool = True,
         ddi: bool = False,
         init_scale: float = 1.0,
+        v_std: float | None = None,
     ) -> None:
         super().__init__()
         ref = nn.ConvTranspose2d(
@@ -239,7 +250,7 @@ class WNConvTranspose2d(WeightNormMixin):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride = ref.kernel_size, ref.stride
         self.padding, self.output_padding = ref.padding, ref.output_padding
-        self._setup(ref.weight, ref.bias, ddi, init_scale)
+        self._setup(ref.weight, ref.bias, ddi, init_scale, v_std)
 
     def _op(self, x, weight, bias):
         return F.conv_transpose2d(x, weight, bias, self.stride, self.padding, self.output_padding)

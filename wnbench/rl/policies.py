@@ -31,12 +31,20 @@ So with BN the network that acted is not the network that is trained. In PPO the
 come from the running-stat network and the new ones from the batch-stat network: the importance ratio is
 not 1 even before the first gradient step — exactly the noise the WN paper blames BN for. In SAC/TD3/DQN
 the online critic (train mode, statistics of ``(s, a)``) is matched against a target critic in eval mode
-whose copied running statistics describe a different distribution, ``(s', a')`` (sb3 copies buffers named
-``running_*`` to the targets; :class:`NormCallback` extends that to batch renorm's ``ra_*`` buffers).
+whose copied running statistics describe a different distribution, ``(s', a')``.
+
+Target networks and norm state: sb3 copies the parameters (polyak) and the buffers named ``running_*``
+(hard copy, at each target update). :class:`NormCallback` widens that copy to *all* state a norm keeps
+outside its parameters (:func:`wnbench.norms.norm_state_buffers`: batch renorm's ``ra_*``, mean-only BN's
+running mean, spectral norm's power-iteration vectors ``_u``/``_v``) -- one mechanism for SAC, TD3 (actor and
+critic targets) and DQN; hard copies (``load_state_dict``) carry them anyway. Spectral norm's
+parametrization also iterates in eval mode when its weight changed (``wnbench/norms/spectral.py``), so a
+target, always in eval mode, divides its own polyak-averaged weights by their own largest singular value.
 CrossQ (sb3-contrib) is the careful design: no target network, and one *joint* forward of
 ``cat[(s, a), (s', π(s'))]`` in train mode so both halves are normalized with the same statistics; the
 actor picks ``π(s')`` in eval mode and is updated in train mode. :class:`NormCrossQPolicy` keeps that
-training loop and lets any norm take batch renorm's place.
+training loop and lets any norm take batch renorm's place; its default is sb3-contrib's own layout
+(batch renorm with ``placement="pre"``: on the input and before every layer, the output layer included).
 
 ``bn_mode`` options (no effect on norms without batch statistics):
 
@@ -80,7 +88,7 @@ from stable_baselines3.td3.policies import TD3Policy
 from torch import nn
 from torch.nn.utils import parametrize
 
-from wnbench.norms import MeanOnlyBatchNorm, Norm, make_norm
+from wnbench.norms import MeanOnlyBatchNorm, Norm, SequenceBatchNorm, make_norm, norm_state_buffers
 from wnbench.norms.weightnorm import WeightNormMixin
 
 __all__ = [
@@ -109,6 +117,7 @@ BATCH_STAT_TYPES: tuple[type[nn.Module], ...] = (
     nn.modules.batchnorm._BatchNorm,
     BatchRenorm,
     MeanOnlyBatchNorm,
+    SequenceBatchNorm,
 )
 
 
@@ -132,11 +141,6 @@ def batch_stat_modules(module: nn.Module) -> list[nn.Module]:
     return [m for m in module.modules() if isinstance(m, BATCH_STAT_TYPES)]
 
 
-def _batch_stat_buffers(module: nn.Module) -> list[th.Tensor]:
-    """Floating-point running statistics of every batch-statistics layer, in a stable order."""
-    return [b for m in batch_stat_modules(module) for b in m.buffers(recurse=False) if b.is_floating_point()]
-
-
 def _orthogonal_init(module: nn.Module, gain: float = 1.0) -> None:
     """SB3's orthogonal init (PPO/A2C), extended to factory layers.
 
@@ -154,7 +158,11 @@ def _orthogonal_init(module: nn.Module, gain: float = 1.0) -> None:
     elif isinstance(module, nn.Linear | nn.Conv2d):
         with th.no_grad():
             if parametrize.is_parametrized(module, "weight"):
-                nn.init.orthogonal_(module.parametrizations.weight.original, gain=gain)
+                original = module.parametrizations.weight.original
+                nn.init.orthogonal_(original, gain=gain)
+                for p in module.parametrizations.weight:  # refit spectral norm's u/v to the new weight
+                    if hasattr(p, "_power_method") and original.ndim > 1:
+                        p._power_method(p._reshape_weight_to_matrix(original), 15)
             else:
                 nn.init.orthogonal_(module.weight, gain=gain)
             if module.bias is not None:
@@ -164,7 +172,7 @@ def _orthogonal_init(module: nn.Module, gain: float = 1.0) -> None:
 class _NormPolicyMixin:
     """Holds the norm settings and applies ``bn_mode`` on every ``set_training_mode`` call."""
 
-    default_norm: ClassVar[str] = "none"
+    default_norm: ClassVar[NormSpec] = "none"
 
     def _setup_norm(self, norm: NormSpec | None, norm_actor: bool, norm_critic: bool, bn_mode: str) -> None:
         if bn_mode not in BN_MODES:
@@ -272,8 +280,12 @@ class NormActorCriticPolicy(_NormPolicyMixin, ActorCriticPolicy):
 class NormRecurrentActorCriticPolicy(_NormPolicyMixin, RecurrentActorCriticPolicy):
     """sb3-contrib RecurrentPPO policy: the norm goes into the LSTMs (``norm.wrap_lstm``) and the MLP heads.
 
-    Norms that use batch statistics raise :class:`~wnbench.norms.NormError`: inside a recurrent step they
-    would mix samples and time steps. A shared LSTM is normalized when either switch is on.
+    ``batch`` becomes recurrent BN (Cooijmans et al. 2017: BN on the input-to-hidden and hidden-to-hidden
+    terms and on the cell). Its statistics are shared over time steps here (``t_max = 1``): sb3-contrib
+    feeds the LSTM one step per call in rollouts and in every minibatch that holds an episode start, so
+    no call knows which step of an episode it is; one set of statistics keeps rollouts and updates
+    consistent. Kinds without a recurrent form (batch renorm, mean-only BN, group) raise
+    :class:`~wnbench.norms.NormError`. A shared LSTM is normalized when either switch is on.
     """
 
     def __init__(
@@ -285,7 +297,7 @@ class NormRecurrentActorCriticPolicy(_NormPolicyMixin, RecurrentActorCriticPolic
         **kwargs: Any,
     ) -> None:
         self._setup_norm(*_norm_kwargs(kwargs))
-        if self.norm.uses_batch_statistics and (self.norm_actor or self.norm_critic):
+        if self.norm_actor or self.norm_critic:
             self.norm.wrap_lstm(nn.LSTM(1, 1))  # raises NormError with the norm's own explanation
         fe_class = kwargs.get("features_extractor_class")
         if fe_class is not None:
@@ -299,6 +311,9 @@ class NormRecurrentActorCriticPolicy(_NormPolicyMixin, RecurrentActorCriticPolic
         self.lstm_actor = actor_lstm_norm.wrap_lstm(self.lstm_actor)
         if self.lstm_critic is not None:
             self.lstm_critic = self.critic_norm.wrap_lstm(self.lstm_critic)
+        for module in self.modules():
+            if isinstance(module, SequenceBatchNorm):
+                module.share_over_time()
         # The LSTMs' parameters changed: rebuild the optimizer exactly as the parent does.
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
 
@@ -430,16 +445,17 @@ class _NormCrossQCritic(CrossQCritic):
 
 
 class NormCrossQPolicy(_NormPolicyMixin, CrossQPolicy):
-    """sb3-contrib CrossQ with its BatchRenorm replaced by any norm (default: ``batch_renorm``, as shipped).
+    """sb3-contrib CrossQ with its BatchRenorm replaced by any norm (default: batch renorm as shipped).
 
     CrossQ's training loop is kept: no target network, a joint train-mode critic forward of
-    ``(s, a)`` and ``(s', π(s'))``, the actor in eval mode for ``π(s')``. One difference from the stock
-    networks: sb3-contrib puts BatchRenorm *before* every linear layer (so the raw input and the last
-    hidden layer are normalized too); here, as for every norm in the suite, the norm follows each hidden
-    linear layer (``Linear -> norm -> activation``) and inputs and outputs stay plain.
+    ``(s, a)`` and ``(s', π(s'))``, the actor in eval mode for ``π(s')``. The default norm is sb3-contrib's
+    own network, module for module: ``{"name": "batch_renorm", "placement": "pre"}`` puts BatchRenorm on
+    the input and before every linear layer, the output layer included. CrossQ + WN (Palenicek et al.
+    2025) is ``{"name": "weight+batch_renorm", "placement": "pre"}``. A ``post`` norm follows each hidden
+    layer instead (``Linear -> norm -> activation``), inputs and outputs plain.
     """
 
-    default_norm = "batch_renorm"
+    default_norm = {"name": "batch_renorm", "placement": "pre"}  # type: ignore[assignment]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._setup_norm(*_norm_kwargs(kwargs))
@@ -634,7 +650,8 @@ class NormCallback(BaseCallback):
 
     * WN data-dependent init on ``ddi_steps`` observations from a random-action rollout in the training
       env (the env is reset afterwards, so training starts from a fresh episode);
-    * target networks also receive batch renorm's running statistics (sb3 copies only ``running_*``);
+    * target networks receive all norm state (:func:`~wnbench.norms.norm_state_buffers`; sb3 copies only
+      ``running_*``): batch renorm's statistics, spectral norm's power-iteration vectors;
     * with ``bn_mode="running"``, running statistics refreshed after every rollout.
     """
 
@@ -645,7 +662,7 @@ class NormCallback(BaseCallback):
 
     def _on_training_start(self) -> None:
         model = self.model
-        self._extend_target_stat_copies(model)
+        self._extend_target_state_copies(model)
         policy = model.policy
         if any(getattr(m, "ddi", False) for m in policy.modules() if isinstance(m, WeightNormMixin)):
             obs, actions = random_rollout(model.env, self.ddi_steps)
@@ -657,7 +674,7 @@ class NormCallback(BaseCallback):
             self.logger.record("norm/ddi_layers", self.ddi_layers)
 
     @staticmethod
-    def _extend_target_stat_copies(model: Any) -> None:
+    def _extend_target_state_copies(model: Any) -> None:
         pairs = {
             "batch_norm_stats": ("critic", "critic_target"),  # SAC
             "critic_batch_norm_stats": ("critic", "critic_target"),  # TD3
@@ -665,11 +682,11 @@ class NormCallback(BaseCallback):
         }
         for attr, (online, target) in pairs.items():
             if hasattr(model, attr) and hasattr(model, target):
-                setattr(model, attr, _batch_stat_buffers(getattr(model, online)))
-                setattr(model, f"{attr}_target", _batch_stat_buffers(getattr(model, target)))
+                setattr(model, attr, norm_state_buffers(getattr(model, online)))
+                setattr(model, f"{attr}_target", norm_state_buffers(getattr(model, target)))
         if hasattr(model, "q_net_target") and hasattr(model, "batch_norm_stats"):  # DQN
-            model.batch_norm_stats = _batch_stat_buffers(model.q_net)
-            model.batch_norm_stats_target = _batch_stat_buffers(model.q_net_target)
+            model.batch_norm_stats = norm_state_buffers(model.q_net)
+            model.batch_norm_stats_target = norm_state_buffers(model.q_net_target)
 
     def _on_rollout_end(self) -> None:
         if getattr(self.model.policy, "bn_mode", "sb3") == "running":

@@ -140,10 +140,8 @@ def validate_rl(
         problems.append(f"bn_mode '{bn_mode}': must be one of {', '.join(BN_MODES)}")
 
     if resolved is not None and algo_key == "recurrentppo" and not resolved.supports_recurrent:
-        why = (
-            "it normalizes with minibatch statistics"
-            if resolved.uses_batch_statistics
-            else "it has no recurrent form"
+        why = "it has no recurrent form" + (
+            " (recurrent batch norm is 'batch')" if resolved.uses_batch_statistics else ""
         )
         from wnbench.norms import recurrent_norms
 
