@@ -10,9 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wnbench.report import build_report, load_inputs
+from wnbench.report import Inputs, analyze, build_report, load_inputs
+from wnbench.report.anchors import rl_anchor
 from wnbench.report.claims import good_lr_width
 from wnbench.suite.store import RECORD_SCHEMA, write_record
+
+WN_SET = ("weight", "weight_ddi", "weight+meanonly")
+RANDOM_CARTPOLE = rl_anchor("CartPole-v1", "ppo").low
 
 REPS = 300  # bootstrap resamples: enough for the fixture's clear-cut answers, fast
 
@@ -75,9 +79,11 @@ def test_report_from_fixture_counts_failed_diverged_and_missing(tmp_path):
     results, paths = build_report([tmp_path / "rl"], tmp_path / "report", reps=REPS)
     c1 = {r.claim: r for r in results}["C1"]
     assert c1.verdict == "supported"
-    assert c1.headline.estimate.low > 0.5 and c1.headline.x == "weight" and c1.headline.y == "batch"
-    # the failed batch run is not scored: 3 per cell on the batch side; the diverged one is (as worst)
-    assert (c1.headline.cells, c1.headline.runs_x, c1.headline.runs_y) == (2, 4, 3)
+    assert c1.headline.estimate.low > 0.5 and c1.headline.x == WN_SET and c1.headline.y[0] == "batch"
+    # the failed batch run is not scored; the diverged one is (as worst): 4 + 3 batch runs, every one used
+    assert len(c1.headline.cells) == 2 and c1.headline.runs == (8, 7)
+    assert [(c.runs_x, c.runs_y) for c in c1.headline.cells] == [(4, 4), (4, 3)]
+    assert c1.headline.direction_text == "X in 2 of 2 cells, Y in 0"
     assert c1.status_counts["batch"] == {"finished": 6, "diverged": 1, "failed": 1}
     assert c1.missing == {"rl": 2}
     verdicts = json.loads(paths["json"].read_text())
@@ -89,6 +95,7 @@ def test_report_from_fixture_counts_failed_diverged_and_missing(tmp_path):
         "\\", ""
     )  # finished / diverged / failed / missing in the verdict table
     assert "worker crashed (fixture)" in md and "batch: diverged 1 failed 1 finished 6" in md
+    assert "## Pre-registration" in md and "batch[bn_mode=running]" in md and "Holm" in md
     assert (tmp_path / "report" / "figures" / "c1_curves.png").stat().st_size > 10_000
     html = paths["html"].read_text()
     assert "data:image/png;base64," in html and 'src="figures/' not in html  # self-contained
@@ -98,8 +105,12 @@ def test_diverged_run_scores_as_the_worst_of_its_cell(tmp_path):
     write_fixture(tmp_path / "rl")
     results, _ = build_report([tmp_path / "rl"], tmp_path / "report", reps=REPS)
     scores = {r.claim: r for r in results}["C1"].cell_scores["CartPole-v1/ppo"]
-    # batch seeds 0,1,2(diverged),3 -> normalized; the diverged one equals the cell's minimum (0)
-    assert scores["batch"][2] == 0.0 and scores["batch"].min() == 0.0
+    # batch seeds 0,1,2(diverged),3: the diverged one scores as the cell's worst return (60), fixed anchors
+    assert (
+        scores["batch"][2]
+        == scores["batch"].min()
+        == pytest.approx((60 - RANDOM_CARTPOLE) / (500 - RANDOM_CARTPOLE))
+    )
 
 
 def test_two_seeds_give_insufficient_data(tmp_path):
@@ -114,9 +125,10 @@ def test_two_seeds_give_insufficient_data(tmp_path):
 
 def test_lr_width_counts_the_widest_run_of_good_adjacent_rates():
     rates = [1e-4, 1e-3, 1e-2, 1e-1]
-    assert good_lr_width(rates, [0.95, 1.0, 0.95, 0.2], best=1.0, tolerance=0.1) == pytest.approx(3.0)
-    assert good_lr_width(rates, [0.95, 0.5, 0.95, 0.95], best=1.0, tolerance=0.1) == pytest.approx(2.0)
-    assert good_lr_width(rates, [0.0, 0.0, 1.0, 0.0], best=1.0, tolerance=0.1) == pytest.approx(1.0)
+    assert good_lr_width(rates, [0.95, 1.0, 0.95, 0.2], threshold=0.9) == pytest.approx(3.0)
+    assert good_lr_width(rates, [0.95, 0.5, 0.95, 0.95], threshold=0.9) == pytest.approx(2.0)
+    assert good_lr_width(rates, [0.0, 0.0, 1.0, 0.0], threshold=0.9) == pytest.approx(1.0)
+    assert good_lr_width(rates, [0.95, float("nan"), 0.95, 0.95], threshold=0.9) == pytest.approx(2.0)
 
 
 def test_c5_width_verdict_from_a_sweep(tmp_path):
@@ -134,7 +146,7 @@ def test_c5_width_verdict_from_a_sweep(tmp_path):
                     )
     results, paths = build_report([out], tmp_path / "report", reps=REPS)
     c5 = {r.claim: r for r in results}["C5"]
-    assert c5.verdict == "supported"
+    assert c5.headline.counts == (2, 0, 0) and c5.verdict == "supported"
     assert np.all(c5.cell_scores["A-v0/ppo"]["weight"] == pytest.approx(3.0))  # 3 good rates, 1 decade apart
     assert np.all(c5.cell_scores["A-v0/ppo"]["batch"] == pytest.approx(1.0))
     assert (tmp_path / "report" / "figures" / "c5_lr.png").is_file()
@@ -219,7 +231,14 @@ def test_benchmark_files_give_c3_c4_c8(tmp_path):
     assert by["C8"].verdict == "supported"
     assert by["C1"].verdict == "no data"
     md = paths["markdown"].read_text()
-    assert "train 1.10× vs 1.25×" in md and "figures/c4_noise.png" in md
+    assert "mlp weight 1.10× vs batch 1.25×" in md and "figures/c4_noise.png" in md
+    assert by["C3"].verdict == "inconclusive"  # the IQRs overlap: the paired benchmark cannot tell them apart
+    for r in overhead:
+        r.update({"weight": {"train_step_ratio_q25": 1.05, "train_step_ratio_q75": 1.15},
+                  "batch": {"train_step_ratio_q25": 1.21, "train_step_ratio_q75": 1.3}}.get(r["norm"], {}))  # fmt: skip
+    (bench / "overhead.json").write_text(json.dumps({"meta": {"repeats": 5}, "rows": overhead}))
+    results, _ = build_report([bench], tmp_path / "report", reps=REPS)
+    assert {r.claim: r for r in results}["C3"].verdict == "supported"
 
 
 def test_every_table_row_has_one_cell_per_column(tmp_path):
@@ -235,3 +254,115 @@ def test_every_table_row_has_one_cell_per_column(tmp_path):
     assert tables
     for table in tables:
         assert all(len(row) == len(table.header) for row in table.rows), table.title
+
+
+def _records(cells: dict, suite: str = "rl", claims=("C1",), **extra) -> list[dict]:
+    """``{task: {norm: [values]}}`` -> records (in memory), seeds 0..n-1."""
+    out = []
+    for task, by_norm in cells.items():
+        for norm, values in by_norm.items():
+            for seed, value in enumerate(values):
+                r = _record(f"{task}-{norm}-{seed}", suite, list(claims), task, norm, seed, value, **extra)
+                out.append(r)
+    return out
+
+
+def _c(results, claim="C1"):
+    return {r.claim: r for r in results}[claim]
+
+
+def test_a_reversed_cell_is_not_supported_and_its_interval_contains_one_half():
+    """The issue's case: two cells favour WN widely, the third favours BN by a wider margin. The seeds-only
+    interval was [0.667, 0.667] and called it supported; resampling cells does not."""
+    wide = {"weight": [100.0, 101, 102, 103, 104], "batch": [0.0, 1, 2, 3, 4]}
+    reversed_ = {"weight": [0.0, 1, 2, 3, 4], "batch": [500.0, 501, 502, 503, 504]}
+    records = _records({"A-v0": wide, "B-v0": wide, "C-v0": reversed_})
+    c1 = _c(analyze(Inputs(records=records), reps=REPS))
+    assert c1.headline.point == pytest.approx(2 / 3)
+    assert c1.verdict != "supported" and c1.headline.estimate.contains(0.5)
+    assert c1.headline.counts == (2, 1, 0)
+    diffs = [c.median_difference.point for c in c1.headline.cells]
+    assert diffs == pytest.approx([100.0, 100.0, -500.0])  # effect sizes in raw units, per cell
+
+
+def test_unequal_run_counts_are_all_used():
+    records = _records(
+        {"A-v0": {"weight": [5.0, 6, 7, 8, 9, 10, 11], "batch": [0.0, 1, 6.5]},
+         "B-v0": {"weight": [1.0, 2, 3], "batch": [0.0, 0.5, 1.5, 2.5, 2.6, 2.7]}}
+    )  # fmt: skip
+    c1 = _c(analyze(Inputs(records=records), reps=REPS))
+    cells = {c.cell: c for c in c1.headline.cells}
+    assert (cells["A-v0/ppo"].runs_x, cells["A-v0/ppo"].runs_y) == (7, 3)
+    assert (cells["B-v0/ppo"].runs_x, cells["B-v0/ppo"].runs_y) == (3, 6)
+    # every pair counts: A: 7 x 3 pairs, batch 6.5 beats 5 and 6 -> 19/21; B: weight 1 beats 0, 0.5; 2 beats
+    # 0, 0.5, 1.5; 3 beats all six -> 11/18
+    assert cells["A-v0/ppo"].probability.point == pytest.approx(19 / 21)
+    assert cells["B-v0/ppo"].probability.point == pytest.approx(11 / 18)
+    assert c1.headline.runs == (10, 9)
+
+
+def test_an_effect_inside_the_equivalence_region_is_equivalent():
+    rng = np.random.default_rng(0)
+    cells = {}
+    for i in range(10):
+        values = rng.normal(size=40).round(3).tolist()
+        cells[f"T{i}-v0"] = {"weight": values, "batch": values[::-1]}  # the same runs on both sides
+    c1 = _c(analyze(Inputs(records=_records(cells)), reps=REPS))
+    assert c1.verdict == "equivalent", c1.headline.estimate
+    assert c1.headline.estimate.low >= 0.43 and c1.headline.estimate.high <= 0.57
+
+
+def test_fixed_anchor_normalization_does_not_move_when_a_norm_is_added():
+    base = {"CartPole-v1": {"weight": [400.0, 450, 500], "batch": [100.0, 150, 200]}}
+    before = _c(analyze(Inputs(records=_records(base)), reps=REPS))
+    more = {"CartPole-v1": {**base["CartPole-v1"], "layer": [10.0, 12, 15], "spectral": [500.0, 500, 500]}}
+    after = _c(analyze(Inputs(records=_records(more)), reps=REPS))
+    cell = "CartPole-v1/ppo"
+    assert np.array_equal(before.cell_scores[cell]["weight"], after.cell_scores[cell]["weight"])
+    assert before.cell_scores[cell]["weight"] == pytest.approx(
+        (np.array([400, 450, 500]) - RANDOM_CARTPOLE) / (500 - RANDOM_CARTPOLE)
+    )
+    assert before.iqm["batch"].point == pytest.approx(after.iqm["batch"].point)
+    assert before.anchors[cell].startswith("fixed")
+    # without an anchor (an unknown task) the fallback is min-max, marked, and it does move
+    unk = {"Unknown-v0": base["CartPole-v1"]}
+    unk_more = {"Unknown-v0": more["CartPole-v1"]}
+    a = _c(analyze(Inputs(records=_records(unk)), reps=REPS))
+    b = _c(analyze(Inputs(records=_records(unk_more)), reps=REPS))
+    assert a.anchors["Unknown-v0/ppo"].startswith("min-max")
+    assert not np.allclose(
+        a.cell_scores["Unknown-v0/ppo"]["weight"], b.cell_scores["Unknown-v0/ppo"]["weight"]
+    )
+
+
+def test_tuned_and_shared_verdicts_come_side_by_side():
+    """Shared rate: BN is as good as WN. Tuned per norm on seeds 1000+: each norm gets its best rate; the
+    evaluation runs at the choice decide the tuned verdict."""
+    shared = _records({t: {"weight": [10.0, 11, 12], "batch": [10.5, 11.5, 12.5]} for t in ("A-v0", "B-v0")},
+                      learning_rate=0.001)  # fmt: skip
+    tune, tuned = [], []
+    for t in ("A-v0", "B-v0"):
+        for norm, best in (("weight", 0.01), ("batch", 0.001)):
+            for lr in (0.001, 0.01):
+                for seed in (1000, 1001, 1002):
+                    value = 50.0 if lr == best else 5.0
+                    r = _record(f"{t}{norm}{lr}{seed}", "rl", ["C1"], t, norm, seed, value, learning_rate=lr)
+                    r["config"].update(
+                        stage="tune",
+                        tuning={"keys": ["learning_rate"], "grid": {"learning_rate": [0.001, 0.01]}},
+                    )
+                    tune.append(r)
+            if best != 0.001:
+                for seed in range(3):
+                    r = _record(
+                        f"{t}{norm}tuned{seed}", "rl", ["C1"], t, norm, seed, 100.0 + seed, learning_rate=best
+                    )
+                    r["config"].update(stage="tuned", tuning={"choice": {"learning_rate": best}})
+                    tuned.append(r)
+    c1 = _c(analyze(Inputs(records=shared + tune + tuned), reps=REPS))
+    assert c1.verdict in ("inconclusive", "contradicted")  # shared: batch slightly ahead in every cell
+    assert (
+        c1.tuned_verdict == "supported"
+    )  # tuned weight (100+) against batch at its own choice (the shared runs)
+    assert c1.tuned_headline.runs == (6, 6)
+    assert not {r["config"]["seed"] for r in tune} & {r["config"]["seed"] for r in shared + tuned}

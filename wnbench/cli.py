@@ -152,20 +152,26 @@ def report_command(
     project: str = typer.Option(None, help="W&B project (default: $WANDB_PROJECT or wnbench)."),
     entity: str = typer.Option(None, help="W&B entity (default: $WANDB_ENTITY or your default entity)."),
     reps: int = typer.Option(2000, min=100, help="Bootstrap resamples per interval."),
+    registry: Path = typer.Option(
+        None,
+        help="Claims registry (YAML) to test instead of the built-in pre-registration (wnbench/report/registry.yaml).",
+    ),
 ) -> None:
-    """Verdicts for claims C1-C8 from stored records: IQM and P(WN > BN) with bootstrap CIs, plots, HTML/Markdown."""
+    """Verdicts for the registered claims from stored records: P(X > Y) with two-stage bootstrap CIs and Holm
+    within families, per-cell effect sizes, plots, HTML/Markdown with the pre-registration."""
     from rich.console import Console
     from rich.table import Table
 
-    from wnbench.report import analyze, load_inputs, wandb_sections
+    from wnbench.report import analyze, load_inputs, load_registry, wandb_sections
     from wnbench.report.render import VERDICT_HEADER, verdict_rows, write_report
 
+    claims = load_registry(registry) if registry else load_registry()
     inputs = load_inputs(directories)
     for line in inputs.skipped + inputs.warnings:
         typer.echo(f"note: {line}", err=True)
     with Console(stderr=True).status("building the report (bootstrap intervals, figures)..."):
-        results = analyze(inputs, reps=reps)
-        paths = write_report(results, inputs, out)
+        results = analyze(inputs, reps=reps, registry=claims)
+        paths = write_report(results, inputs, out, claims)
     table = Table(title="Verdicts")
     for column in VERDICT_HEADER:
         table.add_column(column, overflow="fold")

@@ -1,4 +1,5 @@
-"""Verdicts for claims C1-C8 from stored results: statistics (rliable), plots, Markdown/HTML report, W&B report.
+"""Verdicts for the registered claims (C1-C8, ``registry.yaml``) from stored results: two-stage bootstrap
+statistics with Holm-Bonferroni, plots, Markdown/HTML report with the pre-registration, W&B report.
 
     from wnbench.report import build_report
     results, paths = build_report(["results/rl", "results/gen", "results/bench"], "results/report")
@@ -12,11 +13,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .claims import CLAIMS, ClaimResult, analyze
+from .claims import ClaimResult, analyze
 from .records import Inputs, load_inputs
+from .registry import Registry, load_registry
 from .render import write_report
 
-__all__ = ["CLAIMS", "ClaimResult", "Inputs", "analyze", "build_report", "load_inputs", "wandb_sections"]
+__all__ = [
+    "ClaimResult",
+    "Inputs",
+    "Registry",
+    "analyze",
+    "build_report",
+    "load_inputs",
+    "load_registry",
+    "wandb_sections",
+]
 
 #: What the W&B report draws per claim: (curve metrics, final metrics).
 _WANDB_METRICS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -34,13 +45,17 @@ _WANDB_METRICS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 
 
 def build_report(
-    directories: Sequence[str | Path], out_dir: str | Path, reps: int = 2000
+    directories: Sequence[str | Path],
+    out_dir: str | Path,
+    reps: int | None = None,
+    registry: Registry | None = None,
 ) -> tuple[list[ClaimResult], dict[str, Path]]:
-    """Load, analyze and write the report (``reps`` bootstrap resamples); returns the claim results and the files
-    written."""
+    """Load, analyze and write the report (``reps`` bootstrap resamples, the registry's default when ``None``);
+    returns the claim results and the files written."""
+    registry = registry or load_registry()
     inputs = load_inputs(directories)
-    results = analyze(inputs, reps=reps)
-    paths = write_report(results, inputs, Path(out_dir))
+    results = analyze(inputs, reps=reps, registry=registry)
+    paths = write_report(results, inputs, Path(out_dir), registry)
     return results, paths
 
 
@@ -53,6 +68,7 @@ def wandb_sections(results: Sequence[ClaimResult]) -> list[Any]:
         if not r.suites or r.claim not in _WANDB_METRICS:
             continue
         curves, finals = _WANDB_METRICS[r.claim]
-        text = f"**Verdict: {r.verdict}.** {r.headline_text} ({r.basis}). Measured by: {r.measure}."
+        tuned = f" Tuned per norm: {r.tuned_verdict}." if r.tuned_verdict else ""
+        text = f"**Verdict: {r.verdict}.** {r.headline_text} ({r.basis}).{tuned} Measured by: {r.measure}."
         sections.append(ClaimSection(r.claim, r.title, text, tuple(r.suites), curves, finals))
     return sections

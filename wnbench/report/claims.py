@@ -1,17 +1,24 @@
-"""From stored records to one result per claim C1-C8: scores, comparisons, verdicts, tables.
+"""From stored records to one result per registered claim: generic analysis over the claims registry.
 
 Scoring (written into every report):
 
 - A run's score is its kind's headline metric (``Scoring.primary``: RL ``final_return``; VAE test ELBO; image GAN
-  classifier-feature FID; mixture GAN modes covered; toy test MSE), oriented so higher is better.
-- A *cell* is everything about a run except its norm and seed (kind, task, algo and the parameters that vary
-  within the claim's records). Each cell's scores, all norms together, are min-max normalized to [0, 1]; a
+  classifier-feature FID; mixture GAN modes covered; toy test MSE), oriented so that higher is better. A
   diverged run (or one whose metric is not finite) scores as the worst value of its cell. Failed and timed-out
-  runs carry no result: they are counted and listed, not scored.
-- IQM over all runs and cells, P(X > Y) per cell averaged over cells (ties count half), each with a 95%
-  stratified (per-cell) bootstrap interval, rliable, 2,000 resamples, fixed seed.
-- Verdict: *supported* when the interval of the headline probability lies above 0.5, *contradicted* when below,
-  *inconclusive* otherwise, *insufficient data* with fewer than 3 scored runs per cell on either side.
+  runs carry no result: they are counted and listed, not scored. Every scored run counts: cells and arms keep
+  all their runs, whatever their number.
+- A *cell* is everything about a run except its norm and seed (kind, task, algo and the parameters that vary
+  between the claim's records). An *arm* is a norm label from the registry; a hypothesis compares arm set X
+  with arm set Y.
+- Per cell: P(X > Y) (mean over arm pairs of the chance a run of one beats a run of the other, ties half) with a
+  95% interval over runs; the difference of medians, X minus Y, in the metric's raw units, with its interval.
+  Direction count: the cells whose point estimate favours X, favours Y, or ties.
+- Aggregate: the mean over cells of P(X > Y), with an interval from a two-stage bootstrap (cells drawn with
+  replacement, then each arm's runs inside each drawn cell), at the level Holm-Bonferroni gives the hypothesis
+  in its family (the pre-registration below lists families and equivalence regions).
+- Normalized scores (IQM, performance profiles, C5) use fixed anchors: RL (return - random policy) /
+  (rl-zoo reference - random policy); VAE ELBO between the independent-pixel model and 0 nats; modes covered
+  between 0 and the number of modes. Other metrics are min-max normalized over the cell, marked *min-max*.
 """
 
 from __future__ import annotations
@@ -29,75 +36,17 @@ import numpy as np
 from wnbench.suite.kinds import Scoring, get_kind
 
 from . import stats
+from .anchors import Anchor, minmax_anchor, record_anchor
 from .records import Inputs
+from .registry import Claim, Hypothesis, Registry, arm_of, canonical, load_registry
 
-WN, BN, NONE = "weight", "batch", "none"
 LR_KEYS = ("learning_rate", "lr")
-#: C5: a learning rate is "good" for a run when its normalized score is within this of the best median score.
-LR_TOLERANCE = 0.1
 NO_DATA = "no data"
+SHARED, TUNED = "shared", "tuned"
+NONE = "none"
 
 
-@dataclass(frozen=True)
-class ClaimInfo:
-    claim: str
-    title: str
-    measure: str
-
-
-CLAIMS: dict[str, ClaimInfo] = {
-    c.claim: c
-    for c in (
-        ClaimInfo("C1", "WN beats BN in noise-sensitive RL", "final return of SB3 agents, norm swapped"),
-        ClaimInfo(
-            "C2", "WN beats BN in generative models (VAE, GAN)", "test ELBO; feature FID; modes covered"
-        ),
-        ClaimInfo(
-            "C3", "WN is cheaper than BN", "training throughput per CPU second; paired overhead benchmark"
-        ),
-        ClaimInfo("C4", "BN's minibatch statistics are a noise source", "spread of one input's output"),
-        ClaimInfo("C5", "WN makes training more robust to the learning rate", "width of the good-LR range"),
-        ClaimInfo("C6", "WN needs care with initialization", "WN with vs without data-dependent init"),
-        ClaimInfo(
-            "C7", "WN applies to recurrent nets, where BN does not", "RecurrentPPO return, WN-LSTM vs none"
-        ),
-        ClaimInfo(
-            "C8", "For one layer with whitened input, WN with DDI behaves like BN", "numerical check at init"
-        ),
-    )
-}
-
-
-@dataclass
-class Comparison:
-    """P(x > y) on a set of cells, with the verdict it implies."""
-
-    x: str
-    y: str
-    estimate: stats.Estimate | None
-    cells: int
-    runs_x: int  # fewest scored runs of x in one cell
-    runs_y: int
-    verdict: str
-
-    @property
-    def label(self) -> str:
-        return f"P({self.x} > {self.y})"
-
-    def as_dict(self) -> dict[str, Any]:
-        est = self.estimate
-        return {
-            "x": self.x,
-            "y": self.y,
-            "probability": None if est is None else est.point,
-            "ci_low": None if est is None else est.low,
-            "ci_high": None if est is None else est.high,
-            "cells": self.cells,
-            "runs_per_cell": [self.runs_x, self.runs_y],
-            "verdict": self.verdict,
-        }
-
-
+# -- result containers --------------------------------------------------------------------------------------------
 @dataclass
 class Table:
     title: str
@@ -112,27 +61,174 @@ class Figure:
 
 
 @dataclass
+class CellEstimate:
+    """One cell of a hypothesis: P(X > Y) and the raw-unit median difference, each with a 95% interval."""
+
+    cell: str
+    metric: str
+    higher_is_better: bool
+    probability: stats.Estimate
+    median_difference: stats.Estimate  # median(X) - median(Y), raw units
+    median_x: float
+    median_y: float
+    runs_x: int
+    runs_y: int
+
+    @property
+    def direction(self) -> int:
+        return int(np.sign(self.probability.point - 0.5))
+
+    @property
+    def cell_verdict(self) -> str:
+        if self.probability.low > 0.5:
+            return "X better"
+        if self.probability.high < 0.5:
+            return "Y better"
+        return "unclear"
+
+
+@dataclass
+class HypothesisResult:
+    """A registered hypothesis evaluated on one stage's records (shared hyperparameters, or tuned per norm)."""
+
+    claim: str
+    name: str
+    family: str
+    x: tuple[str, ...]
+    y: tuple[str, ...]
+    stage: str = SHARED
+    metric: str = ""
+    cells: list[CellEstimate] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)  # cells without enough runs on a side
+    point: float | None = None
+    replicates: np.ndarray | None = field(default=None, repr=False)
+    p_value: float | None = None
+    nominal: stats.Estimate | None = None  # at the registry's confidence, before Holm
+    estimate: stats.Estimate | None = None  # at the Holm level
+    holm: stats.HolmStep | None = None
+    rejected: bool = False
+    enough: bool = False
+    verdict: str = NO_DATA
+    text: str = ""  # deterministic measurements: what was measured
+    statistical: bool = True  # False: a benchmark decided by its stated rule, no bootstrap, no Holm
+
+    @property
+    def family_key(self) -> tuple[str, str]:
+        return (self.family, self.stage)
+
+    @property
+    def counts(self) -> tuple[int, int, int]:
+        """(cells favouring X, favouring Y, tied)."""
+        d = [c.direction for c in self.cells]
+        return d.count(1), d.count(-1), d.count(0)
+
+    @property
+    def direction_text(self) -> str:
+        if not self.cells:
+            return "—"
+        k, j, t = self.counts
+        return f"X in {k} of {len(self.cells)} cells, Y in {j}" + (f", tie in {t}" if t else "")
+
+    @property
+    def runs(self) -> tuple[int, int]:
+        return sum(c.runs_x for c in self.cells), sum(c.runs_y for c in self.cells)
+
+    @property
+    def basis(self) -> str:
+        if not self.cells:
+            return "—"
+        rx, ry = self.runs
+        return f"{len(self.cells)} cell{'s' * (len(self.cells) != 1)}, {rx} vs {ry} runs"
+
+    @property
+    def statistic_text(self) -> str:
+        if not self.statistical:
+            return self.text or "—"
+        if self.estimate is None:
+            return "—"
+        level = f"{self.estimate.confidence:.1%}".replace(".0%", "%")
+        holm = (
+            f", Holm {self.holm.rank}/{self.holm.family_size}"
+            if self.holm and self.holm.family_size > 1
+            else ""
+        )
+        return f"P(X > Y) = {self.estimate} ({level}{holm})"
+
+    def as_dict(self) -> dict[str, Any]:
+        est, nom = self.estimate, self.nominal
+        return {
+            "name": self.name,
+            "family": self.family,
+            "stage": self.stage,
+            "x": list(self.x),
+            "y": list(self.y),
+            "metric": self.metric,
+            "verdict": self.verdict,
+            "probability": None if est is None else est.point,
+            "ci_low": None if est is None else est.low,
+            "ci_high": None if est is None else est.high,
+            "ci_confidence": None if est is None else est.confidence,
+            "nominal_ci": None if nom is None else [nom.low, nom.high],
+            "p_value": self.p_value,
+            "holm_rank": None if self.holm is None else [self.holm.rank, self.holm.family_size],
+            "cells": len(self.cells),
+            "direction_counts": list(self.counts),
+            "runs": list(self.runs),
+            "left_out": self.left_out,
+            "text": self.text,
+            "per_cell": [
+                {
+                    "cell": c.cell,
+                    "metric": c.metric,
+                    "probability": [c.probability.point, c.probability.low, c.probability.high],
+                    "median_difference": [
+                        c.median_difference.point, c.median_difference.low, c.median_difference.high,
+                    ],
+                    "runs": [c.runs_x, c.runs_y],
+                }
+                for c in self.cells
+            ],
+        }  # fmt: skip
+
+
+@dataclass
 class ClaimResult:
     claim: str
     title: str
     measure: str
     verdict: str = NO_DATA
-    headline: Comparison | None = None
-    headline_text: str = "—"
-    basis: str = "—"  # "3 tasks × 5 seeds"
-    comparisons: list[Comparison] = field(default_factory=list)
+    tuned_verdict: str | None = None  # when the inputs hold a tuning stage for the claim
+    headline: HypothesisResult | None = None
+    tuned_headline: HypothesisResult | None = None
+    hypotheses: list[HypothesisResult] = field(default_factory=list)
     iqm: dict[str, stats.Estimate] = field(default_factory=dict)
-    status_counts: dict[str, dict[str, int]] = field(default_factory=dict)  # norm -> status -> n
-    missing: dict[str, int] = field(default_factory=dict)  # suite -> planned runs without a record
-    problems: list[str] = field(default_factory=list)  # failed / timed-out runs, one line each
+    anchors: dict[str, str] = field(default_factory=dict)  # cell -> anchor source
+    status_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    missing: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     suites: list[str] = field(default_factory=list)
-    # For plots: {cell: {norm: [normalized score per run]}}; {cell: {norm: [record]}}
+    # For plots: normalized scores {cell: {norm: array}}; records {cell: {norm: [record]}}
     cell_scores: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
     cell_records: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict, repr=False)
-    lr_curves: dict[str, dict[str, dict[float, np.ndarray]]] = field(default_factory=dict, repr=False)  # C5
+    lr_curves: dict[str, dict[str, dict[float, np.ndarray]]] = field(default_factory=dict, repr=False)
+    lr_thresholds: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
+
+    @property
+    def headline_text(self) -> str:
+        return self.headline.statistic_text if self.headline else "—"
+
+    @property
+    def basis(self) -> str:
+        if self.headline is None:
+            return "—"
+        return self.headline.basis if self.headline.statistical else "benchmark rule"
+
+    @property
+    def direction_text(self) -> str:
+        return self.headline.direction_text if self.headline else "—"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -140,11 +236,14 @@ class ClaimResult:
             "title": self.title,
             "measure": self.measure,
             "verdict": self.verdict,
+            "tuned_verdict": self.tuned_verdict,
             "headline": None if self.headline is None else self.headline.as_dict(),
+            "tuned_headline": None if self.tuned_headline is None else self.tuned_headline.as_dict(),
             "headline_text": self.headline_text,
             "basis": self.basis,
-            "comparisons": [c.as_dict() for c in self.comparisons],
+            "hypotheses": [h.as_dict() for h in self.hypotheses],
             "iqm_normalized": {n: [e.point, e.low, e.high] for n, e in self.iqm.items()},
+            "anchors": self.anchors,
             "status_counts": self.status_counts,
             "missing": self.missing,
             "problems": self.problems,
@@ -183,6 +282,36 @@ def is_scored(record: Mapping[str, Any]) -> bool:
     return record["status"] in ("finished", "diverged")
 
 
+def stage_of(record: Mapping[str, Any]) -> str:
+    """``tune`` (a tuning-stage run), ``tuned`` (evaluation at a tuned choice) or ``eval`` (shared settings)."""
+    return str(record["config"].get("stage") or "eval")
+
+
+def throughput(record: Mapping[str, Any]) -> tuple[float, bool]:
+    """C3's run throughput: RL env steps per CPU second (higher), else the run's CPU seconds (lower)."""
+    if "steps_per_cpu_s" in record["metrics"]:
+        value = record["metrics"]["steps_per_cpu_s"]
+        return (float(value) if isinstance(value, int | float) else math.nan), True
+    cpu = (record.get("timings") or {}).get("run_cpu_s")
+    return (float(cpu) if cpu else math.nan), False
+
+
+ScoreFn = Callable[
+    [Mapping[str, Any]], tuple[str, float, bool]
+]  # record -> (metric, raw value, higher better)
+
+
+def headline_score(record: Mapping[str, Any]) -> tuple[str, float, bool] | None:
+    info = metric_of(record)
+    return None if info is None else (info[0], raw_score(record, info[0]), info[1])
+
+
+def throughput_score(record: Mapping[str, Any]) -> tuple[str, float, bool]:
+    value, higher = throughput(record)
+    return ("steps per CPU s" if higher else "run CPU s"), value, higher
+
+
+# -- cells ---------------------------------------------------------------------------------------------------------
 def _cell_params(records: Sequence[Mapping[str, Any]], exclude: Iterable[str] = ()) -> list[str]:
     """Parameters whose value differs between records of the same (kind, task, algo): they split cells."""
     values: dict[tuple[str, str, str, str], set[str]] = defaultdict(set)
@@ -203,13 +332,13 @@ def cell_of(record: Mapping[str, Any], split: Sequence[str]) -> str:
 def group_cells(
     records: Sequence[dict[str, Any]], exclude_params: Iterable[str] = ()
 ) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    """``{cell: {norm: [records in seed order]}}``."""
+    """``{cell: {norm label (canonical): [records in seed order]}}``."""
     split = _cell_params(records, exclude_params)
     cells: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     order: dict[str, tuple[Any, ...]] = {}
     for r in sorted(records, key=lambda r: (r["config"]["seed"], r["run_id"])):
         cell = cell_of(r, split)
-        cells[cell][r["config"]["norm"]].append(r)
+        cells[cell][canonical(r["config"]["norm"])].append(r)
         c = r["config"]
         values = [c["params"].get(k) for k in split]  # numbers in numeric order (batch 4 before 16)
         order[cell] = (
@@ -220,102 +349,176 @@ def group_cells(
     return {c: dict(cells[c]) for c in sorted(cells, key=lambda c: order[c])}
 
 
-def normalized_cells(
-    cells: Mapping[str, Mapping[str, Sequence[dict[str, Any]]]],
-    score: Callable[[dict[str, Any]], tuple[float, bool]] | None = None,
-) -> dict[str, dict[str, np.ndarray]]:
-    """Per cell, each norm's scored runs normalized to [0, 1] over all norms of the cell (diverged = worst)."""
-    out: dict[str, dict[str, np.ndarray]] = {}
-    for cell, by_norm in cells.items():
-        raw: dict[str, list[float]] = {}
-        higher = True
-        for norm, recs in by_norm.items():
-            values = []
-            for r in recs:
-                if not is_scored(r):
-                    continue
-                if score is not None:
-                    value, higher = score(r)
-                else:
-                    info = metric_of(r)
-                    if info is None:
-                        continue
-                    value = raw_score(r, info[0])
-                    higher = info[1]
-                values.append(value)
-            if values:
-                raw[norm] = values
-        if not raw:
-            continue
-        matrices, _ = stats.normalize_scores({n: {cell: v} for n, v in raw.items()}, higher_is_better=higher)
-        out[cell] = {n: m[:, 0] for n, m in matrices.items() if m.size}
-    return out
+@dataclass
+class CellScores:
+    """One cell's scored runs per norm: raw values (diverged -> the cell's worst), oriented values (higher better),
+    normalized values (fixed anchor, else min-max), and the anchor used."""
+
+    metric: str
+    higher_is_better: bool
+    raw: dict[str, np.ndarray]
+    oriented: dict[str, np.ndarray]
+    normalized: dict[str, np.ndarray]
+    anchor: Anchor
 
 
-def compare(
-    scores: Mapping[str, Mapping[str, np.ndarray]], x: str, y: str, seed: int = 0, reps: int = 2000
-) -> Comparison:
-    """P(x > y) over the cells where both norms have scored runs."""
-    cells = [c for c, by in scores.items() if len(by.get(x, ())) and len(by.get(y, ()))]
-    if not cells:
-        return Comparison(x, y, None, 0, 0, 0, stats.INSUFFICIENT)
-    runs_x = min(len(scores[c][x]) for c in cells)
-    runs_y = min(len(scores[c][y]) for c in cells)
-    mx = np.stack([scores[c][x][:runs_x] for c in cells], axis=1)
-    my = np.stack([scores[c][y][:runs_y] for c in cells], axis=1)
-    estimate = None
-    if min(runs_x, runs_y) >= 2:
-        estimate = stats.probability_of_improvement(mx, my, reps=reps, seed=seed)
-    return Comparison(x, y, estimate, len(cells), runs_x, runs_y, stats.verdict(estimate, runs_x, runs_y))
+def score_cell(
+    by_norm: Mapping[str, Sequence[Mapping[str, Any]]], score: ScoreFn | None = None
+) -> CellScores | None:
+    values: dict[str, list[float]] = {}
+    metric, higher, anchor = "", True, None
+    for norm, recs in by_norm.items():
+        for r in recs:
+            if not is_scored(r):
+                continue
+            got = (score or headline_score)(r)
+            if got is None:
+                continue
+            metric, value, higher = got
+            values.setdefault(norm, []).append(value)
+            if anchor is None and score is None:
+                anchor = record_anchor(r, metric)
+    if not values:
+        return None
+    finite = [v for vs in values.values() for v in vs if math.isfinite(v)]
+    worst = (min(finite) if higher else max(finite)) if finite else 0.0
+    raw = {n: np.array([v if math.isfinite(v) else worst for v in vs]) for n, vs in values.items()}
+    sign = 1.0 if higher else -1.0
+    anchor = anchor or minmax_anchor(finite, higher)
+    return CellScores(
+        metric,
+        higher,
+        raw,
+        {n: sign * v for n, v in raw.items()},
+        {n: anchor.normalize(v) for n, v in raw.items()},
+        anchor,
+    )
 
 
-def iqm_by_norm(
-    scores: Mapping[str, Mapping[str, np.ndarray]], reps: int = 2000
-) -> dict[str, stats.Estimate]:
-    """IQM of normalized scores per norm, over the cells where that norm has at least 2 runs."""
-    norms = sorted({n for by in scores.values() for n in by})
+def scored_cells(
+    cells: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]], score: ScoreFn | None = None
+) -> dict[str, CellScores]:
     out = {}
-    for norm in norms:
-        cells = [c for c, by in scores.items() if len(by.get(norm, ())) >= 2]
-        if not cells:
-            continue
-        runs = min(len(scores[c][norm]) for c in cells)
-        out[norm] = stats.iqm(np.stack([scores[c][norm][:runs] for c in cells], axis=1), reps=reps)
+    for cell, by_norm in cells.items():
+        scored = score_cell(by_norm, score)
+        if scored is not None:
+            out[cell] = scored
     return out
 
 
-def _basis(comparison: Comparison | None) -> str:
-    if comparison is None or not comparison.cells:
-        return "—"
-    seeds = min(comparison.runs_x, comparison.runs_y)
-    return f"{comparison.cells} task{'s' if comparison.cells != 1 else ''} × {seeds} seed{'s' if seeds != 1 else ''}"
+# -- hypotheses -------------------------------------------------------------------------------------------------------
+def arm_runs(
+    values: Mapping[str, np.ndarray], arms: Sequence[str], all_arms: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """``{arm: runs}`` of the arms in ``arms``, each label counted for its most specific registry arm."""
+    out: dict[str, list[np.ndarray]] = {}
+    for label, runs in values.items():
+        arm = arm_of(label, all_arms)
+        if arm in arms and len(runs):
+            out.setdefault(arm, []).append(runs)
+    return {a: np.concatenate(v) for a, v in out.items()}
 
 
-def _status_counts(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, int]]:
-    counts: dict[str, Counter[str]] = defaultdict(Counter)
-    for r in records:
-        counts[r["config"]["norm"]][r["status"]] += 1
-    return {n: dict(c) for n, c in sorted(counts.items())}
-
-
-def _problems(records: Iterable[dict[str, Any]]) -> list[str]:
-    lines = []
-    for r in records:
-        if r["status"] in ("failed", "timeout"):
-            error = (r.get("error") or "").strip().splitlines()
-            lines.append(
-                f"{r['status']}: {r['config']['task']}/{r['config']['algo']}/{r['config']['norm']}/seed"
-                f"{r['config']['seed']} ({r['run_id']}): {error[-1] if error else 'no message'}"
+def evaluate_hypothesis(
+    claim: Claim,
+    hyp: Hypothesis,
+    cells: Mapping[str, CellScores],
+    registry: Registry,
+    reps: int,
+    stage: str = SHARED,
+    seed: int = 0,
+) -> HypothesisResult:
+    """Per-cell estimates and the aggregate bootstrap replicates of one hypothesis (Holm is applied later)."""
+    result = HypothesisResult(claim.id, hyp.name, hyp.family, hyp.x, hyp.y, stage)
+    all_arms = registry.arms()
+    min_runs = registry.min_runs(claim)
+    usable: list[dict[str, np.ndarray]] = []
+    for i, (cell, scored) in enumerate(cells.items()):
+        xs = arm_runs(scored.oriented, hyp.x, all_arms)
+        ys = arm_runs(scored.oriented, hyp.y, all_arms)
+        nx, ny = sum(len(v) for v in xs.values()), sum(len(v) for v in ys.values())
+        if not nx or not ny:
+            continue
+        if nx < min_runs or ny < min_runs:
+            result.left_out.append(f"{cell} ({nx} vs {ny} runs)")
+            continue
+        result.metric = scored.metric
+        both = {**{f"x:{a}": v for a, v in xs.items()}, **{f"y:{a}": v for a, v in ys.items()}}
+        xk, yk = [f"x:{a}" for a in xs], [f"y:{a}" for a in ys]
+        p_point = stats.cell_probability(both, xk, yk)
+        p_reps = stats.probability_distribution(
+            [both], xk, yk, reps=reps, seed=seed + i, resample_cells=False
+        )
+        raw_x = np.concatenate([arm_runs(scored.raw, [a], all_arms)[a] for a in xs])
+        raw_y = np.concatenate([arm_runs(scored.raw, [a], all_arms)[a] for a in ys])
+        diff = float(np.median(raw_x) - np.median(raw_y))
+        d_reps = stats.median_difference_distribution(raw_x, raw_y, reps=reps, seed=seed + i)
+        result.cells.append(
+            CellEstimate(
+                cell, scored.metric, scored.higher_is_better,
+                stats.percentile_interval(p_point, p_reps), stats.percentile_interval(diff, d_reps),
+                float(np.median(raw_x)), float(np.median(raw_y)), nx, ny,
             )
-    return lines
+        )  # fmt: skip
+        usable.append(both)
+    result.enough = len(usable) >= registry.min_cells(claim)
+    if usable:
+        xk_all = sorted({k for c in usable for k in c if k.startswith("x:")})
+        yk_all = sorted({k for c in usable for k in c if k.startswith("y:")})
+        result.point = float(np.mean([c.probability.point for c in result.cells]))
+        result.replicates = stats.probability_distribution(usable, xk_all, yk_all, reps=reps, seed=seed)
+        result.p_value = stats.bootstrap_p_value(result.replicates)
+        result.nominal = stats.percentile_interval(
+            result.point, result.replicates, registry.defaults.confidence
+        )
+        result.estimate = result.nominal
+    return result
 
 
-def _fmt(value: float, digits: int = 4) -> str:
+def apply_holm(
+    hypotheses: Sequence[HypothesisResult], registry: Registry, rope_of: Mapping[str, float]
+) -> None:
+    """Holm step-down within each (family, stage) over the statistical hypotheses with enough data; then the
+    verdict of every hypothesis."""
+    families: dict[tuple[str, str], list[HypothesisResult]] = defaultdict(list)
+    for h in hypotheses:
+        if h.statistical and h.enough and h.replicates is not None:
+            families[h.family_key].append(h)
+    for members in families.values():
+        steps = stats.holm_steps([h.p_value for h in members], registry.alpha)
+        for h, step in zip(members, steps, strict=True):
+            h.holm = step
+            h.estimate = stats.percentile_interval(h.point, h.replicates, step.confidence)
+        rejected = stats.holm_decisions(steps, [stats.clears(h.estimate) for h in members])
+        for h, rej in zip(members, rejected, strict=True):
+            h.rejected = rej
+    for h in hypotheses:
+        if not h.statistical:
+            continue
+        if h.replicates is None:
+            h.verdict = stats.INSUFFICIENT if h.left_out else NO_DATA
+            continue
+        rope = rope_of[h.claim]
+        h.verdict = stats.verdict(h.estimate, h.rejected, (0.5 - rope, 0.5 + rope), h.enough)
+
+
+# -- tables ------------------------------------------------------------------------------------------------------------
+def _fmt(value: float | None, digits: int = 4) -> str:
     if value is None or not math.isfinite(value):
         return "—"
     if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
         return f"{value:.2e}"
     return f"{value:.0f}" if abs(value) >= 100 else f"{value:.{digits}g}"
+
+
+_ORDER = ["none", "batch", "batch_renorm", "layer", "group", "weight", "weight_ddi", "weight+meanonly",
+          "weight_meanonly", "spectral"]  # fmt: skip
+
+
+def norm_order(norm: str) -> tuple[int, str]:
+    """Sort key: the usual norm order (none, batch, ..., spectral), options after their kind, unknowns last."""
+    base = norm.split("[", 1)[0]
+    return (_ORDER.index(base) if base in _ORDER else len(_ORDER), norm)
 
 
 def _median_table(cells: Mapping[str, Mapping[str, Sequence[dict[str, Any]]]], title: str) -> Table:
@@ -339,204 +542,321 @@ def _median_table(cells: Mapping[str, Mapping[str, Sequence[dict[str, Any]]]], t
     return Table(title, ["cell", "metric", *norms], rows)
 
 
-_ORDER = [
-    "none",
-    "batch",
-    "batch_renorm",
-    "layer",
-    "group",
-    "weight",
-    "weight_ddi",
-    "weight_meanonly",
-    "spectral",
-]
+def hypotheses_table(hypotheses: Sequence[HypothesisResult], title: str) -> Table:
+    rows = []
+    for h in hypotheses:
+        rows.append(
+            [
+                h.name + (" (tuned per norm)" if h.stage == TUNED else ""),
+                h.family,
+                h.statistic_text,
+                "—" if h.nominal is None else str(h.nominal),
+                h.direction_text,
+                h.basis if h.statistical else "—",
+                h.verdict,
+            ]
+        )
+    return Table(
+        title,
+        ["hypothesis", "family", "aggregate (Holm-level CI)", "95% CI before Holm", "direction", "cells, runs",
+         "verdict"],
+        rows,
+    )  # fmt: skip
 
 
-def norm_order(norm: str) -> tuple[int, str]:
-    """Sort key: the usual norm order (none, batch, ..., spectral), options after their kind, unknowns last."""
-    base = norm.split("[", 1)[0]
-    return (_ORDER.index(base) if base in _ORDER else len(_ORDER), norm)
+def per_cell_table(h: HypothesisResult) -> Table:
+    unit = "raw units"
+    rows = []
+    for c in h.cells:
+        better = "higher" if c.higher_is_better else "lower"
+        rows.append(
+            [
+                c.cell,
+                f"{c.metric} ({better} better)",
+                f"{_fmt(c.median_x)} (n={c.runs_x})",
+                f"{_fmt(c.median_y)} (n={c.runs_y})",
+                f"{_fmt(c.median_difference.point)} [{_fmt(c.median_difference.low)}, "
+                f"{_fmt(c.median_difference.high)}]",
+                str(c.probability),
+                c.cell_verdict,
+            ]
+        )
+    stage = " (tuned per norm)" if h.stage == TUNED else ""
+    return Table(
+        f"{h.claim} {h.name}{stage} per cell: X = {{{', '.join(h.x)}}}, Y = {{{', '.join(h.y)}}}; "
+        f"{h.direction_text}",
+        ["cell", "metric", "median X", "median Y", f"median X − Y [95% CI] ({unit})", "P(X > Y) [95% CI]",
+         "cell (95%, uncorrected)"],
+        rows,
+    )  # fmt: skip
 
 
-def _comparison_table(comparisons: Sequence[Comparison], title: str) -> Table:
-    rows = [
-        [c.label, str(c.estimate) if c.estimate else "—", f"{c.cells} × {min(c.runs_x, c.runs_y)}", c.verdict]
-        for c in comparisons
-    ]
-    return Table(title, ["comparison", "probability [95% CI]", "tasks × seeds", "verdict"], rows)
-
-
-def _iqm_table(iqm: Mapping[str, stats.Estimate]) -> Table:
+def _iqm_table(iqm: Mapping[str, stats.Estimate], anchors: Mapping[str, str]) -> Table:
     rows = [[n, str(e)] for n, e in sorted(iqm.items(), key=lambda kv: norm_order(kv[0]))]
-    return Table("IQM of normalized score [95% CI]", ["norm", "IQM"], rows)
+    minmax = [c for c, a in anchors.items() if a.startswith("min-max")]
+    mark = (
+        f"; *min-max* in {len(minmax)} of {len(anchors)} cells" if minmax else "; fixed anchors in every cell"
+    )
+    return Table(f"IQM of normalized score [95% two-stage CI]{mark}", ["norm", "IQM"], rows)
 
 
-def _records_for(inputs: Inputs, claim: str) -> list[dict[str, Any]]:
-    return [r for r in inputs.records if claim in r.get("claims", [])]
+def _anchor_table(anchors: Mapping[str, str]) -> Table:
+    return Table("Normalization anchors per cell", ["cell", "anchor"], [[c, a] for c, a in anchors.items()])
 
 
-def _missing_for(inputs: Inputs, claim: str) -> dict[str, int]:
+def iqm_by_norm(cells: Mapping[str, CellScores], reps: int) -> dict[str, stats.Estimate]:
+    norms = sorted({n for c in cells.values() for n in c.normalized}, key=norm_order)
+    out = {}
+    for i, norm in enumerate(norms):
+        arrays = [c.normalized[norm] for c in cells.values() if len(c.normalized.get(norm, ())) >= 2]
+        if not arrays:
+            continue
+        point = stats.iqm_point(np.concatenate(arrays))
+        out[norm] = stats.percentile_interval(point, stats.iqm_distribution(arrays, reps=reps, seed=i))
+    return out
+
+
+# -- record selection ------------------------------------------------------------------------------------------------
+def records_for(inputs: Inputs, claim: Claim) -> list[dict[str, Any]]:
+    """The claim's records: those of its suites, or tagged with it by their suite file."""
+    return [r for r in inputs.records if r["suite"] in claim.suites or claim.id in r.get("claims", [])]
+
+
+def _status_counts(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for r in records:
+        counts[canonical(r["config"]["norm"])][r["status"]] += 1
+    return {n: dict(c) for n, c in sorted(counts.items())}
+
+
+def _problems(records: Iterable[dict[str, Any]]) -> list[str]:
+    lines = []
+    for r in records:
+        if r["status"] in ("failed", "timeout"):
+            error = (r.get("error") or "").strip().splitlines()
+            lines.append(
+                f"{r['status']}: {r['config']['task']}/{r['config']['algo']}/{r['config']['norm']}/seed"
+                f"{r['config']['seed']} ({r['run_id']}): {error[-1] if error else 'no message'}"
+            )
+    return lines
+
+
+def _missing_for(inputs: Inputs, claim: Claim) -> dict[str, int]:
     missing = inputs.missing_by_suite()
     return {
         m.suite: missing.get(m.suite, 0)
         for m in inputs.manifests
-        if claim in m.claims and missing.get(m.suite)
+        if (claim.id in m.claims or m.suite in claim.suites) and missing.get(m.suite)
     }
 
 
-def _base(result: ClaimResult, records: list[dict[str, Any]], inputs: Inputs) -> None:
+def _base(result: ClaimResult, claim: Claim, records: list[dict[str, Any]], inputs: Inputs) -> None:
     result.status_counts = _status_counts(records)
     result.problems = _problems(records)
-    result.missing = _missing_for(inputs, result.claim)
+    result.missing = _missing_for(inputs, claim)
     result.suites = sorted({r["suite"] for r in records})
 
 
-def _pairwise(
-    result: ClaimResult,
-    scores: Mapping[str, Mapping[str, np.ndarray]],
-    headline: tuple[str, str],
-    extra_against: Sequence[str] = (NONE,),
-    only: Sequence[str] | None = None,
-    reps: int = 2000,
-) -> None:
-    """Headline comparison, then every norm (or those in ``only``) against each of ``extra_against``."""
-    result.headline = compare(scores, *headline, reps=reps)
-    result.verdict = result.headline.verdict
-    result.basis = _basis(result.headline)
-    result.headline_text = (
-        f"{result.headline.label} = {result.headline.estimate}" if result.headline.estimate else "—"
-    )
-    norms = sorted({n for by in scores.values() for n in by}, key=norm_order)
-    seen = {headline}
-    comparisons = [result.headline]
-    for y in extra_against:
-        for x in norms:
-            if only is not None and x not in only:
-                continue
-            if x != y and (x, y) not in seen and y in norms:
-                seen.add((x, y))
-                comparisons.append(compare(scores, x, y, reps=reps))
-    result.comparisons = comparisons
+def _filter_cells(
+    claim: Claim, cells: Mapping[str, Any], records_by_cell: Mapping[str, Any]
+) -> dict[str, Any]:
+    if not claim.cells:
+        return dict(cells)
+    keep = {}
+    for cell, value in cells.items():
+        recs = [r for rs in records_by_cell[cell].values() for r in rs]
+        if recs and all(str(recs[0]["config"].get(k)) in v for k, v in claim.cells.items()):
+            keep[cell] = value
+    return keep
 
 
-def analyze_comparison_claim(
-    inputs: Inputs,
-    claim: str,
-    headline: tuple[str, str] = (WN, BN),
-    cell_filter: Callable[[dict[str, Any]], bool] | None = None,
-    only: Sequence[str] | None = None,
-    reps: int = 2000,
-) -> ClaimResult:
-    """C1, C2, C6, C7: norms compared on the claim's headline metric."""
-    info = CLAIMS[claim]
-    result = ClaimResult(claim, info.title, info.measure)
-    records = _records_for(inputs, claim)
-    _base(result, records, inputs)
+# -- tuned stage ------------------------------------------------------------------------------------------------------
+def tuned_records(records: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str], list[str]]:
+    """The evaluation records at each (cell, norm)'s tuned choice, the tuned parameter names, and one line per
+    choice (from the tuning-stage records, :func:`wnbench.suite.tuning.choose_from_records`)."""
+    from wnbench.suite.tuning import choose_from_records, matches_choice
+
+    tune = [r for r in records if stage_of(r) == "tune"]
+    if not tune:
+        return [], [], []
+    choices = choose_from_records(tune)
+    keys = sorted({k for c in choices.values() for k in c.choice})
+    out, lines = [], []
+    for group, chosen in choices.items():
+        lines.append(f"{group.label}: {chosen.describe()}")
+        for r in records:
+            if stage_of(r) != "tune" and group.matches(r) and matches_choice(r, chosen.choice):
+                out.append(r)
+    return out, keys, lines
+
+
+# -- analyses ---------------------------------------------------------------------------------------------------------
+def analyze_comparison(
+    claim: Claim, registry: Registry, inputs: Inputs, reps: int, result: ClaimResult
+) -> list[HypothesisResult]:
+    """Norms compared on the claim's metric (C1, C2, C6, C7): every hypothesis, shared and (when the inputs
+    hold a tuning stage) tuned per norm."""
+    records = records_for(inputs, claim)
+    _base(result, claim, records, inputs)
     if not records:
-        return result
-    cells = group_cells(records)
-    scores = normalized_cells(cells)
-    result.cell_records, result.cell_scores = cells, scores
-    headline_scores = scores
-    if cell_filter is not None:
-        keep = {c for c, by in cells.items() if any(cell_filter(r) for recs in by.values() for r in recs)}
-        headline_scores = {c: s for c, s in scores.items() if c in keep}
-    _pairwise(result, headline_scores, headline, only=only, reps=reps)
-    result.iqm = iqm_by_norm(headline_scores, reps=reps)
-    result.tables.append(_median_table(cells, "Median of the headline metric per cell (raw units)"))
-    result.tables.append(_comparison_table(result.comparisons, "Comparisons (normalized scores)"))
-    result.tables.append(_iqm_table(result.iqm))
-    return result
-
-
-def analyze_c3(inputs: Inputs, reps: int = 2000) -> ClaimResult:
-    """C3: throughput of the benchmark runs themselves (RL env steps per CPU second; generative runs' CPU
-    seconds), WN vs BN per cell; and the paired micro-benchmark table when ``overhead.json`` is given."""
-    info = CLAIMS["C3"]
-    result = ClaimResult("C3", info.title, info.measure)
-    records = [
-        r for r in inputs.records if {"C1", "C2"} & set(r.get("claims", [])) and r["status"] == "finished"
-    ]
-
-    def throughput(r: dict[str, Any]) -> tuple[float, bool]:
-        if "steps_per_cpu_s" in r["metrics"]:
-            return float(r["metrics"]["steps_per_cpu_s"] or math.nan), True
-        cpu = (r.get("timings") or {}).get("run_cpu_s")
-        return (float(cpu) if cpu else math.nan), False
-
-    if records:
-        result.suites = sorted({r["suite"] for r in records})
-        cells = group_cells(records)
-        scores = normalized_cells(cells, throughput)
-        result.cell_scores = scores
-        _pairwise(result, scores, (WN, BN), extra_against=(NONE,), reps=reps)
-        result.iqm = iqm_by_norm(scores, reps=reps)
-        result.headline_text = result.headline_text.replace(" > ", " faster than ", 1)
-        rows = []
-        norms = sorted({n for by in cells.values() for n in by}, key=norm_order)
-        for cell, by_norm in cells.items():
-            base = [throughput(r)[0] for r in by_norm.get(NONE, [])]
-            if not base:
-                continue
-            ref = float(np.median(base))
-            higher = throughput(by_norm[NONE][0])[1]
-            row = [cell, "steps per CPU s" if higher else "CPU s per run (inverted)"]
-            for norm in norms:
-                if norm not in by_norm:
-                    row.append("—")
-                    continue
-                med = float(np.median([throughput(r)[0] for r in by_norm[norm]]))
-                row.append(_fmt(med / ref if higher else ref / med, 2))
-            rows.append(row)
-        result.tables.append(
-            Table(
-                "Median throughput relative to no norm (higher is faster)", ["cell", "measure", *norms], rows
-            )
+        return []
+    shared = [r for r in records if stage_of(r) == "eval"]
+    cells = group_cells(shared)
+    scored = scored_cells(cells)
+    result.cell_records = cells
+    result.cell_scores = {c: s.normalized for c, s in scored.items()}
+    result.anchors = {c: s.anchor.source for c, s in scored.items()}
+    test_cells = _filter_cells(claim, scored, cells)
+    if claim.cells and len(test_cells) < len(scored):
+        result.notes.append(
+            "Hypotheses are tested on the cells with "
+            + ", ".join(f"{k} in {{{', '.join(v)}}}" for k, v in claim.cells.items())
+            + f" ({len(test_cells)} of {len(scored)}); the others are shown for reference."
         )
-        result.tables.append(
-            _comparison_table(result.comparisons, "P(faster) per pair (normalized throughput)")
+    out = [evaluate_hypothesis(claim, h, test_cells, registry, reps) for h in claim.hypotheses]
+    result.iqm = iqm_by_norm(test_cells, reps)
+    result.tables.append(
+        _median_table(cells, "Median of the headline metric per cell (raw units), every run")
+    )
+    tuned, keys, lines = tuned_records(records)
+    if tuned:
+        tuned_cells = _filter_cells(
+            claim,
+            scored_cells(group_cells(tuned, exclude_params=keys)),
+            group_cells(tuned, exclude_params=keys),
         )
-    overhead = inputs.bench.get("overhead")
-    if overhead:
-        rows = [
-            [
-                r["model"],
-                r["norm"],
-                f"{r['train_step_ratio']:.2f} [{r['train_step_ratio_q25']:.2f}, {r['train_step_ratio_q75']:.2f}]",
-                f"{r['act_step_ratio']:.2f} [{r['act_step_ratio_q25']:.2f}, {r['act_step_ratio_q75']:.2f}]",
-                f"{r['peak_memory_ratio']:.2f}",
-            ]
-            for r in overhead["rows"]
+        out += [
+            evaluate_hypothesis(claim, h, tuned_cells, registry, reps, stage=TUNED) for h in claim.hypotheses
         ]
+        result.notes.append(
+            f"Tuned per norm: {', '.join(keys)} chosen per (cell, norm) on tuning seeds disjoint from the "
+            "evaluation seeds, then evaluated on the evaluation seeds — " + "; ".join(lines) + "."
+        )
+    return out
+
+
+def analyze_timing(
+    claim: Claim, registry: Registry, inputs: Inputs, reps: int, result: ClaimResult
+) -> list[HypothesisResult]:
+    """C3: the paired per-step benchmark (headline) and the runs' own throughput (supporting)."""
+    out: list[HypothesisResult] = []
+    all_arms = registry.arms()
+    for hyp in claim.hypotheses:
+        if hyp.metric == "throughput":
+            records = [
+                r for r in records_for(inputs, claim) if r["status"] == "finished" and stage_of(r) == "eval"
+            ]
+            if not records:
+                out.append(HypothesisResult(claim.id, hyp.name, hyp.family, hyp.x, hyp.y))
+                continue
+            if not result.suites:
+                result.suites = sorted({r["suite"] for r in records})
+            cells = group_cells(records)
+            scored = scored_cells(cells, throughput_score)
+            h = evaluate_hypothesis(claim, hyp, scored, registry, reps)
+            h.metric = "run throughput"
+            out.append(h)
+            result.tables.append(_throughput_table(cells))
+            continue
+        h = HypothesisResult(claim.id, hyp.name, hyp.family, hyp.x, hyp.y, statistical=False)
+        overhead = inputs.bench.get("overhead")
+        out.append(h)
+        if not overhead:
+            continue
+        rows = overhead["rows"]
+        rope = registry.rope(claim)
+        decisions = []
+        for model in dict.fromkeys(r["model"] for r in rows):
+            by_arm: dict[str, dict[str, Any]] = {}
+            for r in rows:
+                if r["model"] == model:
+                    arm = arm_of(str(r["norm"]), all_arms)
+                    if arm is not None:
+                        by_arm.setdefault(arm, r)
+            for a in hyp.x:
+                for b in hyp.y:
+                    if a in by_arm and b in by_arm:
+                        wa, wb = by_arm[a], by_arm[b]
+                        cheaper = wa["train_step_ratio_q75"] < wb["train_step_ratio_q25"]
+                        dearer = wa["train_step_ratio_q25"] > wb["train_step_ratio_q75"]
+                        close = abs(wa["train_step_ratio"] - wb["train_step_ratio"]) <= rope
+                        decisions.append((model, a, b, cheaper, dearer, close, wa, wb))
+        if not decisions:
+            h.verdict = stats.INSUFFICIENT
+            h.text = "the benchmark has no WN and BN rows for one model"
+            continue
+        if all(d[5] for d in decisions):
+            h.verdict = stats.EQUIVALENT
+        elif all(d[3] for d in decisions):
+            h.verdict = stats.SUPPORTED
+        elif all(d[4] for d in decisions):
+            h.verdict = stats.CONTRADICTED
+        else:
+            h.verdict = stats.INCONCLUSIVE
+        k = sum(d[3] for d in decisions)
+        h.text = (
+            "train step vs no norm: " + "; ".join(
+                f"{m} {a} {wa['train_step_ratio']:.2f}× vs {b} {wb['train_step_ratio']:.2f}×"
+                for m, a, b, _, _, _, wa, wb in decisions[:4]
+            ) + (" …" if len(decisions) > 4 else "") + f" (WN cheaper, IQRs apart, in {k} of {len(decisions)})"
+        )  # fmt: skip
         meta = overhead.get("meta", {})
         result.tables.append(
             Table(
                 f"Paired overhead benchmark (ratio to no norm, median [IQR] of {meta.get('repeats', '?')} "
                 f"interleaved repeats, {meta.get('device', '?')}, {meta.get('torch_threads', '?')} thread)",
                 ["model", "norm", "train step", "act step", "peak memory"],
-                rows,
+                [
+                    [
+                        r["model"], r["norm"],
+                        f"{r['train_step_ratio']:.2f} [{r['train_step_ratio_q25']:.2f}, {r['train_step_ratio_q75']:.2f}]",
+                        f"{r['act_step_ratio']:.2f} [{r['act_step_ratio_q25']:.2f}, {r['act_step_ratio_q75']:.2f}]",
+                        f"{r['peak_memory_ratio']:.2f}",
+                    ]
+                    for r in rows
+                ],
             )
+        )  # fmt: skip
+        result.notes.append(
+            f"Headline rule (paired benchmark, no bootstrap): *supported* when, for every model and (WN, BN) arm "
+            f"pair, WN's train-step ratio IQR lies below BN's; *contradicted* when above; *equivalent* when every "
+            f"median ratio is within {rope:g} of the other; else *inconclusive*. Run throughput is supporting "
+            "evidence (runs share a machine with other work)."
         )
-        wn = {r["model"]: r for r in overhead["rows"] if r["norm"] == WN}
-        bn = {r["model"]: r for r in overhead["rows"] if r["norm"] == BN}
-        cheaper = [
-            f"{m}: train {wn[m]['train_step_ratio']:.2f}× vs {bn[m]['train_step_ratio']:.2f}×, act "
-            f"{wn[m]['act_step_ratio']:.2f}× vs {bn[m]['act_step_ratio']:.2f}×, memory "
-            f"{wn[m]['peak_memory_ratio']:.2f}× vs {bn[m]['peak_memory_ratio']:.2f}×"
-            for m in wn
-            if m in bn
-        ]
-        if cheaper:
-            result.notes.append("WN vs BN in the paired benchmark — " + "; ".join(cheaper) + ".")
-        if result.headline is None:
-            result.verdict = "see table"
-    return result
+    return out
 
 
-def analyze_c4(inputs: Inputs, reps: int = 2000) -> ClaimResult:
-    """C4: the noise benchmark (the mechanism) and, when present, batch-size sweeps in training."""
-    info = CLAIMS["C4"]
-    result = ClaimResult("C4", info.title, info.measure)
+def _throughput_table(cells: Mapping[str, Mapping[str, Sequence[dict[str, Any]]]]) -> Table:
+    norms = sorted({n for by in cells.values() for n in by}, key=norm_order)
+    rows = []
+    for cell, by_norm in cells.items():
+        base = [throughput(r)[0] for r in by_norm.get(NONE, [])]
+        if not base:
+            continue
+        ref = float(np.median(base))
+        higher = throughput(by_norm[NONE][0])[1]
+        row = [cell, "steps per CPU s" if higher else "CPU s per run (inverted)"]
+        for norm in norms:
+            if norm not in by_norm:
+                row.append("—")
+                continue
+            med = float(np.median([throughput(r)[0] for r in by_norm[norm]]))
+            row.append(_fmt(med / ref if higher else ref / med, 2))
+        rows.append(row)
+    return Table(
+        "Median run throughput relative to no norm (higher is faster)", ["cell", "measure", *norms], rows
+    )
+
+
+def analyze_noise(
+    claim: Claim, registry: Registry, inputs: Inputs, reps: int, result: ClaimResult
+) -> list[HypothesisResult]:
+    """C4: the noise benchmark (the mechanism, a deterministic measurement) and batch-size sweeps in training."""
+    out: list[HypothesisResult] = []
+    all_arms = registry.arms()
+    mech, *rest = claim.hypotheses
+    h = HypothesisResult(claim.id, mech.name, mech.family, mech.x, mech.y, statistical=False)
+    out.append(h)
     noise = inputs.bench.get("noise")
     if noise:
         rows_by_norm: dict[str, dict[int, float]] = defaultdict(dict)
@@ -551,40 +871,41 @@ def analyze_c4(inputs: Inputs, reps: int = 2000) -> ClaimResult:
                 [[n, *[_fmt(by.get(b, math.nan)) for b in sizes]] for n, by in rows_by_norm.items()],
             )
         )
-        bn, wn = rows_by_norm.get(BN), rows_by_norm.get(WN)
-        if bn and wn:
+        bns = {n: by for n, by in rows_by_norm.items() if arm_of(n, all_arms) in mech.x}
+        wns = {n: by for n, by in rows_by_norm.items() if arm_of(n, all_arms) in mech.y}
+        if bns and wns:
+            noisy = all(all(v > 0 for v in by.values()) and by[min(by)] > by[max(by)] for by in bns.values())
+            wn_zero = all(abs(v) < 1e-6 for by in wns.values() for v in by.values())
+            h.verdict = stats.SUPPORTED if noisy and wn_zero else stats.CONTRADICTED
+            bn = next(iter(bns.values()))
             small, large = min(bn), max(bn)
-            noisy = all(v > 0 for v in bn.values()) and bn[small] > bn[large]
-            wn_zero = all(abs(v) < 1e-6 for v in wn.values())
-            result.verdict = stats.SUPPORTED if noisy and wn_zero else stats.CONTRADICTED
-            result.headline_text = f"BN spread {bn[small]:.3f} at B={small} → {bn[large]:.3f} at B={large}; WN {max(wn.values()):.1g}"
-            result.basis = f"{len(sizes)} batch sizes × {noise['meta'].get('companions', '?')} companion sets"
-            result.notes.append(
-                "Verdict rule (deterministic measurement, no bootstrap): supported when BN's spread is positive at "
-                "every batch size and larger at the smallest than at the largest, and WN's is zero."
+            h.text = (
+                f"{next(iter(bns))} spread {bn[small]:.3f} at B={small} → {bn[large]:.3f} at B={large}; "
+                + ", ".join(f"{n} {max(by.values()):.1g}" for n, by in wns.items())
             )
-    records = _records_for(inputs, "C4")
+            result.notes.append(
+                "Mechanism rule (deterministic measurement, no bootstrap): supported when every BN arm's spread is "
+                "positive at every batch size and larger at the smallest than at the largest, and every WN arm's is "
+                "zero."
+            )
+        else:
+            h.verdict = stats.INSUFFICIENT
+            h.text = "the noise benchmark lacks a BN or a WN arm"
+    records = [r for r in records_for(inputs, claim) if stage_of(r) == "eval"]
     if records:
-        _base(result, records, inputs)
+        _base(result, claim, records, inputs)
         cells = group_cells(records)
-        scores = normalized_cells(cells)
-        result.cell_records, result.cell_scores = cells, scores
-        per_cell = {c: compare({c: s}, _wn_variant(s), BN, reps=reps) for c, s in scores.items() if BN in s}
-        result.comparisons = list(per_cell.values())
+        scored = scored_cells(cells)
+        result.cell_records = cells
+        result.cell_scores = {c: s.normalized for c, s in scored.items()}
+        result.anchors = {c: s.anchor.source for c, s in scored.items()}
+        out += [evaluate_hypothesis(claim, hyp, scored, registry, reps) for hyp in rest]
         result.tables.append(
             _median_table(cells, "Training with small and large batches: median headline metric")
         )
-        table = _comparison_table(result.comparisons, "WN vs BN per cell")
-        table.header.insert(0, "cell")
-        for row, cell in zip(table.rows, per_cell, strict=True):
-            row.insert(0, cell)
-        result.tables.append(table)
-    return result
-
-
-def _wn_variant(by_norm: Mapping[str, Any]) -> str:
-    """The WN variant a sweep ran: plain WN when present, else WN with DDI."""
-    return WN if WN in by_norm else "weight_ddi"
+    else:
+        out += [HypothesisResult(claim.id, hyp.name, hyp.family, hyp.x, hyp.y) for hyp in rest]
+    return out
 
 
 def _lr_of(record: Mapping[str, Any]) -> float | None:
@@ -595,12 +916,13 @@ def _lr_of(record: Mapping[str, Any]) -> float | None:
     return None
 
 
-def good_lr_width(lrs: Sequence[float], scores: Sequence[float], best: float, tolerance: float) -> float:
-    """Width, in decades, of the widest run of adjacent grid rates whose score is within ``tolerance`` of ``best``
-    (a single good rate counts as one grid step; grids are log-spaced)."""
+def good_lr_width(lrs: Sequence[float], scores: Sequence[float], threshold: float) -> float:
+    """Width, in decades, of the widest run of adjacent grid rates whose score is at least ``threshold`` (NaN, a
+    rate the run lacks, is not good; a single good rate counts as one grid step; grids are log-spaced)."""
     order = np.argsort(lrs)
     lrs_sorted = np.log10(np.asarray(lrs, dtype=float)[order])
-    good = np.asarray(scores, dtype=float)[order] >= best - tolerance
+    values = np.asarray(scores, dtype=float)[order]
+    good = np.isfinite(values) & (values >= threshold)
     step = float(np.median(np.diff(lrs_sorted))) if len(lrs_sorted) > 1 else 1.0
     widest = run = 0
     for flag in good:
@@ -609,101 +931,120 @@ def good_lr_width(lrs: Sequence[float], scores: Sequence[float], best: float, to
     return widest * step
 
 
-def analyze_c5(inputs: Inputs, reps: int = 2000) -> ClaimResult:
-    """C5: learning-rate sweeps; per (cell, norm, seed) the width of the good-LR range, then P(width WN > BN)."""
-    info = CLAIMS["C5"]
-    result = ClaimResult("C5", info.title, info.measure)
-    claim_records = _records_for(inputs, "C5")
-    _base(result, claim_records, inputs)
-    records = [r for r in claim_records if _lr_of(r) is not None]
+def own_best_threshold(best: float, tolerance: float) -> float:
+    """A rate is good for a norm when its normalized score is at least (1 - tolerance) x the norm's own best median
+    (normalized scores: 0 = the random policy or the lower anchor); a norm whose best is not above 0 has no good
+    rate (threshold +inf)."""
+    return best * (1.0 - tolerance) if best > 0 else math.inf
+
+
+def analyze_lr(
+    claim: Claim, registry: Registry, inputs: Inputs, reps: int, result: ClaimResult
+) -> list[HypothesisResult]:
+    """C5: per (cell, norm, seed) the width of the good-LR range relative to the norm's own best rate; P(width X >
+    width Y); peak performance per norm reported separately."""
+    tolerance = claim.tolerance or 0.1
+    records = [r for r in records_for(inputs, claim) if stage_of(r) == "eval"]
+    _base(result, claim, records, inputs)
+    records = [r for r in records if _lr_of(r) is not None]
     if not records:
-        return result
+        return [HypothesisResult(claim.id, h.name, h.family, h.x, h.y) for h in claim.hypotheses]
     cells = group_cells(records, exclude_params=LR_KEYS)
-    widths: dict[str, dict[str, np.ndarray]] = {}
-    curves: dict[str, dict[str, dict[float, np.ndarray]]] = {}
-    table_rows = []
-    single_rate = [c for c, by in cells.items() if len({_lr_of(r) for rs in by.values() for r in rs}) < 2]
-    if single_rate:
-        result.notes.append(f"Not a sweep (one learning rate), left out of C5: {', '.join(single_rate)}.")
+    single = [c for c, by in cells.items() if len({_lr_of(r) for rs in by.values() for r in rs}) < 2]
+    if single:
+        result.notes.append(f"Not a sweep (one learning rate), left out of C5: {', '.join(single)}.")
+    widths: dict[str, CellScores] = {}
+    width_rows, peak_rows = [], []
     for cell, by_norm in cells.items():
-        if cell in single_rate:
+        if cell in single:
             continue
-        # one group per (norm, rate), normalized together: the whole cell shares one scale
-        by_norm_lr: dict[str, dict[float, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
-        for norm, recs in by_norm.items():
-            for r in recs:
-                by_norm_lr[norm][_lr_of(r)].append(r)
-        groups = {f"{n}\t{lr}": recs for n, lrs in by_norm_lr.items() for lr, recs in lrs.items()}
-        normalized = normalized_cells({cell: groups}).get(cell, {})
-        if not normalized:
+        groups = {f"{n}\t{_lr_of(r)}": [] for n, rs in by_norm.items() for r in rs}
+        for n, rs in by_norm.items():
+            for r in rs:
+                groups[f"{n}\t{_lr_of(r)}"].append(r)
+        scored = score_cell(groups)
+        if scored is None:
             continue
-        medians = {g: float(np.median(v)) for g, v in normalized.items() if len(v)}
-        best = max(medians.values())
-        curves[cell] = defaultdict(dict)
-        widths[cell] = {}
-        for norm, lrs in by_norm_lr.items():
-            rates = sorted(lrs)
-            per_rate = [normalized.get(f"{norm}\t{lr}", np.array([])) for lr in rates]
-            for lr, values in zip(rates, per_rate, strict=True):
-                curves[cell][norm][lr] = values
-            seeds = min(len(v) for v in per_rate)
-            if seeds == 0:
+        result.anchors[cell] = scored.anchor.source
+        result.lr_curves[cell] = defaultdict(dict)
+        result.lr_thresholds[cell] = {}
+        cell_widths: dict[str, np.ndarray] = {}
+        for norm, rs in by_norm.items():
+            rates = sorted({_lr_of(r) for r in rs})
+            per_rate = {lr: scored.normalized.get(f"{norm}\t{lr}", np.array([])) for lr in rates}
+            for lr in rates:
+                result.lr_curves[cell][norm][lr] = per_rate[lr]
+            medians = {lr: float(np.median(v)) for lr, v in per_rate.items() if len(v)}
+            if not medians:
                 continue
-            widths[cell][norm] = np.array(
-                [good_lr_width(rates, [v[s] for v in per_rate], best, LR_TOLERANCE) for s in range(seeds)]
-            )
-            diverged = sum(1 for lr in rates for r in lrs[lr] if r["status"] == "diverged")
-            median_scores = [float(np.median(v)) if len(v) else math.nan for v in per_rate]
-            good = [lr for lr, m in zip(rates, median_scores, strict=True) if m >= best - LR_TOLERANCE]
-            table_rows.append(
-                [
-                    cell,
-                    norm,
-                    f"{float(np.median(widths[cell][norm])):.2f}",
-                    ", ".join(f"{lr:g}" for lr in good) or "none",
-                    str(diverged),
-                    str(seeds),
-                ]
-            )
-    result.cell_scores = widths
+            best_lr = max(medians, key=medians.get)
+            threshold = own_best_threshold(medians[best_lr], tolerance)
+            result.lr_thresholds[cell][norm] = threshold
+            # one width per seed, over every rate that seed ran (all runs count; a missing rate is not good)
+            seeds = sorted({r["config"]["seed"] for r in rs if is_scored(r)})
+            by_seed_rate = {(r["config"]["seed"], _lr_of(r)): r for r in rs if is_scored(r)}
+            seed_widths = []
+            for s in seeds:
+                values = []
+                for lr in rates:
+                    rec = by_seed_rate.get((s, lr))
+                    if rec is None:
+                        values.append(math.nan)
+                        continue
+                    idx = [x["run_id"] for x in groups[f"{norm}\t{lr}"] if is_scored(x)].index(rec["run_id"])
+                    values.append(float(per_rate[lr][idx]))
+                seed_widths.append(good_lr_width(rates, values, threshold))
+            cell_widths[norm] = np.array(seed_widths)
+            good = [lr for lr in rates if medians.get(lr, -math.inf) >= threshold]
+            diverged = sum(1 for r in rs if r["status"] == "diverged")
+            width_rows.append([cell, norm, f"{float(np.median(seed_widths)):.2f}", ", ".join(f"{lr:g}" for lr in good)
+                               or "none", str(diverged), str(len(seeds))])  # fmt: skip
+            raw_best = scored.raw.get(f"{norm}\t{best_lr}", np.array([math.nan]))
+            peak_rows.append([cell, norm, f"{best_lr:g}", _fmt(float(np.median(raw_best))),
+                              _fmt(medians[best_lr], 3)])  # fmt: skip
+        widths[cell] = CellScores("good-LR width (decades)", True, cell_widths, cell_widths, cell_widths,
+                                  Anchor(0.0, 1.0, "decades"))  # fmt: skip
     result.cell_records = cells
-    result.lr_curves = curves
-    wn = _wn_variant({n for by in widths.values() for n in by})
-    _pairwise(result, widths, (wn, BN), extra_against=(NONE,), reps=reps)
-    if result.headline and result.headline.estimate:
-        h = result.headline
-        result.headline_text = f"P(good-LR range of {h.x} wider than {h.y}'s) = {h.estimate}"
+    result.cell_scores = {c: s.raw for c, s in widths.items()}
+    out = [evaluate_hypothesis(claim, h, widths, registry, reps) for h in claim.hypotheses]
+    for h in out:
+        h.metric = "good-LR width (decades)"
     result.tables.append(
         Table(
-            f"Good-LR range (normalized score within {LR_TOLERANCE} of the cell's best median)",
-            [
-                "cell",
-                "norm",
-                "median width (decades)",
-                "good rates (median over seeds)",
-                "diverged runs",
-                "seeds",
-            ],
-            sorted(table_rows, key=lambda r: (r[0], norm_order(r[1]))),
+            f"Good-LR range per norm, relative to its own best (normalized score ≥ {1 - tolerance:g} × the norm's "
+            "best median)",
+            ["cell", "norm", "median width (decades)", "good rates (medians)", "diverged runs", "seeds"],
+            sorted(width_rows, key=lambda r: (r[0], norm_order(r[1]))),
         )
     )
-    result.tables.append(_comparison_table(result.comparisons, "P(wider good-LR range) per pair"))
-    return result
+    result.tables.append(
+        Table(
+            "Peak performance per norm (reported separately from robustness)",
+            ["cell", "norm", "best rate", "median headline metric there (raw)", "normalized"],
+            sorted(peak_rows, key=lambda r: (r[0], norm_order(r[1]))),
+        )
+    )
+    return out
 
 
-def analyze_c8(inputs: Inputs) -> ClaimResult:
-    info = CLAIMS["C8"]
-    result = ClaimResult("C8", info.title, info.measure)
+def analyze_ddi(
+    claim: Claim, registry: Registry, inputs: Inputs, reps: int, result: ClaimResult
+) -> list[HypothesisResult]:
+    hyp = claim.headline
+    h = HypothesisResult(claim.id, hyp.name, hyp.family, hyp.x, hyp.y, statistical=False)
     ddi = inputs.bench.get("ddi")
     if not ddi:
-        return result
+        return [h]
     rows = ddi["rows"]
     tolerance = float(ddi["meta"].get("init_tolerance", 1e-3))
     worst = max(r["init_max_abs_diff"] for r in rows)
     fresh = [r["fresh_mean_abs_diff"] for r in rows]
-    result.verdict = stats.SUPPORTED if worst < tolerance else stats.CONTRADICTED
-    result.headline_text = f"max |WN+DDI − BN| on the init batch = {worst:.1e} (tolerance {tolerance:g})"
-    result.basis = f"{len({(r['in_features'], r['out_features']) for r in rows})} layer shapes × {len({r['seed'] for r in rows})} seeds"
+    h.verdict = stats.SUPPORTED if worst < tolerance else stats.CONTRADICTED
+    shapes = len({(r["in_features"], r["out_features"]) for r in rows})
+    h.text = (
+        f"max |WN+DDI − BN| on the init batch = {worst:.1e} (tolerance {tolerance:g}; "
+        f"{shapes} layer shapes × {len({r['seed'] for r in rows})} seeds)"
+    )
     result.tables.append(
         Table(
             "WN+DDI vs BN, one layer, ZCA-whitened input (output units have unit variance)",
@@ -729,9 +1070,19 @@ def analyze_c8(inputs: Inputs) -> ClaimResult:
     )
     result.notes.append(
         f"On a fresh whitened batch the two differ by {min(fresh):.3f}–{max(fresh):.3f} output standard deviations "
-        "(mean |diff|): BN re-estimates the batch statistics that WN fixed at init."
+        "(mean |diff|): BN re-estimates the batch statistics that WN fixed at init. Rule (deterministic, no "
+        "bootstrap): supported when the largest init-batch difference is below the benchmark's tolerance."
     )
-    return result
+    return [h]
+
+
+ANALYSES: dict[str, Callable[..., list[HypothesisResult]]] = {
+    "comparison": analyze_comparison,
+    "timing": analyze_timing,
+    "noise": analyze_noise,
+    "lr_robustness": analyze_lr,
+    "ddi": analyze_ddi,
+}
 
 
 def seed_spread_table(result: ClaimResult) -> Table:
@@ -751,35 +1102,48 @@ def seed_spread_table(result: ClaimResult) -> Table:
     )
 
 
-def analyze(inputs: Inputs, reps: int = 2000) -> list[ClaimResult]:
-    """One result per claim, C1-C8, whether or not data for it was given (``reps`` bootstrap resamples)."""
-    c6 = analyze_comparison_claim(
-        inputs, "C6", headline=("weight_ddi", WN), only=(WN, "weight_ddi"), reps=reps
-    )
-    if c6.cell_scores:
-        c6.tables.insert(1, seed_spread_table(c6))
-    c7 = analyze_comparison_claim(
-        inputs,
-        "C7",
-        headline=(WN, NONE),
-        cell_filter=lambda r: r["config"]["algo"].startswith("recurrent"),
-        reps=reps,
-    )
-    if c7.cell_scores:
-        c7.notes.append(
-            "Batch-statistic norms (batch, batch_renorm, weight_meanonly) are refused inside an LSTM by the norm "
-            "factory (one set of statistics cannot serve every time step), so C7 has no BN arm; the headline is "
-            "WN-LSTM against the unnormalized LSTM in RecurrentPPO cells; feed-forward PPO on the same masked task "
-            "is the memory-free reference."
-        )
-    results = [
-        analyze_comparison_claim(inputs, "C1", reps=reps),
-        analyze_comparison_claim(inputs, "C2", reps=reps),
-        analyze_c3(inputs, reps),
-        analyze_c4(inputs, reps),
-        analyze_c5(inputs, reps),
-        c6,
-        c7,
-        analyze_c8(inputs),
-    ]
+def analyze(inputs: Inputs, reps: int | None = None, registry: Registry | None = None) -> list[ClaimResult]:
+    """One result per registered claim, whether or not data for it was given (``reps`` bootstrap resamples;
+    the registry's default when ``None``)."""
+    registry = registry or load_registry()
+    reps = reps or registry.defaults.reps
+    results: list[ClaimResult] = []
+    everything: list[HypothesisResult] = []
+    for claim in registry.claims:
+        result = ClaimResult(claim.id, claim.statement, claim.metric)
+        hyps = ANALYSES[claim.analysis](claim, registry, inputs, reps, result)
+        result.hypotheses = hyps
+        everything += hyps
+        results.append(result)
+    apply_holm(everything, registry, {c.id: registry.rope(c) for c in registry.claims})
+    for claim, result in zip(registry.claims, results, strict=True):
+        shared = [h for h in result.hypotheses if h.stage == SHARED]
+        tuned = [h for h in result.hypotheses if h.stage == TUNED]
+        if shared:
+            result.headline = shared[0]
+            result.verdict = shared[0].verdict
+        if tuned:
+            result.tuned_headline = tuned[0]
+            result.tuned_verdict = tuned[0].verdict
+        statistical = [h for h in result.hypotheses if h.statistical and h.cells]
+        if statistical or any(not h.statistical for h in result.hypotheses if h.verdict != NO_DATA):
+            result.tables.insert(
+                0, hypotheses_table(result.hypotheses, f"{claim.id} hypotheses (pre-registered)")
+            )
+        for h in result.hypotheses:
+            if (
+                h.statistical
+                and h.cells
+                and (h is result.headline or h is result.tuned_headline or h.family == "supporting")
+            ):
+                result.tables.append(per_cell_table(h))
+            if h.left_out:
+                result.notes.append(f"{h.name}: cells without {registry.min_runs(claim)} scored runs per side, left "
+                                    f"out: {'; '.join(h.left_out)}.")  # fmt: skip
+        if result.iqm:
+            result.tables.append(_iqm_table(result.iqm, result.anchors))
+        if result.anchors and claim.analysis in ("comparison", "lr_robustness", "noise"):
+            result.tables.append(_anchor_table(result.anchors))
+        if claim.id == "C6" and result.cell_scores:
+            result.tables.append(seed_spread_table(result))
     return results

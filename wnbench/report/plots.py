@@ -121,24 +121,47 @@ def iqm_intervals(result: ClaimResult, path: Path, xlabel: str = "IQM of normali
     return True
 
 
-def performance_profiles(result: ClaimResult, path: Path, reps: int = 500) -> bool:
-    """rliable score-distribution performance profiles over the cells every norm ran (95% bands)."""
+def profile_with_band(
+    cells: Sequence[np.ndarray], taus: np.ndarray, reps: int = 300, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Score-distribution profile (per cell the fraction of runs above tau, averaged over cells: every run counts,
+    each cell weighs the same) and its 95% two-stage bootstrap band (cells, then runs)."""
+    rng = np.random.default_rng(seed)
+    point = np.mean([(c[:, None] > taus[None, :]).mean(axis=0) for c in cells], axis=0)
+    boot = np.empty((reps, len(taus)))
+    for r in range(reps):
+        picked = rng.integers(0, len(cells), len(cells))
+        boot[r] = np.mean(
+            [
+                (c[rng.integers(0, len(c), len(c))][:, None] > taus[None, :]).mean(axis=0)
+                for c in (cells[i] for i in picked)
+            ],
+            axis=0,
+        )
+    return point, np.percentile(boot, [2.5, 97.5], axis=0)
+
+
+def performance_profiles(result: ClaimResult, path: Path, reps: int = 300) -> bool:
+    """Score-distribution performance profiles over the cells every norm ran, all runs, 95% two-stage bands
+    (rliable's plotting; rliable's own profile needs equal run counts)."""
     scores = result.cell_scores
     norms = sorted({n for by in scores.values() for n in by}, key=norm_order)
-    cells = [c for c, by in scores.items() if all(len(by.get(n, ())) >= 2 for n in norms)]
+    cells = [c for c, by in scores.items() if all(len(by.get(n, ())) >= 1 for n in norms)]
     if not cells or len(norms) < 2:
         return False
-    from rliable import library as rly
     from rliable import plot_utils
 
-    score_dict = {}
-    for norm in norms:
-        runs = min(len(scores[c][norm]) for c in cells)
-        score_dict[norm] = np.stack([scores[c][norm][:runs] for c in cells], axis=1)
-    taus = np.linspace(0.0, 1.0, 41)
+    hi = max(1.0, max(float(np.max(scores[c][n])) for c in cells for n in norms))
+    lo = min(0.0, min(float(np.min(scores[c][n])) for c in cells for n in norms))
+    taus = np.linspace(lo, hi, 41)
+    profiles, cis = {}, {}
+    for i, norm in enumerate(norms):
+        profiles[norm], cis[norm] = profile_with_band(
+            [np.asarray(scores[c][norm]) for c in cells], taus, reps, i
+        )
+    minmax = [c for c in cells if result.anchors.get(c, "").startswith("min-max")]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        profiles, cis = rly.create_performance_profile(score_dict, taus, reps=reps)
         fig, ax = plt.subplots(figsize=(6.5, 4))
         plot_utils.plot_performance_profiles(
             profiles, taus, performance_profile_cis=cis, colors=_colors(norms), ax=ax,
@@ -147,7 +170,8 @@ def performance_profiles(result: ClaimResult, path: Path, reps: int = 500) -> bo
     ax.legend(
         [plt.Line2D([], [], color=_colors(norms)[n]) for n in norms], norms, fontsize=7, loc="lower left"
     )
-    ax.set_title(f"{result.claim}: performance profiles over {len(cells)} cells", fontsize=10)
+    mark = f" ({len(minmax)} min-max normalized)" if minmax else " (fixed anchors)"
+    ax.set_title(f"{result.claim}: performance profiles over {len(cells)} cells{mark}", fontsize=10)
     _save(fig, path)
     return True
 
@@ -164,9 +188,9 @@ def _median_iqr_line(
     ax.fill_between(xs, stat(25), stat(75), color=color, alpha=0.15, lw=0)
 
 
-def lr_sensitivity(result: ClaimResult, path: Path, tolerance: float) -> bool:
-    """C5: median normalized score against the learning rate per norm, one panel per cell; the dashed line is
-    the good-range threshold (best median minus the tolerance)."""
+def lr_sensitivity(result: ClaimResult, path: Path) -> bool:
+    """C5: median normalized score against the learning rate per norm, one panel per cell; a dashed line in each
+    norm's colour is its own good-range threshold ((1 - tolerance) x its best median)."""
     curves = result.lr_curves
     if not curves:
         return False
@@ -174,7 +198,6 @@ def lr_sensitivity(result: ClaimResult, path: Path, tolerance: float) -> bool:
     colors = _colors(norms)
     fig, axes = plt.subplots(1, len(curves), figsize=(5.4 * len(curves), 3.8), squeeze=False)
     for ax, (cell, by_norm) in zip(axes.flat, curves.items(), strict=False):
-        best = max(float(np.median(v)) for rates in by_norm.values() for v in rates.values() if len(v))
         for norm in sorted(by_norm, key=norm_order):
             rates = sorted(by_norm[norm])
             widths = result.cell_scores.get(cell, {}).get(norm)
@@ -182,14 +205,16 @@ def lr_sensitivity(result: ClaimResult, path: Path, tolerance: float) -> bool:
                 f", width {float(np.median(widths)):.2f} dec" if widths is not None and len(widths) else ""
             )
             _median_iqr_line(ax, rates, [by_norm[norm][r] for r in rates], colors[norm], f"{norm}{width}")
-        ax.axhline(best - tolerance, color="k", ls="--", lw=0.8)
+            threshold = result.lr_thresholds.get(cell, {}).get(norm)
+            if threshold is not None and np.isfinite(threshold):
+                ax.axhline(threshold, color=colors[norm], ls="--", lw=0.7)
         ax.set_xscale("log")
         ax.set_xlabel("learning rate")
         ax.set_ylabel("normalized score")
         ax.set_title(cell, fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle("C5: learning-rate sensitivity (median over seeds, band = IQR; dashed = good-range threshold)",
+    fig.suptitle("C5: learning-rate sensitivity (median over seeds, band = IQR; dashed = each norm's threshold)",
                  fontsize=10)  # fmt: skip
     _save(fig, path)
     return True

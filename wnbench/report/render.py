@@ -14,13 +14,21 @@ from pathlib import Path
 from typing import Any
 
 from . import plots
-from .claims import LR_TOLERANCE, ClaimResult, Figure, Table
+from .claims import ClaimResult, Figure, Table
 from .claims import __doc__ as METHOD_DOC
 from .records import Inputs
+from .registry import (
+    PREREGISTRATION_HEADER,
+    Registry,
+    load_registry,
+    preregistration_rows,
+    preregistration_text,
+)
 
 VERDICT_COLORS = {
     "supported": "#1a7f37",
     "contradicted": "#cf222e",
+    "equivalent": "#0969da",
     "inconclusive": "#9a6700",
     "insufficient data": "#6e7781",
     "no data": "#6e7781",
@@ -71,33 +79,70 @@ def make_figures(results: Sequence[ClaimResult], inputs: Inputs, out_dir: Path) 
             result, fig_dir / "c3_iqm.png", xlabel="IQM of normalized throughput"
         ):
             result.figures.append(Figure("Throughput per norm", "figures/c3_iqm.png"))
-    if "noise" in inputs.bench and plots.noise_plot(inputs.bench["noise"], fig_dir / "c4_noise.png"):
+    if (
+        "C4" in by_claim
+        and "noise" in inputs.bench
+        and plots.noise_plot(inputs.bench["noise"], fig_dir / "c4_noise.png")
+    ):
         by_claim["C4"].figures.append(Figure("Noise from batch companions", "figures/c4_noise.png"))
-    if plots.sweep_plot(
+    if "C4" in by_claim and plots.sweep_plot(
         by_claim["C4"],
         "batch_size",
         fig_dir / "c4_batch.png",
         "C4 in training: headline metric against batch size",
     ):
         by_claim["C4"].figures.append(Figure("Training with small batches", "figures/c4_batch.png"))
-    if plots.lr_sensitivity(by_claim["C5"], fig_dir / "c5_lr.png", LR_TOLERANCE):
+    if "C5" in by_claim and plots.lr_sensitivity(by_claim["C5"], fig_dir / "c5_lr.png"):
         by_claim["C5"].figures.append(Figure("Learning-rate sensitivity", "figures/c5_lr.png"))
-    if plots.sample_grids(by_claim["C2"], fig_dir / "c2_samples.png"):
+    if "C2" in by_claim and plots.sample_grids(by_claim["C2"], fig_dir / "c2_samples.png"):
         by_claim["C2"].figures.append(Figure("Generated samples", "figures/c2_samples.png"))
 
 
 def verdict_rows(results: Sequence[ClaimResult]) -> list[list[str]]:
     return [
-        [r.claim, r.title, r.verdict, r.headline_text, r.basis, _counts_text(r)] for r in results
-    ]  # fmt: skip
+        [
+            r.claim,
+            r.title,
+            r.verdict,
+            r.tuned_verdict or "—",
+            (r.headline.name + ": " if r.headline else "") + r.headline_text,
+            r.direction_text,
+            r.basis,
+            _counts_text(r),
+        ]
+        for r in results
+    ]
 
 
-VERDICT_HEADER = ["claim", "statement", "verdict", "headline statistic [95% CI]", "tasks × seeds",
+VERDICT_HEADER = ["claim", "statement", "verdict (shared hyperparameters)", "verdict (tuned per norm)",
+                  "headline hypothesis: statistic [family-wise CI]", "direction over cells", "cells, runs X vs Y",
                   "runs finished / diverged / failed / missing"]  # fmt: skip
 
 
-def markdown(results: Sequence[ClaimResult], inputs: Inputs, title: str = "wnbench report") -> str:
+def preregistration_markdown(registry: Registry) -> str:
+    """The registry as the report prints it: the rule, then one row per hypothesis."""
+    sets = "; ".join(f"{name} = {{{', '.join(arms)}}}" for name, arms in registry.arm_sets.items())
+    return "\n".join(
+        [
+            preregistration_text(registry),
+            "",
+            f"Arm sets: {sets}. Family `measurement` (and any hypothesis decided by a benchmark's stated rule) has "
+            "no bootstrap and no multiplicity correction.",
+            "",
+            _md_table(Table("Claims registry (wnbench/report/registry.yaml)", PREREGISTRATION_HEADER,
+                            preregistration_rows(registry))),
+        ]
+    )  # fmt: skip
+
+
+def markdown(
+    results: Sequence[ClaimResult],
+    inputs: Inputs,
+    title: str = "wnbench report",
+    registry: Registry | None = None,
+) -> str:
     """The whole report as Markdown (figures by relative path)."""
+    registry = registry or load_registry()
     suites = sorted({r["suite"] for r in inputs.records})
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     out = [
@@ -110,23 +155,29 @@ def markdown(results: Sequence[ClaimResult], inputs: Inputs, title: str = "wnben
         "",
         _md_table(Table("One row per claim", VERDICT_HEADER, verdict_rows(results))),
         "",
-        "WN = `weight` (weight normalization, default init), BN = `batch`. *no data*: none of the inputs measures "
-        "the claim (run the suite or benchmark named in its section).",
+        "X and Y are the headline hypothesis' arm sets (see the pre-registration). *no data*: none of the inputs "
+        "measures the claim (run the suite or benchmark named in its section).",
+        "",
+        "## Pre-registration",
+        "",
+        preregistration_markdown(registry),
         "",
         "## How scores are computed",
         "",
         _method_text(),
         "",
-        f"C5 (learning rate): per cell, all norms and rates are normalized together; a rate is good for a run when "
-        f"its normalized score is within {LR_TOLERANCE} of the best (norm, rate) median of the cell; a run's width "
-        "is the widest stretch of adjacent good rates in decades (one grid step for a single rate); P(width X > "
-        "width Y) as above, seeds as runs.",
+        "C5 (learning rate): each norm's runs are normalized with the cell's fixed anchors; a rate is good for a "
+        "run when its normalized score is at least (1 - tolerance) × the norm's own best median over rates; a "
+        "run's width is the widest stretch of adjacent good rates in decades (one grid step for a single rate); a "
+        "seed's width uses every rate it ran. Peak performance (the best rate's median) is a separate table.",
         "",
     ]
     for r in results:
         out += [f"## {r.claim} — {r.title}", "", f"**Verdict: {r.verdict}.** {r.headline_text}"]
         if r.basis != "—":
-            out[-1] += f" ({r.basis})."
+            out[-1] += f" ({r.basis}; {r.direction_text})."
+        if r.tuned_verdict:
+            out[-1] += f" **Tuned per norm: {r.tuned_verdict}.** {r.tuned_headline.statistic_text}."
         out += [
             "",
             f"Measured by: {r.measure}." + (f" Suites: {', '.join(r.suites)}." if r.suites else ""),
@@ -223,11 +274,14 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_report(results: Sequence[ClaimResult], inputs: Inputs, out_dir: Path) -> dict[str, Path]:
+def write_report(
+    results: Sequence[ClaimResult], inputs: Inputs, out_dir: Path, registry: Registry | None = None
+) -> dict[str, Path]:
     """Figures, Markdown, HTML and verdicts.json under ``out_dir``; returns the paths written."""
+    registry = registry or load_registry()
     out_dir.mkdir(parents=True, exist_ok=True)
     make_figures(results, inputs, out_dir)
-    text = markdown(results, inputs)
+    text = markdown(results, inputs, registry=registry)
     paths = {
         "markdown": out_dir / "report.md",
         "html": out_dir / "report.html",
@@ -241,6 +295,7 @@ def write_report(results: Sequence[ClaimResult], inputs: Inputs, out_dir: Path) 
         "records": len(inputs.records),
         "skipped": inputs.skipped,
         "warnings": inputs.warnings,
+        "registry": registry.model_dump(mode="json"),
         "claims": [r.as_dict() for r in results],
     }
     _atomic_write(paths["json"], json.dumps(payload, indent=1) + "\n")

@@ -1,131 +1,222 @@
-"""Statistics behind every verdict: per-task normalization, IQM and probability of improvement with
-stratified-bootstrap confidence intervals (rliable; Agarwal et al. 2021), and the verdict rule.
+"""Statistics behind every verdict: two-stage (cells, then runs) bootstrap intervals, Holm-Bonferroni step-down
+within a family, equivalence regions, per-cell effect sizes, and the verdict rule.
 
-Scores enter as ``{norm: {task: [one score per seed]}}``. A diverged run is given as NaN and scores as
-the worst value observed on its task. Each task's scores (all norms together) are min-max normalized to
-[0, 1] so tasks with different scales can be pooled; the probability of improvement is rank-based and
-does not depend on that normalization, the IQM does.
+Data enter per cell: ``{arm: 1-D array of one score per run}``, any number of runs per arm and cell (every run
+counts; nothing is trimmed to equal counts). Scores are oriented so that higher is better.
+
+- Probability of improvement P(X > Y) of arm set X over arm set Y: per cell, the Mann-Whitney U / (n m) of each
+  (x arm, y arm) pair present (ties count half), averaged over the pairs; aggregated as the mean over cells. The
+  per-pair statistic is rliable's ``metrics.probability_of_improvement`` (a test checks equality).
+- Intervals: a two-stage bootstrap. Each resample draws the cells with replacement, then, inside every drawn
+  cell, each arm's runs with replacement (Davison & Hinkley 1997, sec. 3.8), so disagreement between cells widens
+  the interval as much as seed noise does. With ``resample_cells=False`` it is rliable's stratified bootstrap
+  (runs resampled inside fixed cells); a test checks the two agree there. Percentile intervals.
+- IQM: interquartile mean of all runs of all cells pooled (``scipy.stats.trim_mean(.., 0.25)``, as rliable's
+  ``aggregate_iqm``), same two-stage bootstrap.
+- Per cell: P(X > Y) and the difference of medians in raw units, each with a bootstrap interval over runs.
 """
 
 from __future__ import annotations
 
-import warnings
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-SUPPORTED, CONTRADICTED, INCONCLUSIVE, INSUFFICIENT = (
+SUPPORTED, CONTRADICTED, EQUIVALENT, INCONCLUSIVE, INSUFFICIENT = (
     "supported",
     "contradicted",
+    "equivalent",
     "inconclusive",
     "insufficient data",
 )
-#: Fewest runs per task, for each side of a comparison, before a bootstrap interval is worth reporting.
-MIN_RUNS_PER_TASK = 3
+VERDICTS = (SUPPORTED, CONTRADICTED, EQUIVALENT, INCONCLUSIVE, INSUFFICIENT)
+ALPHA = 0.05
+
+Cell = Mapping[str, np.ndarray]  # arm -> scores of its runs in this cell
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """A point estimate with its 95% (or other) bootstrap interval."""
+    """A point estimate with its bootstrap interval at ``confidence``."""
 
     point: float
     low: float
     high: float
+    confidence: float = 0.95
 
     def __str__(self) -> str:
         return f"{self.point:.3f} [{self.low:.3f}, {self.high:.3f}]"
 
-
-def normalize_scores(
-    raw: Mapping[str, Mapping[str, Sequence[float]]], higher_is_better: bool = True
-) -> tuple[dict[str, np.ndarray], list[str]]:
-    """Turn ``{norm: {task: [scores]}}`` into ``{norm: array (runs, tasks)}`` in [0, 1], higher better.
-
-    Tasks missing for some norm are dropped (a comparison needs every norm on every task); each
-    norm keeps, per task, the first ``min`` runs so the matrix is rectangular. Returns the matrices and
-    the task order.
-    """
-    norms = list(raw)
-    tasks = [t for t in raw[norms[0]] if all(t in raw[n] and len(raw[n][t]) for n in norms)] if norms else []
-    out: dict[str, np.ndarray] = {}
-    columns: dict[str, list[np.ndarray]] = {n: [] for n in norms}
-    for task in tasks:
-        values = {n: np.asarray(raw[n][task], dtype=float) * (1 if higher_is_better else -1) for n in norms}
-        finite = np.concatenate([v[np.isfinite(v)] for v in values.values()])
-        worst = finite.min() if finite.size else 0.0
-        best = finite.max() if finite.size else 1.0
-        span = best - worst
-        for n, v in values.items():
-            v = np.where(np.isfinite(v), v, worst)
-            columns[n].append((v - worst) / span if span > 0 else np.zeros_like(v))
-    for n in norms:
-        if not tasks:
-            out[n] = np.zeros((0, 0))
-            continue
-        runs = min(len(c) for c in columns[n])
-        out[n] = np.stack([c[:runs] for c in columns[n]], axis=1)
-    return out, tasks
+    def contains(self, value: float) -> bool:
+        return self.low <= value <= self.high
 
 
-def _interval(score_dict, func, reps: int, seed: int, confidence: float) -> tuple[float, float, float]:
-    from rliable import library as rly
-
-    # Part of arch's resampling (inside rliable) draws from NumPy's global generator whatever random_state says
-    # (measured: the same call gave different intervals after np.random.seed(5)); seed it for the call and put
-    # the caller's state back, so a report is the same every time it is built.
-    saved = np.random.get_state()
-    np.random.seed(seed)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # arch's random_state deprecation, inside rliable
-            points, intervals = rly.get_interval_estimates(
-                score_dict, func, reps=reps, confidence_interval_size=confidence,
-                random_state=np.random.RandomState(seed),
-            )  # fmt: skip
-    finally:
-        np.random.set_state(saved)
-    key = next(iter(score_dict))
-    point = float(np.asarray(points[key]).reshape(-1)[0])
-    low, high = np.asarray(intervals[key]).reshape(2, -1)[:, 0]
-    return point, float(low), float(high)
-
-
-def iqm(scores: np.ndarray, reps: int = 2000, seed: int = 0, confidence: float = 0.95) -> Estimate:
-    """Interquartile mean over all runs and tasks, with a stratified (per-task) bootstrap interval."""
-    from rliable import metrics
-
-    point, low, high = _interval(
-        {"x": scores}, lambda s: np.array([metrics.aggregate_iqm(s)]), reps, seed, confidence
-    )
-    return Estimate(point, low, high)
+# -- point statistics --------------------------------------------------------------------------------------------
+def win_matrix(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``W[i, j]`` = 1 when run i of x beats run j of y, 0.5 on a tie, 0 otherwise."""
+    diff = np.asarray(x, dtype=float)[:, None] - np.asarray(y, dtype=float)[None, :]
+    return (diff > 0) + 0.5 * (diff == 0)
 
 
 def mean_probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
-    """rliable's ``metrics.probability_of_improvement`` (Mann-Whitney U / (n m) per task, averaged over tasks),
-    vectorized: rliable calls scipy once per task, ~6 ms, which made 2,000 bootstrap resamples take seconds per
-    comparison. Equality with rliable's function is a test (tests/test_report_stats.py)."""
+    """rliable's ``metrics.probability_of_improvement`` for ``(runs, tasks)`` matrices, vectorized (rliable calls
+    scipy once per task); equality is a test."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    diff = x[:, None, :] - y[None, :, :]  # (runs_x, runs_y, tasks)
+    diff = x[:, None, :] - y[None, :, :]
     wins = (diff > 0).mean(axis=(0, 1)) + 0.5 * (diff == 0).mean(axis=(0, 1))
     return float(wins.mean())
 
 
-def probability_of_improvement(
-    x: np.ndarray, y: np.ndarray, reps: int = 2000, seed: int = 0, confidence: float = 0.95
-) -> Estimate:
-    """P(X > Y): the chance a run of X beats a run of Y on a random task (ties count half)."""
-    point, low, high = _interval({"x,y": [x, y]}, mean_probability_of_improvement, reps, seed, confidence)
-    return Estimate(point, low, high)
+def _pairs(cell: Cell, x_arms: Sequence[str], y_arms: Sequence[str]) -> list[tuple[str, str]]:
+    return [(a, b) for a in x_arms if len(cell.get(a, ())) for b in y_arms if len(cell.get(b, ())) and a != b]
 
 
-def verdict(estimate: Estimate | None, runs_x: int, runs_y: int, min_runs: int = MIN_RUNS_PER_TASK) -> str:
-    """*supported* when the interval of P(X > Y) lies entirely above 0.5, *contradicted* when entirely
-    below, *inconclusive* otherwise; *insufficient data* with fewer than ``min_runs`` runs per task."""
-    if estimate is None or min(runs_x, runs_y) < min_runs:
+def cell_probability(cell: Cell, x_arms: Sequence[str], y_arms: Sequence[str]) -> float:
+    """P(X > Y) in one cell: the mean over present (x arm, y arm) pairs of the pair's P(x > y)."""
+    pairs = _pairs(cell, x_arms, y_arms)
+    return float(np.mean([win_matrix(cell[a], cell[b]).mean() for a, b in pairs])) if pairs else math.nan
+
+
+def iqm_point(values: np.ndarray) -> float:
+    from scipy.stats import trim_mean
+
+    return float(trim_mean(np.asarray(values, dtype=float), proportiontocut=0.25, axis=None))
+
+
+# -- two-stage bootstrap -----------------------------------------------------------------------------------------
+def _cell_draws(rng: np.random.Generator, n_cells: int, reps: int, resample_cells: bool) -> np.ndarray:
+    """``(reps, n_cells)`` cell indices: drawn with replacement, or every cell once (stratified)."""
+    if resample_cells:
+        return rng.integers(0, n_cells, size=(reps, n_cells))
+    return np.tile(np.arange(n_cells), (reps, 1))
+
+
+def _resampled_counts(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
+    """``(k, n)``: how often each of n runs is drawn in k bootstrap resamples of size n."""
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=k).astype(float)
+
+
+def probability_distribution(
+    cells: Sequence[Cell],
+    x_arms: Sequence[str],
+    y_arms: Sequence[str],
+    reps: int = 2000,
+    seed: int = 0,
+    resample_cells: bool = True,
+) -> np.ndarray:
+    """``reps`` bootstrap replicates of the mean over cells of P(X > Y) (two-stage unless ``resample_cells``
+    is false). Every cell must hold at least one run of an x arm and one of a y arm."""
+    rng = np.random.default_rng(seed)
+    draws = _cell_draws(rng, len(cells), reps, resample_cells)
+    values = np.empty(draws.shape)
+    for c, cell in enumerate(cells):
+        where = draws == c
+        k = int(where.sum())
+        if not k:
+            continue
+        pairs = _pairs(cell, x_arms, y_arms)
+        counts = {arm: _resampled_counts(rng, len(cell[arm]), k) for arm in {a for p in pairs for a in p}}
+        total = np.zeros(k)
+        for a, b in pairs:
+            w = win_matrix(cell[a], cell[b])
+            total += np.einsum("ki,ij,kj->k", counts[a], w, counts[b]) / (len(cell[a]) * len(cell[b]))
+        values[where] = total / len(pairs)
+    return values.mean(axis=1)
+
+
+def iqm_distribution(
+    cells: Sequence[np.ndarray], reps: int = 2000, seed: int = 0, resample_cells: bool = True
+) -> np.ndarray:
+    """Bootstrap replicates of the IQM of all runs pooled over cells (runs per cell may differ)."""
+    rng = np.random.default_rng(seed)
+    draws = _cell_draws(rng, len(cells), reps, resample_cells)
+    arrays = [np.asarray(c, dtype=float) for c in cells]
+    out = np.empty(reps)
+    for r in range(reps):
+        pooled = np.concatenate([a[rng.integers(0, len(a), len(a))] for a in (arrays[c] for c in draws[r])])
+        out[r] = iqm_point(pooled)
+    return out
+
+
+def median_difference_distribution(
+    x: np.ndarray, y: np.ndarray, reps: int = 2000, seed: int = 0
+) -> np.ndarray:
+    """Bootstrap replicates (runs resampled) of median(x) - median(y) in one cell."""
+    rng = np.random.default_rng(seed)
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    mx = np.median(x[rng.integers(0, len(x), (reps, len(x)))], axis=1)
+    my = np.median(y[rng.integers(0, len(y), (reps, len(y)))], axis=1)
+    return mx - my
+
+
+def percentile_interval(point: float, replicates: np.ndarray, confidence: float = 0.95) -> Estimate:
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(replicates, [tail, 100 - tail])
+    return Estimate(float(point), float(low), float(high), confidence)
+
+
+def bootstrap_p_value(replicates: np.ndarray, null: float = 0.5) -> float:
+    """Two-sided bootstrap p-value of ``null`` (the share of replicates on its far side, doubled)."""
+    n = len(replicates)
+    below = (np.sum(replicates <= null) + 1) / (n + 1)
+    above = (np.sum(replicates >= null) + 1) / (n + 1)
+    return float(min(1.0, 2 * min(below, above)))
+
+
+# -- multiplicity and verdicts -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HolmStep:
+    """One hypothesis' place in its family's Holm step-down: the level its interval is built at."""
+
+    rank: int  # 1 = smallest p-value
+    family_size: int
+    level: float  # alpha / (family_size - rank + 1)
+    open: bool  # every hypothesis before it was rejected, so it may be rejected too
+
+    @property
+    def confidence(self) -> float:
+        return 1.0 - self.level
+
+
+def holm_steps(p_values: Sequence[float], alpha: float = ALPHA) -> list[HolmStep]:
+    """Holm (1979) step-down: sort by p-value, test the k-th at alpha / (m - k + 1), stop at the first that is not
+    rejected. Returns each hypothesis' step (in input order); rejection is decided by the caller from the
+    interval at ``step.level`` and passed back through :func:`holm_decisions`."""
+    m = len(p_values)
+    order = np.argsort(np.asarray(p_values, dtype=float), kind="stable")
+    steps: list[HolmStep | None] = [None] * m
+    for rank, i in enumerate(order, start=1):
+        steps[i] = HolmStep(rank, m, alpha / (m - rank + 1), True)
+    return steps  # type: ignore[return-value]
+
+
+def holm_decisions(steps: Sequence[HolmStep], clears: Sequence[bool]) -> list[bool]:
+    """Which hypotheses Holm rejects: in rank order, each whose interval (at its step's level) clears the null,
+    until the first that does not; all after it stand."""
+    rejected = [False] * len(steps)
+    for i in sorted(range(len(steps)), key=lambda i: steps[i].rank):
+        if not clears[i]:
+            break
+        rejected[i] = True
+    return rejected
+
+
+def verdict(estimate: Estimate | None, rejected: bool, rope: tuple[float, float], enough: bool) -> str:
+    """*equivalent* when the interval lies inside the region of practical equivalence ``rope``; else
+    *supported* / *contradicted* when Holm rejects P = 0.5 with the interval above / below 0.5; else
+    *inconclusive*; *insufficient data* when the minimum counts are not met."""
+    if not enough or estimate is None:
         return INSUFFICIENT
-    if estimate.low > 0.5:
+    if rope[0] <= estimate.low and estimate.high <= rope[1]:
+        return EQUIVALENT
+    if rejected and estimate.low > 0.5:
         return SUPPORTED
-    if estimate.high < 0.5:
+    if rejected and estimate.high < 0.5:
         return CONTRADICTED
     return INCONCLUSIVE
+
+
+def clears(estimate: Estimate | None, null: float = 0.5) -> bool:
+    return estimate is not None and (estimate.low > null or estimate.high < null)

@@ -1,0 +1,101 @@
+"""Tune, then evaluate (wnbench.suite.tuning): tuning seeds never reuse evaluation seeds, the choice is the best
+median over tuning seeds, records carry the stage and the choice, and the report finds the tuned runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wnbench.errors import UserError
+from wnbench.suite import iter_records, load_suite, run_suite
+from wnbench.suite.tuning import TUNE_SEED_BASE, choose
+from wnbench.tracking import TrackingOptions
+
+NO_WANDB = TrackingOptions(mode="disabled")
+
+TUNED = """
+name: tuned
+claims: [C1]
+profiles:
+  default:
+    kind: toy
+    tasks: [regression]
+    algos: [mlp]
+    norms: [none, weight]
+    params: {hidden: [8], n_train: 128, n_test: 64}
+    seeds: 2
+    budget: {time_limit_s: 30, steps: 30}
+    tune: {sweep: {lr: [0.0001, 0.03]}, seeds: 2}
+"""
+
+
+def _suite(tmp_path: Path, text: str = TUNED) -> Path:
+    path = tmp_path / "suite.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_tune_stage_never_reuses_an_evaluation_seed(tmp_path):
+    suite = load_suite(_suite(tmp_path))
+    tune = [r for r in suite.runs if r.stage == "tune"]
+    evals = [r for r in suite.runs if r.stage == "eval"]
+    assert len(tune) == 2 * 2 * 2 and len(evals) == 2 * 2  # norms x grid points x tuning seeds; norms x seeds
+    assert {r.seed for r in tune} == {TUNE_SEED_BASE, TUNE_SEED_BASE + 1}
+    assert not {r.seed for r in tune} & {r.seed for r in evals}
+    assert {r.params["lr"] for r in tune} == {0.0001, 0.03}
+    assert all(r.config()["stage"] == "tune" and r.config()["tuning"]["keys"] == ["lr"] for r in tune)
+    assert len(suite.tune_groups) == 2  # one per (task, algo, norm)
+
+
+def test_tuning_seeds_that_overlap_evaluation_seeds_are_refused(tmp_path):
+    with pytest.raises(UserError) as err:
+        load_suite(_suite(tmp_path, TUNED.replace("seeds: 2}", "seeds: [1, 1000]}")))
+    assert any("tune.seeds" in p and "[1] are also evaluation seeds" in p for p in err.value.problems)
+
+
+def test_choice_is_the_best_median_and_ties_go_to_the_first_point():
+    def rec(lr, value, status="finished"):
+        return {"status": status, "config": {"kind": "toy", "task": "regression", "algo": "mlp", "params": {"lr": lr}},
+                "metrics": {"test_mse": value}}  # fmt: skip
+
+    # test_mse: lower is better. lr 0.1 has the best single run but the worse median.
+    records = [
+        rec(0.01, 0.2),
+        rec(0.01, 0.3),
+        rec(0.01, 0.25),
+        rec(0.1, 0.01),
+        rec(0.1, 0.9),
+        rec(0.1, None, "diverged"),
+    ]
+    chosen = choose(records, ["lr"], {"lr": [0.01, 0.1]})
+    assert chosen.choice == {"lr": 0.01} and chosen.runs == 6
+    tie = choose([rec(0.01, 0.5), rec(0.1, 0.5)], ["lr"], {"lr": [0.1, 0.01]})
+    assert tie.choice == {"lr": 0.1}
+
+
+def test_tuned_runs_follow_the_tuning_stage_and_the_report_pairs_them(tmp_path):
+    from wnbench.report import load_inputs
+    from wnbench.report.claims import stage_of, tuned_records
+
+    out = tmp_path / "out"
+    suite = load_suite(_suite(tmp_path))
+    run_suite(suite, out, workers=2, tracking=NO_WANDB, rich=False, summary=False)
+    records = list(iter_records(out))
+    stages = {s: [r for r in records if stage_of(r) == s] for s in ("tune", "eval", "tuned")}
+    assert len(stages["tune"]) == 8 and len(stages["eval"]) == 4
+    # lr 0.0001 barely moves in 30 steps: 0.03 wins for both norms, on the evaluation seeds
+    tuned = stages["tuned"]
+    assert len(tuned) == 4 and {r["config"]["params"]["lr"] for r in tuned} == {0.03}
+    assert {r["config"]["seed"] for r in tuned} == {0, 1}
+    assert all(r["config"]["tuning"]["choice"] == {"lr": 0.03} for r in tuned)
+    assert all(r["config"]["tuning"]["tune_seeds"] == [1000, 1001] for r in tuned)
+    inputs = load_inputs([out])
+    assert len(inputs.records) == 16  # the manifest lists the tuned runs too
+    chosen, keys, lines = tuned_records(inputs.records)
+    assert keys == ["lr"] and {r["run_id"] for r in chosen} == {r["run_id"] for r in tuned}
+    # a second invocation has nothing left to do
+    again = run_suite(
+        load_suite(_suite(tmp_path)), out, workers=1, tracking=NO_WANDB, rich=False, summary=False
+    )
+    assert again.records == [] and again.skipped == 16
