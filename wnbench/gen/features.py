@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 #: Epochs for the feature classifier per dataset (enough for >= 95% test accuracy on digits/MNIST).
-CLASSIFIER_EPOCHS = {"digits": 40, "mnist": 3, "fashion-mnist": 5, "cifar10": 15}
+CLASSIFIER_EPOCHS = {"digits": 40, "mnist-5k": 15, "mnist": 3, "fashion-mnist": 5, "cifar10": 15}
 _CACHE_VERSION = 1
 
 

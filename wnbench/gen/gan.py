@@ -5,7 +5,9 @@ to [-1, 1] for the discriminator), MLPs for 2-D points. Non-saturating loss, Lig
 optimization with one Adam per network: ``d_steps`` discriminator updates, then one generator update,
 per batch, optionally with both learning rates decayed linearly to zero.
 
-As in DCGAN, the discriminator's input layer and the generator's output layer are unnormalized, and
+As in DCGAN, the discriminator's input layer and head and the generator's output layer are unnormalized --
+except spectral norm on D, which covers every D layer, input and head included, as SN-GAN (Miyato et al.
+2018) and Kurach et al. (2019) apply it (a Lipschitz bound on D holds only if every layer is bounded). And
 by default real and fake samples go through D in separate batches, so batch-statistics norms see each
 on its own (the noise the WN paper points at). ``joint_discriminator_batch=True`` feeds them as one
 batch instead (the careful way, cf. CrossQ's joint forward). An optional ``evaluator(gan, final)``
@@ -26,9 +28,16 @@ from wnbench.norms import Norm, make_norm
 from .metrics import check_finite, check_finite_parameters
 from .nets import ConvDown, ConvUp, mlp
 
-__all__ = ["GAN"]
+__all__ = ["GAN", "spectral_part"]
 
 Evaluator = Callable[["GAN", bool], dict[str, float]]
+
+
+def spectral_part(norm: Norm) -> Norm | None:
+    """The spectral-norm part of ``norm`` (itself, or the weight part of ``spectral+<activation>``), else None."""
+    if norm.name.split("+")[0] != "spectral":
+        return None
+    return getattr(norm, "weight_part", norm)
 
 
 class GAN(pl.LightningModule):
@@ -73,18 +82,26 @@ class GAN(pl.LightningModule):
              "betas": list(betas), "d_steps": d_steps, "lr_decay_batches": lr_decay_batches,
              "joint_discriminator_batch": joint_discriminator_batch}
         )  # fmt: skip
+        # SN-GAN: spectral norm on every D layer, input and head too (with a composition such as spectral+batch
+        # the ends get its spectral part only); other norms keep D's ends plain (DCGAN).
+        ends = spectral_part(self.discriminator_norm)
         if self.is_image:
             self.generator = nn.Sequential(
                 ConvUp(self.generator_norm, latent_dim, self.shape, base_width), nn.Tanh()
             )
             self.discriminator = ConvDown(
-                self.discriminator_norm, self.shape, 1, base_width, normalize_input_layer=False
+                self.discriminator_norm, self.shape, 1, base_width, stem=True, ends_norm=ends
             )
         else:
             dim = self.shape[0]
             self.generator = mlp(self.generator_norm, latent_dim, generator_hidden, dim)
             self.discriminator = mlp(
-                self.discriminator_norm, dim, discriminator_hidden, 1, normalize_input_layer=False
+                self.discriminator_norm,
+                dim,
+                discriminator_hidden,
+                1,
+                normalize_input_layer=False,
+                ends_norm=ends,
             )
         self._ddi_done = False
         #: Training batches processed (Lightning's global_step counts both optimizers' steps).

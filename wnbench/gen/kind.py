@@ -4,9 +4,15 @@ How a suite names a generative run:
 
 ``task``    the dataset: ``digits``, ``ring8``, ``grid25``, ``mnist``, ``fashion-mnist``, ``cifar10``.
 ``algo``    the model: ``vae`` or ``gan``.
-``norm``    the normalization of *both* networks (encoder and decoder; generator and discriminator), output
-            layers unnormalized. ``params.norm_on: discriminator`` (or ``generator``, ``encoder``, ``decoder``)
-            puts it on that network alone and builds the other one without normalization.
+``norm``    the normalization of the networks ``params.norm_on`` names (output layers unnormalized, except
+            spectral norm on a GAN discriminator, which covers every layer as SN-GAN uses it).
+``params.norm_on``  placement arm: ``both`` (default; encoder+decoder, generator+discriminator: Xiang & Li's
+            WN-DCGAN), or one network -- ``generator`` / ``discriminator`` for a GAN, ``encoder`` / ``decoder`` for
+            a VAE. The other network gets ``params.other_norm`` (default ``none``). So:
+            SN-GAN's arm (Miyato et al. 2018): ``norm: spectral, norm_on: discriminator`` (plain generator);
+            DCGAN's standard arm: ``norm: weight`` (or ``spectral``), ``norm_on: discriminator``,
+            ``other_norm: batch`` (a BN generator). A network the model does not have is an error naming the
+            field. Both fields are in the run's params, so records and reports carry the arm.
 ``params``  :class:`Params`: ``epochs``, ``lr`` (a GAN's two learning rates alike), ``batch_size`` -- flat so a
             suite can ``sweep`` them -- and ``hyperparams`` for any other field of
             :class:`~wnbench.gen.config.VAEHyperparams` / :class:`~wnbench.gen.config.GANHyperparams`. Values
@@ -53,6 +59,8 @@ __all__ = ["Params", "METRICS", "DIAGNOSTICS", "primary_metric", "identity", "va
 _RENAME = {
     "test_elbo_nats": "elbo_test_nats",
     "test_iw_nll_nats": "nll_iw_test_nats",
+    "val_elbo_nats": "elbo_val_nats",
+    "val_iw_nll_nats": "nll_iw_val_nats",
     "baseline_independent_nll_nats": "nll_baseline_independent_nats",
     "train_neg_elbo_nats": "neg_elbo_train_nats",
     "fid_feature": "fid_classifier",
@@ -77,8 +85,12 @@ class Params(BaseModel):
     hyperparams: dict[str, Any] = Field(
         default_factory=dict, description="other VAE/GAN hyperparameters (configs/gen/{algo}.yaml fields)"
     )
-    norm_on: Literal["all", "encoder", "decoder", "generator", "discriminator"] = Field(
-        "all", description="which network takes the norm; the other one is built without normalization"
+    norm_on: Literal["both", "encoder", "decoder", "generator", "discriminator"] = Field(
+        "both", description="which network takes the norm (both, or one); the other gets other_norm"
+    )
+    other_norm: str | dict[str, Any] | None = Field(
+        None,
+        description="norm of the network norm_on leaves out (a norm name or {name: ..., options}); default none",
     )
     data_dir: str | None = Field(
         None, description="folder with mnist/fashion-mnist IDX files or cifar-10-batches-py ($WNBENCH_DATA)"
@@ -107,10 +119,29 @@ def _data_dir(params: Params) -> str | None:
     return params.data_dir or os.environ.get("WNBENCH_DATA") or None
 
 
+def _other_norm(params: Params):
+    """``params.other_norm`` as a Norm (``none`` when unset)."""
+    from wnbench.norms import make_norm
+
+    spec = params.other_norm
+    if spec is None:
+        return make_norm("none")
+    if isinstance(spec, dict):
+        options = {k: v for k, v in spec.items() if k != "name"}
+        if "name" not in spec:
+            raise NormError("a norm mapping needs 'name'")
+        return make_norm(spec["name"], **options)
+    return make_norm(spec)
+
+
 def _network_norms(spec: RunSpec) -> dict[str, Any]:
-    """The norm each network is built with: the spec's norm where ``norm_on`` says, ``none`` elsewhere."""
-    on = spec.params.norm_on  # type: ignore[attr-defined]
-    return {role: spec.make_norm() if on in ("all", role) else "none" for role in NETWORK_ROLES[spec.algo]}
+    """The norm each network is built with: the spec's norm where ``norm_on`` says, ``other_norm`` elsewhere."""
+    params: Params = spec.params  # type: ignore[assignment]
+    on = params.norm_on
+    return {
+        role: spec.make_norm() if on in ("both", role) else _other_norm(params)
+        for role in NETWORK_ROLES[spec.algo]
+    }
 
 
 # -- validation -----------------------------------------------------------------------------------------------------
@@ -173,10 +204,20 @@ def validate(spec: RunSpec) -> list[str]:
     if problems:
         return problems
     roles = NETWORK_ROLES[spec.algo]
-    if params.norm_on != "all" and params.norm_on not in roles:
+    if params.norm_on != "both" and params.norm_on not in roles:
         return [
-            f"params.norm_on: a {spec.algo} has no network '{params.norm_on}'; use all, {', '.join(roles)}"
+            f"params.norm_on: a {spec.algo} has no network '{params.norm_on}'; use both, {', '.join(roles)}"
         ]
+    if params.other_norm is not None:
+        if params.norm_on == "both":
+            return [
+                f"params.other_norm: norm_on is 'both', so no network is left for other_norm; set norm_on to "
+                f"{' or '.join(roles)}"
+            ]
+        try:
+            _other_norm(params)
+        except (NormError, TypeError) as err:
+            return [f"params.other_norm: {err}"]
 
     overrides = _with_lr(spec.algo, _hyperparam_overrides(params), params.lr)
     try:

@@ -45,12 +45,14 @@ def _widths(base_width: int, halvings: int) -> list[int]:
 
 
 class ConvDown(nn.Module):
-    """Image -> vector: ``halvings`` normalized stride-2 convs, then an unnormalized linear head.
+    """Image -> vector: ``halvings`` normalized stride-2 convs, then a linear head.
 
     Serves as the VAE encoder (``out_features = 2 * latent``) and the GAN discriminator (``1``, built with
-    ``normalize_input_layer=False``: a plain 3x3 input layer before the normalized stack, as DCGAN keeps
-    D's input layer free of batch norm, which would standardize real and fake batches separately and
-    hide their means and scales from D).
+    ``stem=True``: a 3x3 input layer before the stride-2 stack, so even a one-halving stack (8x8) keeps a
+    normalized conv). The stem and the head are plain unless ``ends_norm`` is given, which builds both
+    (normalized): DCGAN keeps D's input layer free of batch norm, which would standardize real and fake batches
+    separately and hide their means and scales from D; SN-GAN (Miyato et al. 2018) puts spectral norm on every
+    D layer, input and head included, because the Lipschitz bound is a product over all of them.
     """
 
     def __init__(
@@ -59,21 +61,26 @@ class ConvDown(nn.Module):
         shape: Sequence[int],
         out_features: int,
         base_width: int = 32,
-        normalize_input_layer: bool = True,
+        stem: bool = False,
+        ends_norm: Norm | None = None,
     ) -> None:
         super().__init__()
         halvings, base = conv_plan(shape)
         layers: list[nn.Module] = []
         channels = shape[0]
-        if not normalize_input_layer:
-            # A plain 3x3 stem as the input layer, so even a one-halving stack (8x8) keeps a normalized conv.
-            layers += [norm.conv2d(channels, base_width, 3, 1, 1, normalize=False), nn.LeakyReLU(0.2)]
+        if stem:
+            stem_layer = (ends_norm or norm).conv2d(
+                channels, base_width, 3, 1, 1, normalize=ends_norm is not None
+            )
+            layers += [stem_layer, nn.LeakyReLU(0.2)]
             channels = base_width
         for width in _widths(base_width, halvings):
             layers += [norm.conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2)]
             channels = width
         self.features = nn.Sequential(*layers)
-        self.head = norm.linear(channels * base * base, out_features, normalize=False)
+        self.head = (ends_norm or norm).linear(
+            channels * base * base, out_features, normalize=ends_norm is not None
+        )
 
     def forward(self, x):
         return self.head(self.features(x).flatten(1))
@@ -104,11 +111,28 @@ class ConvUp(nn.Module):
 
 
 def mlp(
-    norm: Norm, in_features: int, hidden: Sequence[int], out_features: int, normalize_input_layer: bool = True
+    norm: Norm,
+    in_features: int,
+    hidden: Sequence[int],
+    out_features: int,
+    normalize_input_layer: bool = True,
+    ends_norm: Norm | None = None,
 ) -> nn.Sequential:
-    """A ReLU MLP with normalized hidden layers (the first one optional) and an unnormalized output layer."""
+    """A ReLU MLP: normalized hidden layers (the first one optional), a plain output layer.
+
+    ``ends_norm`` builds the input and the output layer with that norm instead (SN-GAN's discriminator:
+    spectral norm on every layer).
+    """
     if not hidden:
         raise UserError("an MLP needs at least one hidden layer")
+    if ends_norm is not None:
+        trunk = norm.mlp(hidden[0], list(hidden[1:]), None, activation=nn.ReLU)
+        return nn.Sequential(
+            ends_norm.linear(in_features, hidden[0]),
+            nn.ReLU(),
+            *trunk,
+            ends_norm.linear(hidden[-1], out_features),
+        )
     if normalize_input_layer:
         return norm.mlp(in_features, list(hidden), out_features, activation=nn.ReLU)
     first = [norm.linear(in_features, hidden[0], normalize=False), nn.ReLU()]

@@ -53,6 +53,35 @@ def primary_metric(algo: str, task: str) -> str:
     return "modes_covered" if task in POINT_DATASETS else "fid_classifier"
 
 
+def arm_label(config: Mapping[str, Any]) -> str:
+    """A run's normalization arm in one string, from its record ``config`` (norm label + ``params``).
+
+    ``norm_on: both`` (the default) gives the norm label alone (``weight``); one network gives
+    ``spectral@discriminator``; with ``other_norm`` on the other network, ``weight@discriminator,batch@generator``
+    (DCGAN's standard arm). Reports use it to tell placement arms of the same norm apart.
+    """
+    params = config.get("params") or {}
+    on = params.get("norm_on", "both")
+    norm = str(config.get("norm"))
+    if on in (None, "both", "all"):
+        return norm
+    label = f"{norm}@{on}"
+    other = params.get("other_norm")
+    if other not in (None, "none"):
+        other_name = other.get("name") if isinstance(other, Mapping) else other
+        other_options = {k: v for k, v in other.items() if k != "name"} if isinstance(other, Mapping) else {}
+        if other_options:
+            other_name = f"{other_name}[{','.join(f'{k}={v}' for k, v in sorted(other_options.items()))}]"
+        roles = _ROLES.get(str(config.get("algo")), ())
+        rest = [r for r in roles if r != on]
+        label += f",{other_name}@{rest[0] if rest else 'other'}"
+    return label
+
+
+#: The networks of each model (as wnbench.gen.train.NETWORK_ROLES, without importing Lightning).
+_ROLES = {"vae": ("encoder", "decoder"), "gan": ("generator", "discriminator")}
+
+
 def _primary_of(config: Mapping[str, Any]) -> str:
     return primary_metric(str(config.get("algo")), str(config.get("task")))
 

@@ -199,7 +199,7 @@ def _final_vae_metrics(vae: VAE, dm: GenDataModule) -> dict[str, float]:
     vae.eval()
     vae.final_evaluation = True
     vae.on_validation_epoch_start()
-    for i, batch in enumerate(dm.val_dataloader()):
+    for i, batch in enumerate(dm.test_dataloader()):  # the test split, used only here
         vae.validation_step([t.to(vae.device) for t in batch], i)
     metrics = vae.validation_metrics()
     metrics["baseline_independent_nll_nats"] = independent_baseline_nll(

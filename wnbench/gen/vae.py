@@ -1,10 +1,12 @@
 """A VAE (Kingma & Welling 2014) as a LightningModule, with the norm chosen per network.
 
 Conv encoder/decoder for images, MLPs for vectors; Bernoulli (logits) or Gaussian (learned
-per-dimension std) likelihood; standard-normal prior, diagonal Gaussian posterior. Validation
-(on the datamodule's test split) logs the test ELBO, the importance-weighted NLL (Burda et al. 2016;
-every epoch, or only in the final evaluation when ``iw_every_epoch=False``, as it costs ``iw_samples``
-decoder passes per test example) and the number of active latent units; ELBO and NLL in nats per example.
+per-dimension std) likelihood; standard-normal prior, diagonal Gaussian posterior. Each validation pass
+(on the datamodule's validation split, never its test split) logs ``val_elbo_nats``, the importance-weighted
+NLL ``val_iw_nll_nats`` (Burda et al. 2016; every epoch, or only in the final evaluation when
+``iw_every_epoch=False``, as it costs ``iw_samples`` decoder passes per example) and the number of active
+latent units. The final evaluation (``final_evaluation = True``, run on the test split by ``train_gen``)
+names them ``test_*``. ELBO and NLL in nats per example.
 """
 
 from __future__ import annotations
@@ -175,9 +177,10 @@ class VAE(pl.LightningModule):
         self.log_dict(metrics, on_step=False, on_epoch=True)
 
     def validation_metrics(self) -> dict[str, float]:
-        """Aggregate the validation pass: test ELBO, IW NLL, active units."""
-        metrics = {"test_elbo_nats": float(torch.cat(self._val["elbo"]).mean())}
+        """Aggregate the pass: ELBO, IW NLL, active units; ``val_*`` per epoch, ``test_*`` in the final evaluation."""
+        split = "test" if self.final_evaluation else "val"
+        metrics = {f"{split}_elbo_nats": float(torch.cat(self._val["elbo"]).mean())}
         if self._val["iw"]:
-            metrics["test_iw_nll_nats"] = float(-torch.cat(self._val["iw"]).mean())
+            metrics[f"{split}_iw_nll_nats"] = float(-torch.cat(self._val["iw"]).mean())
         metrics["active_units"] = float(active_units(torch.cat(self._val["mu"])))
         return metrics
