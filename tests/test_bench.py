@@ -44,6 +44,31 @@ def test_overhead_rows_are_ratios_to_none_for_every_norm_and_model():
     assert all(r.train_step_ms > 0 and r.act_step_us > 0 and r.peak_memory_mb > 0 for r in rows)
 
 
+def test_recurrent_rows_time_only_norms_with_a_recurrent_form_per_time_step():
+    rows = measure_overhead(
+        ["batch", "weight+layer", "batch_renorm", "torch_weight_norm"],
+        ["lstm_t16"],
+        repeats=1,
+        block_seconds=0.002,
+    )
+    # batch renorm has no recurrent form and the stock-WN reference row would be the plain LSTM renamed
+    assert [r.norm for r in rows] == ["none", "batch", "weight+layer"]
+    assert all(r.steps == 16 for r in rows)
+    lstms = {
+        r.norm: type(_Subject(BENCH_MODELS["lstm_t16"], r.norm, torch.device("cpu"), 0).model.lstm).__name__
+        for r in rows
+    }
+    assert lstms == {"none": "LSTM", "batch": "BatchNormLSTM", "weight+layer": "LayerNormLSTM"}
+
+
+def test_composed_norm_names_are_benchmarked_and_bad_compositions_refused():
+    rows = measure_overhead(["weight+batch_renorm"], ["mlp"], repeats=1, block_seconds=0.002)
+    assert [r.norm for r in rows] == ["none", "weight+batch_renorm"]
+    with pytest.raises(UserError) as err:
+        measure_overhead(["batch+layer"], ["mlp"], repeats=1)
+    assert any("--norms: norm 'batch+layer': two activation norms" in p for p in err.value.problems)
+
+
 def test_reference_row_uses_torch_stock_weight_norm():
     model = BENCH_MODELS["mlp"].build(resolve_norm(TorchWeightNormReference.name))
     parametrized = [m for m in model.modules() if hasattr(m, "parametrizations")]

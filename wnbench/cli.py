@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from wnbench.bench.noise import DEFAULT_NORMS as NOISE_NORMS
+from wnbench.bench.models import DEFAULT_MODELS as OVERHEAD_MODELS
 from wnbench.bench.overhead import DEFAULT_NORMS as OVERHEAD_NORMS
 from wnbench.errors import UserError
 from wnbench.norms import NormError
@@ -30,14 +31,15 @@ app.add_typer(bench_app, name="bench")
 
 @app.command("norms")
 def norms_command() -> None:
-    """List the registered norm kinds, one line each."""
+    """List the registered norm kinds, one line each, and how to compose them."""
     from rich.console import Console
     from rich.table import Table
 
-    from wnbench.norms import available_norms, make_norm, norm_aliases
+    from wnbench.norms import COMPOSITION_GRAMMAR, available_norms, make_norm, norm_aliases
 
     table = Table(show_header=True, header_style="bold", box=None)
     table.add_column("norm")
+    table.add_column("part")
     table.add_column("batch stats")
     table.add_column("recurrent")
     table.add_column("what it is")
@@ -47,11 +49,19 @@ def norms_command() -> None:
         summary = norm.summary if name not in aliases else f"= {aliases[name][0]} with {aliases[name][1]}"
         table.add_row(
             name,
+            "alias" if name in aliases else type(norm).role,
             "yes" if norm.uses_batch_statistics else "no",
             "yes" if norm.supports_recurrent else "no",
             summary,
         )
-    Console(width=160).print(table)
+    console = Console(width=160)
+    console.print(table)
+    console.print(f"\nCompose: {COMPOSITION_GRAMMAR}.", highlight=False)
+    console.print(
+        "Examples: weight+batch_renorm (CrossQ + WN), spectral+batch, weight+layer, "
+        "{name: batch_renorm, placement: pre} (CrossQ's own layout), {name: spectral, layers: last_hidden}.",
+        highlight=False,
+    )
 
 
 @app.command("run")
@@ -235,7 +245,9 @@ def bench_overhead(
     norms: str = typer.Option(
         ",".join(OVERHEAD_NORMS), help="Comma-separated norms ('none' is always included)."
     ),
-    models: str = typer.Option("mlp,dcgan_d,dcgan_g", help="Comma-separated: mlp, dcgan_d, dcgan_g."),
+    models: str = typer.Option(
+        ",".join(OVERHEAD_MODELS), help="Comma-separated: mlp, dcgan_d, dcgan_g, lstm_t16, lstm_t64."
+    ),
     repeats: int = typer.Option(
         21, help="Interleaved repeats; ratios are medians of per-repeat paired ratios."
     ),
@@ -261,16 +273,16 @@ def bench_overhead(
     table = Table(
         title=f"Overhead vs none (median of {repeats} interleaved paired ratios; {dev}, {threads} thread(s))"
     )
-    for col in ("model", "norm", "train step", "act step", "peak memory", "none: train / act"):
+    for col in ("model", "norm", "train step", "act step", "peak memory", "train / act", "per time step"):
         table.add_column(col, justify="left" if col in ("model", "norm") else "right")
-    baseline = {r.model: r for r in rows if r.norm == "none"}
     for r in rows:
         table.add_row(
             r.model, r.norm,
             f"{r.train_step_ratio:.2f}x [{r.train_step_ratio_q25:.2f}-{r.train_step_ratio_q75:.2f}]",
             f"{r.act_step_ratio:.2f}x [{r.act_step_ratio_q25:.2f}-{r.act_step_ratio_q75:.2f}]",
-            f"{r.peak_memory_ratio:.2f}x",
-            f"{baseline[r.model].train_step_ms:.2f} ms / {baseline[r.model].act_step_us:.0f} us" if r.norm == "none" else "",
+            f"{r.peak_memory_ratio:.2f}x ({r.peak_memory_mb:.1f} MB)",
+            f"{r.train_step_ms:.2f} ms / {r.act_step_us:.0f} us",
+            f"{r.train_step_ms / r.steps * 1e3:.0f} us" if r.steps > 1 else "",
         )  # fmt: skip
     Console(width=140).print(table)
     typer.echo(f"wrote {out / 'overhead.json'}")

@@ -3,6 +3,9 @@
 Sizes follow DESIGN.md / the C3 issue: an SB3-sized MLP (obs 8 -> 256 -> 256 -> 2, batch 256) and a
 DCGAN-sized discriminator and generator for 32x32 images (batch 64). Hidden layers take the norm;
 input-facing DCGAN discriminator layer and all output layers stay plain, as in Radford et al. 2016.
+Recurrent rows: an LSTM (8 -> 64 hidden, RecurrentPPO's default width is 256; 64 keeps CPU runs short)
+over sequences of 16 and 64 steps, batch 32, with a plain head on the last output; its act step is one
+time step for one sample, as in a rollout.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ class TorchWeightNormReference(NoNorm):
 
     name = "torch_weight_norm"
     summary = "torch.nn.utils.parametrizations.weight_norm on plain layers (reference for the fast WN)"
+    supports_recurrent = False  # its LSTM row would be the plain LSTM under another name
 
     def _linear(self, in_features, out_features, bias):
         return parametrizations.weight_norm(super()._linear(in_features, out_features, bias))
@@ -64,18 +68,42 @@ def dcgan_generator(norm: Norm, z_dim: int = 100) -> nn.Module:
     )  # fmt: skip
 
 
+class RecurrentNet(nn.Module):
+    """``norm.lstm`` over a batch-first sequence, then a plain head on the last step's output."""
+
+    def __init__(self, norm: Norm, input_size: int = 8, hidden_size: int = 64, out_features: int = 2) -> None:
+        super().__init__()
+        self.lstm = norm.lstm(input_size, hidden_size, batch_first=True)
+        self.head = nn.Linear(hidden_size, out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.lstm(x)
+        return self.head(out[:, -1])
+
+
 @dataclass(frozen=True)
 class BenchModel:
-    """A network to time: its builder, the shape of one input sample, the output's shape, the batch size."""
+    """A network to time: its builder, the shape of one input sample, the output's shape, the batch size.
+
+    ``act_shape``: one sample's input for the act step when it differs from ``input_shape`` (one time step
+    of a recurrent net). ``recurrent``: only norms with a recurrent form are timed on it."""
 
     name: str
     build: Callable[[Norm], nn.Module]
     input_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
     batch_size: int
+    act_shape: tuple[int, ...] | None = None
+    recurrent: bool = False
+
+    @property
+    def steps(self) -> int:
+        """Time steps per sample (1 for feed-forward nets)."""
+        return self.input_shape[0] if self.recurrent else 1
 
     def inputs(self, batch_size: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-        return torch.randn((batch_size, *self.input_shape), generator=generator).to(device)
+        shape = self.act_shape if (batch_size == 1 and self.act_shape) else self.input_shape
+        return torch.randn((batch_size, *shape), generator=generator).to(device)
 
     def targets(self, batch_size: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
         return torch.randn((batch_size, *self.output_shape), generator=generator).to(device)
@@ -87,5 +115,9 @@ BENCH_MODELS: dict[str, BenchModel] = {
         BenchModel("mlp", mlp, (8,), (2,), 256),
         BenchModel("dcgan_d", dcgan_discriminator, (3, 32, 32), (1,), 64),
         BenchModel("dcgan_g", dcgan_generator, (100,), (3, 32, 32), 64),
+        BenchModel("lstm_t16", RecurrentNet, (16, 8), (2,), 32, act_shape=(1, 8), recurrent=True),
+        BenchModel("lstm_t64", RecurrentNet, (64, 8), (2,), 32, act_shape=(1, 8), recurrent=True),
     )
 }
+#: The models timed unless asked otherwise.
+DEFAULT_MODELS = ("mlp", "dcgan_d", "dcgan_g", "lstm_t16", "lstm_t64")

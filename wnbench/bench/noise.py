@@ -18,9 +18,10 @@ from pathlib import Path
 import torch
 
 from wnbench.errors import UserError
-from wnbench.norms import available_norms, make_norm
+from wnbench.norms import NormError, available_norms, make_norm
 
-DEFAULT_NORMS = available_norms()  # every registered kind and alias
+# every registered kind and alias, and the compositions the suites run (CrossQ + WN)
+DEFAULT_NORMS = [*available_norms(), "weight+batch", "weight+batch_renorm"]
 DEFAULT_BATCH_SIZES = [2, 4, 8, 16, 32, 64, 128, 256]
 IN_FEATURES, HIDDEN, OUT_FEATURES = 16, [64, 64], 8
 
@@ -35,8 +36,12 @@ class NoiseRow:
 
 def check_args(norms: Sequence[str], batch_sizes: Sequence[int], companions: int) -> None:
     """Refuse bad arguments, all problems at once, before anything runs."""
-    known = available_norms()
-    problems = [f"--norms: unknown norm '{n}'; known: {', '.join(known)}" for n in norms if n not in known]
+    problems = []
+    for n in norms:
+        try:
+            make_norm(n)
+        except NormError as exc:
+            problems.append(f"--norms: {exc}")
     problems += [f"--batch-sizes: {b} is below 2 (no companions)" for b in batch_sizes if b < 2]
     if companions < 2:
         problems.append(f"--companions: need at least 2 companion sets to measure a spread, got {companions}")

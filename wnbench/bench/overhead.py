@@ -13,6 +13,10 @@ and each norm's time is divided by ``none``'s time *in the same repeat*. Ratios 
 paired ratios (with the quartiles), so drift in a shared machine's speed cancels instead of biasing
 whichever norm ran during a slow minute.
 
+Recurrent models (``lstm_t16``, ``lstm_t64``) are timed with the norms that have a recurrent form; their
+rows also give the train-step time per time step. ``none`` there is torch's fused ``nn.LSTM`` kernel, while
+the layer- and batch-normalized LSTMs step in Python, so compare those two with each other as well.
+
 Peak memory: on CUDA, ``torch.cuda.max_memory_allocated``; on CPU (no allocator counters), the
 persistent bytes (parameters, buffers, optimizer state) plus the highest running sum of the
 allocations and frees that torch's profiler records during one train step.
@@ -30,12 +34,12 @@ import torch
 import torch.nn.functional as F
 
 from wnbench.errors import UserError
-from wnbench.norms import available_norms
+from wnbench.norms import NormError
 
-from .models import BENCH_MODELS, BenchModel, TorchWeightNormReference, resolve_norm
+from .models import BENCH_MODELS, DEFAULT_MODELS, BenchModel, TorchWeightNormReference, resolve_norm
 
 DEFAULT_NORMS = ["none", "batch", "batch_renorm", "layer", "group", "weight", "weight_meanonly", "spectral",
-                 TorchWeightNormReference.name]  # fmt: skip
+                 "weight+batch_renorm", "weight+layer", TorchWeightNormReference.name]  # fmt: skip
 
 
 @dataclass
@@ -54,14 +58,18 @@ class OverheadRow:
     train_step_ms: float
     act_step_us: float
     peak_memory_mb: float
+    #: Time steps per sample (1 for feed-forward models); train_step_ms / steps is the time per step.
+    steps: int = 1
 
 
 def check_names(norms: Sequence[str], models: Sequence[str]) -> None:
     """Refuse unknown norm/model names before anything is timed."""
-    known_norms = [*available_norms(), TorchWeightNormReference.name]
-    problems = [
-        f"--norms: unknown norm '{n}'; known: {', '.join(known_norms)}" for n in norms if n not in known_norms
-    ]
+    problems = []
+    for n in norms:
+        try:
+            resolve_norm(n)
+        except NormError as exc:
+            problems.append(f"--norms: {exc}")
     problems += [
         f"--models: unknown model '{m}'; known: {', '.join(BENCH_MODELS)}"
         for m in models
@@ -163,7 +171,7 @@ def _quantiles(values: list[float]) -> tuple[float, float, float]:
 
 def measure_overhead(
     norms: Sequence[str] = DEFAULT_NORMS,
-    models: Sequence[str] = tuple(BENCH_MODELS),
+    models: Sequence[str] = DEFAULT_MODELS,
     repeats: int = 21,
     device: str = "cpu",
     seed: int = 0,
@@ -180,20 +188,21 @@ def measure_overhead(
     rows: list[OverheadRow] = []
     for model_name in models:
         spec = BENCH_MODELS[model_name]
-        subjects = {n: _Subject(spec, n, dev, seed) for n in order}
+        model_order = [n for n in order if not spec.recurrent or resolve_norm(n).supports_recurrent]
+        subjects = {n: _Subject(spec, n, dev, seed) for n in model_order}
         for s in subjects.values():  # warm-up: allocator, kernels, caches
             for _ in range(3):
                 s.train_step()
                 s.act_step()
         n_train = _block_size(subjects["none"].train_step, dev, block_seconds)
         n_act = _block_size(subjects["none"].act_step, dev, block_seconds / 2)
-        train: dict[str, list[float]] = {n: [] for n in order}
-        act: dict[str, list[float]] = {n: [] for n in order}
+        train: dict[str, list[float]] = {n: [] for n in model_order}
+        act: dict[str, list[float]] = {n: [] for n in model_order}
         for rep in range(repeats):
             # Train blocks then act blocks, each in a fresh order: an act block never inherits the cache
             # state of its own norm's train block more than another norm's.
             for times, step, n_steps in ((train, "train_step", n_train), (act, "act_step", n_act)):
-                shuffled = order[:]
+                shuffled = model_order[:]
                 rng.shuffle(shuffled)
                 for n in shuffled:
                     fn = getattr(subjects[n], step)
@@ -201,8 +210,8 @@ def measure_overhead(
                     times[n].append(_time_block(fn, n_steps, dev))
             if progress:
                 progress(f"{model_name}: repeat {rep + 1}/{repeats}")
-        memory = {n: peak_train_memory(subjects[n], dev) for n in order}
-        for n in order:
+        memory = {n: peak_train_memory(subjects[n], dev) for n in model_order}
+        for n in model_order:
             tr = _quantiles([t / b for t, b in zip(train[n], train["none"], strict=True)])
             ac = _quantiles([t / b for t, b in zip(act[n], act["none"], strict=True)])
             rows.append(
@@ -212,7 +221,7 @@ def measure_overhead(
                     train_step_ratio_q25=tr[0], train_step_ratio_q75=tr[2],
                     act_step_ratio_q25=ac[0], act_step_ratio_q75=ac[2],
                     train_step_ms=statistics.median(train[n]) * 1e3, act_step_us=statistics.median(act[n]) * 1e6,
-                    peak_memory_mb=memory[n] / 2**20,
+                    peak_memory_mb=memory[n] / 2**20, steps=spec.steps,
                 )
             )  # fmt: skip
         del subjects
