@@ -251,6 +251,7 @@ def test_mixture_datasets_match_the_benchmark(name, count, std, radius):
     # Real data: every mode covered; within 3 std in 2-D holds with probability 1 - exp(-4.5) = 98.9%.
     assert scores["modes_covered"] == count
     assert abs(scores["high_quality_pct"] - 98.9) < 1.0
+    assert scores["hq_coverage_pct"] > 95.0
     assert scores["reverse_kl"] < 0.02
 
 

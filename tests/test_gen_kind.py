@@ -20,11 +20,18 @@ EXPECTED_METRICS = {
     ("vae", "digits"): {"elbo_test_nats", "nll_iw_test_nats", "active_units", "elbo_gain_over_baseline_nats"},
     ("gan", "digits"): {
         "fid_classifier",
+        "fid_classifier_floor",
         "kid_classifier",
         "inception_score_classifier",
         "reconstruction_mse",
     },
-    ("gan", "ring8"): {"modes_covered", "high_quality_pct", "reverse_kl_modes"},
+    ("gan", "ring8"): {
+        "hq_coverage_pct",
+        "modes_covered",
+        "modes_covered_any",
+        "high_quality_pct",
+        "reverse_kl_modes",
+    },
 }
 
 
@@ -235,9 +242,10 @@ def test_params_and_metric_directions():
     ] == [
         "elbo_test_nats",
         "fid_classifier",
-        "modes_covered",
+        "hq_coverage_pct",
     ]
-    for name in ("elbo_test_nats", "fid_classifier", "modes_covered"):
+    assert METRICS["hq_coverage_pct"] == "max" and METRICS["modes_covered"] == "max"
+    for name in ("elbo_test_nats", "fid_classifier", "hq_coverage_pct"):
         assert name in METRICS
 
 

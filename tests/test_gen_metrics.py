@@ -28,13 +28,19 @@ def _at_modes(indices, per_mode=10, offset=0.0):
 
 def test_all_samples_on_one_mode():
     scores = mixture_metrics(_at_modes([3], per_mode=100), MODES, STD)
-    assert scores == {"modes_covered": 1, "high_quality_pct": 100.0, "reverse_kl": pytest.approx(math.log(8))}
+    assert scores == {
+        "hq_coverage_pct": pytest.approx(100 / 8),
+        "modes_covered": 1,
+        "modes_covered_any": 1,
+        "high_quality_pct": 100.0,
+        "reverse_kl": pytest.approx(math.log(8)),
+    }
 
 
 def test_samples_spread_evenly_over_all_modes():
     scores = mixture_metrics(_at_modes(range(8)), MODES, STD)
-    assert scores["modes_covered"] == 8
-    assert scores["high_quality_pct"] == 100.0
+    assert scores["modes_covered"] == scores["modes_covered_any"] == 8
+    assert scores["high_quality_pct"] == 100.0 and scores["hq_coverage_pct"] == pytest.approx(100.0)
     assert scores["reverse_kl"] == pytest.approx(0.0, abs=1e-12)
 
 
@@ -44,9 +50,11 @@ def test_high_quality_uses_three_std_of_the_nearest_mode():
     scores = mixture_metrics(np.concatenate([inside, outside]), MODES, STD)
     assert scores["high_quality_pct"] == pytest.approx(50.0)
     # Modes 2 and 3 received only low-quality samples, so they are not covered.
-    assert scores["modes_covered"] == 2
-    # Reverse KL counts every sample at its nearest mode: 4 modes with 1/4 each -> log(8/4).
-    assert scores["reverse_kl"] == pytest.approx(math.log(2))
+    assert scores["modes_covered"] == scores["modes_covered_any"] == 2
+    # Reverse KL is over the high-quality samples' modes (PacGAN): 2 modes with 1/2 each -> log(8/2).
+    assert scores["reverse_kl"] == pytest.approx(math.log(4))
+    # Each covered mode holds 5 of 20 samples, more than its 1/8 share: 2 x 1/8 of the target mass matched.
+    assert scores["hq_coverage_pct"] == pytest.approx(25.0)
 
 
 def test_reverse_kl_of_a_skewed_histogram():
@@ -57,10 +65,39 @@ def test_reverse_kl_of_a_skewed_histogram():
     )
 
 
+def test_a_mode_needs_a_tenth_of_its_share_to_count_as_covered():
+    # 800 samples: 100 expected per mode. Mode 7 gets 9 (< 10%), mode 6 gets 10 (= 10%).
+    counts = [100, 100, 100, 100, 100, 100, 10, 9]
+    far = np.full((800 - sum(counts), 2), 50.0)  # low quality: count towards N, not towards any mode
+    samples = np.concatenate([_at_modes([i], per_mode=c) for i, c in enumerate(counts)] + [far])
+    scores = mixture_metrics(samples, MODES, STD)
+    assert scores["modes_covered"] == 7 and scores["modes_covered_any"] == 8
+    assert scores["high_quality_pct"] == pytest.approx(100 * sum(counts) / 800)
+    assert scores["hq_coverage_pct"] == pytest.approx(100 * sum(min(c, 100) for c in counts) / 800)
+
+
+def test_hq_coverage_keeps_ranking_generators_that_cover_every_mode():
+    """Two generators with all 8 modes covered: the blurrier one scores lower (mode counts tie at 8)."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 8, 2500)
+    sharp = MODES[labels] + STD * rng.standard_normal((2500, 2))
+    blurry = MODES[labels] + 3 * STD * rng.standard_normal((2500, 2))
+    a, b = mixture_metrics(sharp, MODES, STD), mixture_metrics(blurry, MODES, STD)
+    assert a["modes_covered"] == b["modes_covered"] == 8
+    assert a["hq_coverage_pct"] > 95 > 60 > b["hq_coverage_pct"] > 20
+    assert a["hq_coverage_pct"] <= a["high_quality_pct"] + 1e-9
+
+
 def test_non_finite_samples_are_never_high_quality():
     samples = np.concatenate([_at_modes([0], per_mode=2), np.array([[np.nan, 0.0], [np.inf, 1.0]])])
     scores = mixture_metrics(samples, MODES, STD)
-    assert scores["high_quality_pct"] == 50.0 and scores["modes_covered"] == 1
+    assert scores["high_quality_pct"] == 50.0 and scores["modes_covered_any"] == 1
+
+
+def test_no_high_quality_sample_gives_the_one_mode_reverse_kl():
+    scores = mixture_metrics(np.full((10, 2), 50.0), MODES, STD)
+    assert scores["reverse_kl"] == pytest.approx(math.log(8))
+    assert scores["hq_coverage_pct"] == 0.0 and scores["modes_covered_any"] == 0
 
 
 def test_active_units_counts_dimensions_that_vary_with_the_data():

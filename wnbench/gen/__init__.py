@@ -2,7 +2,7 @@
 
     from wnbench.gen import train_gen
     record = train_gen("gan", "ring8", "weight_ddi", seed=0)
-    record["final"]["modes_covered"]
+    record["final"]["hq_coverage_pct"]
 
 Modules are usable on their own (``VAE(shape, "weight", "batch")``, ``GAN(...)``) with any
 LightningDataModule yielding ``(x, y)`` batches.

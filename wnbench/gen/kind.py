@@ -23,7 +23,8 @@ How a suite names a generative run:
 Final metrics (:data:`METRICS` gives each graded one's direction, :data:`DIAGNOSTICS` the rest):
 VAE ``elbo_test_nats``, ``nll_iw_test_nats``, ``active_units``, ``elbo_gain_over_baseline_nats``; image GAN
 ``fid_classifier``, ``kid_classifier``, ``inception_score_classifier``, ``reconstruction_mse``; GAN on a Gaussian
-mixture ``modes_covered``, ``high_quality_pct``, ``reverse_kl_modes``. Per-epoch curves use the same names, with
+mixture ``hq_coverage_pct`` (the headline), ``modes_covered``, ``modes_covered_any``, ``high_quality_pct``,
+``reverse_kl_modes``. Per-epoch curves use the same names, with
 ``step`` = training batches done (GAN: generator updates).
 
 Files in the run folder: ``samples.png`` (image grid or 2-D scatter) and ``gen.json`` (resolved

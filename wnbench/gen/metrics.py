@@ -1,10 +1,21 @@
 """Generative metrics that need no trained feature network: mixture-of-Gaussians scores, VAE
 diagnostics, baselines, and the divergence check.
 
-Mixture scores follow VEEGAN (Srivastava et al. 2017) and PacGAN (Lin et al. 2018; their
-``MetricLogger``): each sample goes to its nearest mode; it is *high quality* when within 3 std of
-that mode; a mode is *covered* when at least one high-quality sample lands on it. Reverse KL is
-KL(Q || P) between the histogram Q of samples over their nearest modes and the uniform P.
+Mixture scores follow VEEGAN (Srivastava et al. 2017) and PacGAN (Lin et al. 2018; their ``MetricLogger``):
+each sample goes to its nearest mode; it is *high quality* (HQ) when within 3 std of that mode. From the
+histogram ``n_k`` of HQ samples over the K modes (N samples in all):
+
+``hq_coverage_pct``   the headline: 100 * sum_k min(n_k / N, 1 / K), the share of the target's mass that HQ
+                      samples match -- coverage weighted by high-quality samples. 100 only when every mode gets
+                      its 1/K and every sample is HQ (real data: ~98.9, the 3-std disc's mass in 2-D); it falls
+                      with blurry samples, with modes dropped and with lopsided modes, so it does not saturate
+                      where mode counts do (every norm covering 8 of 8 ring modes at 65-90% HQ).
+``modes_covered``     modes with n_k >= 10% of the N / K samples a mode should get (> 31 of 2,500 samples on 8
+                      modes, >= 10 on 25): a stray HQ sample or two does not make a mode covered.
+``modes_covered_any`` modes with n_k >= 1, PacGAN's (and VEEGAN's) definition, for comparison with their tables.
+``high_quality_pct``  100 * sum_k n_k / N.
+``reverse_kl``        KL(Q || P) between Q = n / sum(n), the mode histogram of the HQ samples (PacGAN's
+                      ``detail_of_coverage``), and the uniform P; log K (one mode) when no sample is HQ.
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ from torch import nn
 
 __all__ = [
     "mixture_metrics",
+    "COVERED_SHARE",
     "active_units",
     "independent_baseline_nll",
     "check_finite",
@@ -25,30 +37,35 @@ __all__ = [
     "MixtureGANEvaluator",
 ]
 
+#: A mode is covered when it gets at least this share of the HQ samples it should get (N / K).
+COVERED_SHARE = 0.1
+
 
 def mixture_metrics(
     samples: np.ndarray | torch.Tensor, modes: np.ndarray, std: float, threshold_std: float = 3.0
 ) -> dict[str, float]:
-    """``modes_covered``, ``high_quality_pct`` and ``reverse_kl`` of ``samples`` (N, 2) against the mixture."""
+    """Mixture scores of ``samples`` (N, 2) against the mixture (see the module docstring)."""
     x = np.asarray(samples.detach().cpu() if isinstance(samples, torch.Tensor) else samples, dtype=np.float64)
     modes = np.asarray(modes, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != modes.shape[1] or len(x) == 0:
         raise ValueError(f"samples must be (N, {modes.shape[1]}) with N > 0, got {x.shape}")
+    n, k = len(x), len(modes)
     finite = np.isfinite(x).all(axis=1)
-    distances = np.full((len(x), len(modes)), np.inf)
+    distances = np.full((n, k), np.inf)
     distances[finite] = np.linalg.norm(x[finite, None, :] - modes[None, :, :], axis=-1)
     nearest = distances.argmin(axis=1)
     high_quality = (distances.min(axis=1) < threshold_std * std) & finite
-    covered = np.bincount(nearest[high_quality], minlength=len(modes)) > 0
-    histogram = np.bincount(nearest[finite], minlength=len(modes)).astype(np.float64)
-    if histogram.sum() == 0:
-        reverse_kl = math.inf
+    counts = np.bincount(nearest[high_quality], minlength=k).astype(np.float64)
+    if counts.sum() == 0:
+        reverse_kl = math.log(k)
     else:
-        q = histogram / histogram.sum()
+        q = counts / counts.sum()
         nonzero = q > 0
-        reverse_kl = float(np.sum(q[nonzero] * np.log(q[nonzero] * len(modes))))
+        reverse_kl = float(np.sum(q[nonzero] * np.log(q[nonzero] * k)))
     return {
-        "modes_covered": int(covered.sum()),
+        "hq_coverage_pct": 100.0 * float(np.minimum(counts / n, 1.0 / k).sum()),
+        "modes_covered": int((counts >= COVERED_SHARE * n / k).sum()),
+        "modes_covered_any": int((counts > 0).sum()),
         "high_quality_pct": 100.0 * float(high_quality.mean()),
         "reverse_kl": reverse_kl,
     }

@@ -1,7 +1,8 @@
 """How generative runs are graded (imports nothing heavy, so ``wnbench report`` never loads Lightning).
 
 The headline metric of a (model, dataset) cell: test ELBO for a VAE, the Fréchet distance in the suite's own
-classifier's feature space for an image GAN, modes covered for a GAN on a Gaussian mixture.
+classifier's feature space for an image GAN, and for a GAN on a Gaussian mixture the coverage weighted by
+high-quality samples, ``hq_coverage_pct`` (wnbench.gen.metrics; mode counts saturate at 8 of 8 on the ring).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ METRICS: dict[str, Literal["max", "min"]] = {
     "kid_classifier": "min",
     "inception_score_classifier": "max",
     "reconstruction_mse": "min",
-    # GAN on a mixture of Gaussians
+    # GAN on a mixture of Gaussians (wnbench.gen.metrics): the headline is hq_coverage_pct
+    "hq_coverage_pct": "max",
     "modes_covered": "max",
     "high_quality_pct": "max",
     "reverse_kl_modes": "min",
@@ -36,6 +38,7 @@ METRICS: dict[str, Literal["max", "min"]] = {
 DIAGNOSTICS = (
     "nll_baseline_independent_nats",
     "kid_classifier_std",
+    "modes_covered_any",  # PacGAN's count: modes with >= 1 high-quality sample
     "fid_classifier_floor",  # FID between two halves of the real test images: a perfect generator's level
     "fid_fake_samples",
     "fid_real_samples",
@@ -47,10 +50,10 @@ DIAGNOSTICS = (
 
 
 def primary_metric(algo: str, task: str) -> str:
-    """The headline metric of a (model, dataset) cell, for verdicts: ELBO, feature FID or modes covered."""
+    """The headline metric of a (model, dataset) cell, for verdicts: ELBO, feature FID, or HQ-weighted coverage."""
     if algo == "vae":
         return "elbo_test_nats"
-    return "modes_covered" if task in POINT_DATASETS else "fid_classifier"
+    return "hq_coverage_pct" if task in POINT_DATASETS else "fid_classifier"
 
 
 def arm_label(config: Mapping[str, Any]) -> str:
