@@ -15,7 +15,7 @@ Scoring (written into every report):
   Direction count: the cells whose point estimate favours X, favours Y, or ties.
 - Aggregate: the mean over cells of P(X > Y), with an interval from a two-stage bootstrap (cells drawn with
   replacement, then each arm's runs inside each drawn cell), at the level Holm-Bonferroni gives the hypothesis
-  in its family (the pre-registration below lists families and equivalence regions).
+  in its family (the pre-registration lists families and equivalence regions).
 - Normalized scores (IQM, performance profiles, C5) use fixed anchors: RL (return - random policy) /
   (rl-zoo reference - random policy); VAE ELBO between the independent-pixel model and 0 nats; modes covered
   between 0 and the number of modes. Other metrics are min-max normalized over the cell, marked *min-max*.
@@ -222,7 +222,7 @@ class ClaimResult:
 
     @property
     def basis(self) -> str:
-        if self.headline is None:
+        if self.headline is None or self.headline.verdict == NO_DATA:
             return "—"
         return self.headline.basis if self.headline.statistical else "benchmark rule"
 

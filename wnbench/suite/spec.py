@@ -15,6 +15,8 @@ A suite file (see ``suites/smoke.yaml``)::
         sweep: {lr: [0.001, 0.01]}   # cartesian product over the listed values
         seeds: 3                     # a count (0..n-1) or a list
         budget: {time_limit_s: 60, steps: 300}   # also cpus, gpus: what a Ray task reserves per run
+        tune: {sweep: {lr: [0.001, 0.01]}, seeds: 3}   # optional: tune per (cell, norm) on seeds 1000+, then
+                                     # run the choice on `seeds` (wnbench.suite.tuning)
         grids:                       # optional: several grids sharing the fields above (each may override any)
           - {tasks: [regression_wide], sweep: {lr: [0.003]}}
 
