@@ -206,3 +206,39 @@ def test_identity_hook_returning_a_process_specific_repr_is_refused(probe_kind):
     )
     with pytest.raises(TypeError, match="changes from process to process"):
         load_suite(path)
+
+
+def test_a_suite_or_config_file_that_is_not_utf8_is_refused_with_its_path(tmp_path):
+    path = write_suite(tmp_path, "name: x\nclaims: [C5]\n# caf\xe9\nprofiles: {}\n")
+    path.write_bytes(path.read_text().encode("latin-1"))
+    with pytest.raises(UserError) as err:
+        load_suite(path)
+    assert str(err.value) == f"{path}: not UTF-8 text (byte 0xe9 at offset 26); save it as UTF-8"
+
+    path = write_suite(tmp_path, GRID_SUITE)
+    config = tmp_path / "configs" / "toy" / "regression.yaml"
+    config.write_bytes(b"lr: 0.05\nnoise: 0.2 # \xff\n")
+    with pytest.raises(UserError) as err:
+        load_suite(path)
+    assert f"profiles.default.config: config file {config}: not UTF-8 text (byte 0xff at offset 22)" in (
+        err.value.render()
+    )
+
+
+def test_an_absurd_grid_is_refused_before_it_is_expanded(tmp_path):
+    import time
+
+    path = write_suite(tmp_path, GRID_SUITE)
+    started = time.process_time()
+    with pytest.raises(UserError, match=r"--set seeds: 1,000,000,000 seeds, more than the limit of 10,000"):
+        load_suite(path, overrides={"seeds": 10**9})
+    big_sweep = {"sweep.lr": [0.1] * 10, "sweep.noise": list(range(100)), "sweep.data_seed": list(range(100))}
+    with pytest.raises(
+        UserError,
+        match=r"asks for 1,200,000 runs, more than the limit of 100,000 \(profiles.default.grids\[0\]: 1 tasks x 1 algos x 3 norms x 100,000 sweep points x 2 seeds = 600,000\)",
+    ):
+        load_suite(path, overrides={**big_sweep, "seeds": [1, 2]})
+    assert time.process_time() - started < 1.0  # nothing was expanded
+    # At the limits exactly, the grid is expanded.
+    limits = {"seeds": 10_000, "norms": ["none"], "sweep": {}}
+    assert len(load_suite(path, overrides=limits).runs) == 2 * 10_000

@@ -32,6 +32,7 @@ import difflib
 import hashlib
 import itertools
 import json
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +50,10 @@ __all__ = ["ResolvedRun", "Suite", "load_suite", "parse_overrides", "run_id_of",
 
 CLAIMS = tuple(f"C{i}" for i in range(1, 9))
 DEFAULT_TIME_LIMIT_S = 3600.0
+#: Sanity bounds, checked arithmetically before a grid is expanded (a typo such as ``seeds: 1000000000`` must be
+#: refused at once, not hang the expansion).
+MAX_RUNS = 100_000
+MAX_SEEDS = 10_000
 
 
 class _BudgetModel(BaseModel):
@@ -316,7 +321,11 @@ def load_suite(
     if not path.is_file():
         raise UserError(f"suite file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text())
+        text = _read_text(path)
+    except ValueError as err:  # not UTF-8
+        raise UserError(f"{path}: {err}") from None
+    try:
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise UserError(f"{path}: not valid YAML: {err}") from err
     if not isinstance(raw, dict):
@@ -355,12 +364,16 @@ def load_suite(
         if grid_errors:
             raise UserError(f"{path}: invalid suite", list(problems)) from err
     base = {k: v for k, v in raw_profile.items() if k != "grids"}
-    seen_ids: set[str] = set()
+    expansions = []
     for g, item in enumerate(grids or [{}]):
         item_prefix = f"{prefix}.grids[{g}]" if grids else prefix
         origins = {key: item_prefix for key in item}
         merged = _apply_overrides(_deep_merge(base, item), overrides)
         origins.update({key: f"--set {key}" for key in overrides})
+        expansions.append((merged, origins, item_prefix))
+    _check_grid_size(path, profile, prefix, expansions)
+    seen_ids: set[str] = set()
+    for merged, origins, _ in expansions:
         _expand_grid(suite, merged, origins, prefix, configs_root, problems, seen_ids, run_kind_checks)
 
     if problems:
@@ -368,6 +381,47 @@ def load_suite(
             f"{path}: invalid suite ({len(problems)} problem{'s' * (len(problems) != 1)})", list(problems)
         )
     return suite
+
+
+def _read_text(path: Path) -> str:
+    """A suite or config file's text; ``ValueError`` naming the first bad byte when it is not UTF-8."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"not UTF-8 text (byte 0x{data[err.start]:02x} at offset {err.start}); save it as UTF-8"
+        ) from None
+
+
+def _count(value: Any) -> int:
+    """How many entries a grid field contributes to the product (1 for a malformed one: validation reports it)."""
+    return len(value) if isinstance(value, list | dict) and value else 1
+
+
+def _check_grid_size(path: Path, profile: str, prefix: str, expansions: list[tuple[dict, dict, str]]) -> None:
+    """Refuse absurd grids from their field lengths alone, before anything is expanded."""
+    sizes = []
+    for grid, origins, _ in expansions:
+        seeds = grid.get("seeds")
+        n_seeds = seeds if isinstance(seeds, int) and not isinstance(seeds, bool) else _count(seeds)
+        if n_seeds > MAX_SEEDS:
+            where = _origin(origins, prefix, "seeds")
+            raise UserError(f"{path}: {where}: {n_seeds:,} seeds, more than the limit of {MAX_SEEDS:,}")
+        sweep = grid.get("sweep")
+        points = math.prod(_count(v) for v in sweep.values()) if isinstance(sweep, dict) else 1
+        factors = [_count(grid.get(key)) for key in ("tasks", "algos", "norms")] + [points, max(n_seeds, 1)]
+        sizes.append((math.prod(factors), factors))
+    total = sum(size for size, _ in sizes)
+    if total > MAX_RUNS:
+        biggest = max(range(len(sizes)), key=lambda i: sizes[i][0])
+        size, factors = sizes[biggest]
+        names = ("tasks", "algos", "norms", "sweep points", "seeds")
+        product = " x ".join(f"{n:,} {name}" for n, name in zip(factors, names, strict=True))
+        raise UserError(
+            f"{path}: profile '{profile}' asks for {total:,} runs, more than the limit of {MAX_RUNS:,} "
+            f"({expansions[biggest][2]}: {product} = {size:,}); split it into smaller profiles"
+        )
 
 
 def _origin(origins: Mapping[str, str], prefix: str, dotted: str) -> str:
@@ -639,7 +693,12 @@ def _load_config(
         problems.add(where, f"config file not found: {name} (looked in {root})")
         return {}
     try:
-        loaded = yaml.safe_load(file.read_text()) or {}
+        text = _read_text(file)
+    except ValueError as err:  # not UTF-8
+        problems.add(where, f"config file {file}: {err}")
+        return {}
+    try:
+        loaded = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
         problems.add(where, f"config file {name} is not valid YAML: {err}")
         return {}
