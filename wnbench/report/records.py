@@ -96,6 +96,13 @@ def _check_record(record: Any, where: str) -> str | None:
     missing = [k for k in ("run_id", "suite", "claims", "status", "config", "metrics") if k not in record]
     if missing:
         return f"{where}: record lacks {', '.join(missing)}"
+    mistyped = [
+        k
+        for k, kind in (("config", dict), ("metrics", dict), ("claims", list))
+        if not isinstance(record[k], kind)
+    ]
+    if mistyped:
+        return f"{where}: record field(s) of the wrong type: {', '.join(mistyped)}"
     if record["status"] not in STATUSES:
         return f"{where}: unknown status {record['status']!r}"
     config_missing = [
