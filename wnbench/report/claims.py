@@ -1112,6 +1112,8 @@ def analyze(inputs: Inputs, reps: int | None = None, registry: Registry | None =
     for claim in registry.claims:
         result = ClaimResult(claim.id, claim.statement, claim.metric)
         hyps = ANALYSES[claim.analysis](claim, registry, inputs, reps, result)
+        if claim.note:
+            result.notes.insert(0, claim.note)
         result.hypotheses = hyps
         everything += hyps
         results.append(result)

@@ -57,9 +57,9 @@ class Claim(BaseModel):
     min_runs: int | None = Field(None, ge=1)
     min_cells: int | None = Field(None, ge=1)
     tolerance: float | None = Field(None, gt=0, lt=1)
-    cells: dict[str, tuple[str, ...]] | None = (
-        None  # keep only cells whose config field has one of these values
-    )
+    #: keep only cells whose config field has one of these values
+    cells: dict[str, tuple[str, ...]] | None = None
+    note: str = ""  # printed in the claim's section
 
     @property
     def headline(self) -> Hypothesis:
