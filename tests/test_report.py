@@ -366,3 +366,38 @@ def test_tuned_and_shared_verdicts_come_side_by_side():
     )  # tuned weight (100+) against batch at its own choice (the shared runs)
     assert c1.tuned_headline.runs == (6, 6)
     assert not {r["config"]["seed"] for r in tune} & {r["config"]["seed"] for r in shared + tuned}
+
+
+def test_adding_a_claim_is_adding_a_registry_entry(tmp_path):
+    from wnbench.report.registry import REGISTRY_FILE, load_registry
+
+    text = REGISTRY_FILE.read_text() + (
+        "  - id: C9\n    statement: LN beats BN in RL\n    analysis: comparison\n    suites: [rl]\n"
+        "    metric: final return\n    hypotheses:\n      - {name: layer > BN, x: [layer], y: BN, family: extra}\n"
+    )
+    (tmp_path / "registry.yaml").write_text(text)
+    registry = load_registry(tmp_path / "registry.yaml")
+    cells = {
+        t: {"layer": [10.0, 11, 12], "batch": [0.0, 1, 2], "weight": [5.0, 6, 7]} for t in ("A-v0", "B-v0")
+    }
+    results = analyze(Inputs(records=_records(cells)), reps=REPS, registry=registry)
+    c9 = _c(results, "C9")
+    assert c9.verdict == "supported" and c9.headline.y == ("batch", "batch[bn_mode=running]", "batch_renorm")
+    assert c9.headline.holm.family_size == 1  # its own family: C1's headline family is not enlarged
+
+
+def test_a_bad_registry_exits_2_listing_every_problem(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("claims:\n  - id: C1\n    statement: s\n    analysis: magic\n    suites: [rl]\n    metric: m\n"
+                   "    hypotheses: [{name: h, x: NOPE, y: [batch], family: f}]\n")  # fmt: skip
+    write_fixture(tmp_path / "rl")
+    proc = _cli(
+        "report", str(tmp_path / "rl"), "--out", str(tmp_path / "r"), "--registry", str(bad), cwd=tmp_path
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "unknown arm set 'NOPE'" in proc.stderr
+    bad.write_text(bad.read_text().replace("x: NOPE", "x: [weight]"))
+    proc = _cli(
+        "report", str(tmp_path / "rl"), "--out", str(tmp_path / "r"), "--registry", str(bad), cwd=tmp_path
+    )
+    assert proc.returncode == 2 and "claims.0.analysis" in proc.stderr

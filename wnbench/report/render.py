@@ -175,7 +175,8 @@ def markdown(
     for r in results:
         out += [f"## {r.claim} — {r.title}", "", f"**Verdict: {r.verdict}.** {r.headline_text}"]
         if r.basis != "—":
-            out[-1] += f" ({r.basis}; {r.direction_text})."
+            direction = f"; {r.direction_text}" if r.direction_text != "—" else ""
+            out[-1] += f" ({r.basis}{direction})."
         if r.tuned_verdict:
             out[-1] += f" **Tuned per norm: {r.tuned_verdict}.** {r.tuned_headline.statistic_text}."
         out += [
