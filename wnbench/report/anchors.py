@@ -84,7 +84,7 @@ def record_anchor(record: Mapping[str, Any], metric: str) -> Anchor | None:
         if metric == "elbo_test_nats":
             base = (record.get("metrics") or {}).get("nll_baseline_independent_nats")
             hyper = (c.get("resolved") or {}).get("hyperparams") or {}
-            binary = hyper.get("likelihood", "bernoulli") == "bernoulli"
+            binary = hyper.get("likelihood", "bernoulli") == "bernoulli" and hyper.get("binarize", True)
             if isinstance(base, int | float) and math.isfinite(base) and base > 0 and binary:
                 return Anchor(
                     -float(base), 0.0, f"fixed: independent-pixel model {-base:.4g} nats, perfect 0"
