@@ -24,6 +24,20 @@ def _check_positive(kind: str, option: str, value: float) -> None:
         raise NormError(f"norm '{kind}': option '{option}' must be > 0, got {value!r}")
 
 
+#: How the training code that drives a batch-statistics layer runs it (the layers do not act on it; SB3 policies
+#: in wnbench.rl read it): "sb3", minibatch statistics in train mode and running ones in eval, as torch does; or
+#: "running", running statistics always, refreshed by explicit no-grad passes. Part of the norm so each is an arm.
+BN_MODES = ("sb3", "running")
+
+
+def _check_bn_mode(kind: str, value: str) -> str:
+    if value not in BN_MODES:
+        raise NormError(
+            f"norm '{kind}': option 'bn_mode' must be one of {', '.join(BN_MODES)}, got {value!r}"
+        )
+    return value
+
+
 @register_norm
 class NoNorm(Norm):
     name = "none"
@@ -57,11 +71,14 @@ class BatchNorm(ActivationNorm):
     absorbs_bias = True
     supports_recurrent = True  # as recurrent BN (Cooijmans et al. 2017), statistics per time step
 
-    def __init__(self, *, momentum: float = 0.1, eps: float = 1e-5, t_max: int = 100) -> None:
+    def __init__(
+        self, *, momentum: float = 0.1, eps: float = 1e-5, t_max: int = 100, bn_mode: str = "sb3"
+    ) -> None:
         _check_positive(self.name, "eps", eps)
         if not (isinstance(t_max, int) and t_max >= 1):
             raise NormError(f"norm 'batch': option 't_max' must be an integer >= 1, got {t_max!r}")
         self.momentum, self.eps, self.t_max = momentum, eps, t_max
+        self.bn_mode = _check_bn_mode(self.name, bn_mode)
 
     def _norm1d(self, features):
         return nn.BatchNorm1d(features, eps=self.eps, momentum=self.momentum)
@@ -87,9 +104,12 @@ class BatchRenorm(ActivationNorm):
     uses_batch_statistics = True
     absorbs_bias = True
 
-    def __init__(self, *, momentum: float = 0.01, eps: float = 1e-3, warmup_steps: int = 100_000) -> None:
+    def __init__(
+        self, *, momentum: float = 0.01, eps: float = 1e-3, warmup_steps: int = 100_000, bn_mode: str = "sb3"
+    ) -> None:
         _check_positive(self.name, "eps", eps)
         self.momentum, self.eps, self.warmup_steps = momentum, eps, warmup_steps
+        self.bn_mode = _check_bn_mode(self.name, bn_mode)
 
     def _norm1d(self, features):
         from sb3_contrib.common.torch_layers import BatchRenorm1d  # lazy: sb3 is heavy to import
@@ -200,8 +220,9 @@ class MeanOnly(ActivationNorm):
     # The paper's recommended combination, with its data-dependent init (their code initializes g from data).
     aliases = {"weight_meanonly": {"name": "weight+meanonly", "ddi": True}}
 
-    def __init__(self, *, momentum: float = 0.1) -> None:
+    def __init__(self, *, momentum: float = 0.1, bn_mode: str = "sb3") -> None:
         self.momentum = momentum
+        self.bn_mode = _check_bn_mode(self.name, bn_mode)
 
     def _norm1d(self, features):
         return MeanOnlyBatchNorm(features, momentum=self.momentum)

@@ -102,7 +102,10 @@ def hyperparam_overrides(algo: str, task: str, params: Params) -> dict[str, Any]
 
 def policy_overrides(params: Params) -> dict[str, Any]:
     """Norm-policy keywords (where the norm goes, batch-statistics mode)."""
-    return {"norm_actor": params.norm_actor, "norm_critic": params.norm_critic, "bn_mode": params.bn_mode}
+    extra = (
+        {"bn_mode": params.bn_mode} if params.bn_mode != "sb3" else {}
+    )  # else the norm's own bn_mode holds
+    return {"norm_actor": params.norm_actor, "norm_critic": params.norm_critic, **extra}
 
 
 #: validate_rl message head -> the spec field it is about.

@@ -16,7 +16,9 @@ Policy keywords shared by every class here:
   DQN's Q-network counts as a critic. A features extractor that takes a ``norm`` keyword (e.g.
   :class:`MinAtarCNN`) receives the policy's norm when a network it feeds is normalized (either switch;
   the critic switch for DQN), unless given its own.
-* ``bn_mode``: how batch-statistics layers (BatchNorm, batch renorm, the mean-only BN of WN+BN) are run.
+* ``bn_mode``: how batch-statistics layers (BatchNorm, batch renorm, the mean-only BN of WN+BN) are run; also
+  an option of those norms (``{"name": "batch", "bn_mode": "running"}``, label ``batch[bn_mode=running]``), so
+  a suite can make it an arm of its own.
 
 How batch statistics meet SB3 (why ``bn_mode`` exists)
 ------------------------------------------------------
@@ -52,7 +54,9 @@ training loop and lets any norm take batch renorm's place; its default is sb3-co
 * ``"running"``: batch-statistics layers *always* normalize with running statistics (also during updates,
   so acting and learning use the same function and PPO's first ratio is exactly 1). The running statistics
   are refreshed once per rollout by :class:`NormCallback` with a no-grad train-mode pass over fresh data
-  (the rollout buffer, or one replay batch for off-policy). BN then acts as a slowly adapting, data-driven
+  (the rollout buffer, or one replay batch for off-policy). On-policy, the refreshed statistics are installed
+  when the *next* rollout starts, so the update on a rollout uses the statistics that collected it (measured:
+  installing them at once left PPO's first ratio 2e-4 to 7e-4 off 1). BN then acts as a slowly adapting, data-driven
   affine input scaling without minibatch noise — the control that separates "BN's noise" from "BN's
   normalization".
 * A ``"train"`` mode (rollouts with batch statistics) is deliberately not offered: for ``n_envs=1`` it is
@@ -174,10 +178,17 @@ class _NormPolicyMixin:
 
     default_norm: ClassVar[NormSpec] = "none"
 
-    def _setup_norm(self, norm: NormSpec | None, norm_actor: bool, norm_critic: bool, bn_mode: str) -> None:
+    def _setup_norm(
+        self, norm: NormSpec | None, norm_actor: bool, norm_critic: bool, bn_mode: str | None
+    ) -> None:
+        self.norm = resolve_norm(self.default_norm if norm is None else norm)
+        # bn_mode may come with the norm ({name: batch, bn_mode: running}: its own arm) or as a policy keyword.
+        from_norm = self.norm.options().get("bn_mode", "sb3")
+        if bn_mode is not None and from_norm != "sb3" and bn_mode != from_norm:
+            raise ValueError(f"bn_mode={bn_mode!r} contradicts the norm's own bn_mode={from_norm!r}")
+        bn_mode = bn_mode if bn_mode is not None else from_norm
         if bn_mode not in BN_MODES:
             raise ValueError(f"bn_mode must be one of {', '.join(BN_MODES)}; got {bn_mode!r}")
-        self.norm = resolve_norm(self.default_norm if norm is None else norm)
         self.norm_actor, self.norm_critic, self.bn_mode = bool(norm_actor), bool(norm_critic), bn_mode
         plain = make_norm("none")
         self.actor_norm = self.norm if self.norm_actor else plain
@@ -218,12 +229,12 @@ class _NormPolicyMixin:
                 module.train(False)
 
 
-def _norm_kwargs(kwargs: dict[str, Any]) -> tuple[Any, bool, bool, str]:
+def _norm_kwargs(kwargs: dict[str, Any]) -> tuple[Any, bool, bool, str | None]:
     return (
         kwargs.pop("norm", None),
         kwargs.pop("norm_actor", True),
         kwargs.pop("norm_critic", True),
-        kwargs.pop("bn_mode", "sb3"),
+        kwargs.pop("bn_mode", None),
     )
 
 
@@ -689,8 +700,27 @@ class NormCallback(BaseCallback):
             model.batch_norm_stats_target = norm_state_buffers(model.q_net_target)
 
     def _on_rollout_end(self) -> None:
-        if getattr(self.model.policy, "bn_mode", "sb3") == "running":
+        if getattr(self.model.policy, "bn_mode", "sb3") != "running":
+            return
+        if not isinstance(self.model, OnPolicyAlgorithm):
             refresh_batch_stats(self.model)
+            return
+        state = [b for m in batch_stat_modules(self.model.policy) for b in m.buffers(recurse=False)]
+        acting = [b.clone() for b in state]
+        if refresh_batch_stats(self.model):
+            self._next_stats = [b.clone() for b in state]
+            with th.no_grad():
+                for b, saved in zip(state, acting, strict=True):
+                    b.copy_(saved)
+
+    def _on_rollout_start(self) -> None:
+        pending = getattr(self, "_next_stats", None)
+        if pending is not None:
+            state = [b for m in batch_stat_modules(self.model.policy) for b in m.buffers(recurse=False)]
+            with th.no_grad():
+                for b, new in zip(state, pending, strict=True):
+                    b.copy_(new)
+            self._next_stats = None
 
     def _on_step(self) -> bool:
         return True

@@ -135,7 +135,7 @@ def validate_rl(
         resolved = resolve_norm(norm)
     except (NormError, ValueError) as exc:
         problems.append(f"norm: {exc}")
-    bn_mode = policy_kwargs.get("bn_mode", "sb3")
+    bn_mode = policy_kwargs.get("bn_mode") or "sb3"
     if bn_mode not in BN_MODES:
         problems.append(f"bn_mode '{bn_mode}': must be one of {', '.join(BN_MODES)}")
 

@@ -34,6 +34,7 @@ from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckA
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
 from wnbench.errors import UserError
+from wnbench.rl.diagnostics import DiagnosticsCallback
 from wnbench.rl.hyperparams import RLHyperparams, algorithm_class, load_hyperparams
 from wnbench.rl.policies import NormCallback, policy_class_for, resolve_norm
 from wnbench.rl.tasks import register_envs, validate_rl
@@ -243,6 +244,7 @@ def train_rl(
     final_evals: int = 3,
     ddi_steps: int = 256,
     deadline: float | None = None,
+    diagnostics: bool = True,
 ) -> dict[str, Any]:
     """Train ``algo`` with ``norm`` on ``env_id`` and return the run record.
 
@@ -251,6 +253,7 @@ def train_rl(
     ``policy_kwargs`` adds norm-policy keywords (``norm_actor``, ``norm_critic``, ``bn_mode``...).
     ``final_return`` is the mean of the last ``final_evals`` evaluations. ``deadline`` (a ``time.time()``
     value) ends training early, with a final evaluation, when the clock nears it (``stopped_early``).
+    ``diagnostics`` adds the mechanism probes of :mod:`wnbench.rl.diagnostics` (``diag_*`` arrays).
     Raises :class:`UserError` for an invalid spec (before anything trains) and :class:`RunDiverged` when
     training blows up.
     """
@@ -292,6 +295,9 @@ def train_rl(
     norm_callback = NormCallback(ddi_steps=ddi_steps)
     evaluator = EvalCurveCallback(eval_env, eval_every, eval_episodes, writer, log_fn)
     callbacks: list[BaseCallback] = [norm_callback, evaluator]
+    diag = DiagnosticsCallback(evaluator, env_id, seed, log_fn=log_fn) if diagnostics else None
+    if diag is not None:  # after the evaluator: it probes at each evaluation point (see rl/diagnostics.py)
+        callbacks.append(diag)
     stopper = StopBeforeDeadline(deadline, evaluator) if deadline is not None else None
     if stopper is not None:
         callbacks.append(stopper)
@@ -346,6 +352,7 @@ def train_rl(
             for k, v in extra_policy_kwargs.items()
         },
         "hyperparams": hp.describe(),
+        **(diag.record() if diag is not None else {}),
     }
     if log_fn is not None:
         log_fn(
