@@ -32,20 +32,29 @@ class TrackedSpectralNorm(_SpectralNorm):
         super().__init__(weight, n_power_iterations, dim, eps)
         # The weight u/v were last fitted to; a plain attribute (not a buffer): not state to copy or save.
         self._fitted: torch.Tensor | None = None
+        self._normalized: torch.Tensor | None = None  # eval-mode, no-grad result for ``_fitted``
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         if weight.ndim > 1 and not self.training:
             fitted = self._fitted
-            if (
-                fitted is None
-                or fitted.shape != weight.shape
-                or fitted.device != weight.device
-                or not torch.equal(fitted, weight)
-            ):
+            unchanged = (
+                fitted is not None
+                and fitted.shape == weight.shape
+                and fitted.device == weight.device
+                and torch.equal(fitted, weight)
+            )
+            if not unchanged:
                 self._refit(self._reshape_weight_to_matrix(weight.detach()))
                 self._fitted = weight.detach().clone()
-        elif self.training:
-            self._fitted = None  # train mode iterates on every call; the next eval call refits
+                self._normalized = None
+            elif self._normalized is not None and not torch.is_grad_enabled():
+                return self._normalized  # eval, no grad, same weight and u/v: the same normalized weight
+            out = super().forward(weight)
+            if not torch.is_grad_enabled():
+                self._normalized = out
+            return out
+        if self.training:
+            self._fitted = self._normalized = None  # train mode iterates on every call; the next eval refits
         return super().forward(weight)
 
     @torch.no_grad()
@@ -63,7 +72,7 @@ class TrackedSpectralNorm(_SpectralNorm):
             previous = sigma
 
     def _load_from_state_dict(self, *args, **kwargs):  # new u/v (hard copy, checkpoint): refit in eval
-        self._fitted = None
+        self._fitted = self._normalized = None
         return super()._load_from_state_dict(*args, **kwargs)
 
 
