@@ -143,3 +143,18 @@ def test_every_shipped_config_entry_loads_and_fits_its_env(config, tmp_path, mon
         hp = load_hyperparams(config.stem, env_id)
         assert hp.n_timesteps and hp.n_timesteps > 0
         assert validate_rl(config.stem, env_id, "none", hp.policy_kwargs, build=False) == [], env_id
+
+
+def test_env_that_needs_a_missing_extra_names_the_pip_install(monkeypatch):
+    from gymnasium.error import DependencyNotInstalled
+
+    import wnbench.rl.tasks as tasks
+
+    def no_box2d(env_id):
+        raise DependencyNotInstalled("Box2D is not installed")
+
+    monkeypatch.setattr(tasks, "env_spaces", no_box2d)
+    problems = tasks.validate_rl("dqn", "LunarLander-v3", "none")
+    assert problems == [
+        "env 'LunarLander-v3': needs the box2d extra, which is not installed: pip install \"gymnasium[box2d]\""
+    ]

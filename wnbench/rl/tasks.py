@@ -155,6 +155,11 @@ def validate_rl(
     try:
         observation_space, action_space = env_spaces(env_id)
     except Exception as exc:  # an id can be registered but unmakeable (missing optional dependency)
+        extra = missing_extra(env_id, exc)
+        if extra is not None:
+            return problems + [
+                f"env '{env_id}': needs the {extra} extra, which is not installed: pip install \"gymnasium[{extra}]\""
+            ]
         return problems + [f"env '{env_id}': cannot be created: {type(exc).__name__}: {exc}"]
     if not isinstance(action_space, ALGORITHMS[algo_key]):
         accepted = ", ".join(s.__name__ for s in ALGORITHMS[algo_key])
@@ -165,6 +170,23 @@ def validate_rl(
     if build and not problems:
         problems += _build_problems(algo_key, observation_space, action_space, resolved, policy_kwargs)
     return problems
+
+
+#: gymnasium entry-point packages -> the pip extra that installs what they need.
+_EXTRAS = {"box2d": "box2d", "mujoco": "mujoco"}
+
+
+def missing_extra(env_id: str, exc: BaseException) -> str | None:
+    """The gymnasium extra an env needs when ``exc`` says its dependency is missing (else None)."""
+    from gymnasium.error import DependencyNotInstalled
+
+    if not isinstance(exc, DependencyNotInstalled | ImportError):
+        return None
+    entry = str(getattr(gym.spec(env_id), "entry_point", ""))
+    for package, extra in _EXTRAS.items():
+        if f"envs.{package}" in entry:
+            return extra
+    return None
 
 
 def _build_problems(
