@@ -185,25 +185,6 @@ def test_wandb_offline_run_is_written_and_readable(tmp_path):
     assert "norm:weight_ddi" in summary["tags"]
 
 
-def test_run_completes_and_records_when_wandb_init_fails(tmp_path, monkeypatch):
-    for var in ("WANDB_API_KEY", "WANDB_MODE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc: no API key
-    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
-    suite = load_suite(make_suite(tmp_path, """
-  default: {kind: toy, tasks: [regression], algos: [mlp], norms: [none], seeds: 1, budget: {steps: 20}}
-"""))  # fmt: skip
-    tracking = TrackingOptions(mode="online", dir=str(tmp_path / "out"), init_timeout_s=3)
-    started = time.time()
-    (record,) = run_suite(
-        suite, tmp_path / "out", workers=1, tracking=tracking, rich=False, summary=False
-    ).records
-    assert record["status"] == "finished" and math.isfinite(record["metrics"]["test_mse"])
-    assert record["tracking"]["error"].startswith("W&B init failed")
-    assert record["timings"]["tracking_init_s"] < 10
-    assert time.time() - started < 60
-
-
 RAY_SUITE = """
   default:
     kind: toy

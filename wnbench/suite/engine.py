@@ -4,14 +4,15 @@ The driver is the only writer of records (``OUT/runs/<id>/record.json``, atomic)
 SIGKILL of the whole suite loses only the runs in flight. ``OUT/suite.json`` lists the runs of the last invocation.
 SIGTERM, SIGHUP and SIGINT stop the suite (:mod:`wnbench.suite.signals`): in-flight runs are killed with their
 process trees and get no record, and :class:`~wnbench.suite.signals.Interrupted` propagates to the caller.
+A full disk or an unwritable OUT -- met by the driver or by a run -- stops the suite the same way and raises
+:class:`~wnbench.suite.store.StorageError` (one line: the path, what filled up, how to resume).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
-import tempfile
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -25,7 +26,15 @@ from .kinds import get_kind
 from .progress import error_line, make_progress, print_summary
 from .signals import deferred, interrupts_stop_the_suite
 from .spec import Suite
-from .store import is_done, iter_records, read_record, write_record
+from .store import (
+    StorageError,
+    atomic_write_json,
+    is_done,
+    iter_records,
+    read_record,
+    storage_problem,
+    write_record,
+)
 from .tuning import add_tuned_runs
 
 __all__ = ["SuiteResult", "plan", "run_suite", "status_of"]
@@ -62,11 +71,7 @@ def _write_manifest(suite: Suite, out_dir: Path) -> None:
         "claims": list(suite.claims),
         "run_ids": [r.run_id for r in suite.runs],
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".suite-", dir=out_dir)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(manifest, fh, indent=1)
-    os.replace(tmp, out_dir / "suite.json")
+    atomic_write_json(out_dir / "suite.json", manifest, indent=1)
 
 
 def _lock_out_dir(out_dir: Path) -> IO[str]:
@@ -99,20 +104,58 @@ def run_suite(
 ) -> SuiteResult:
     """Execute the suite's runs that have no finished/diverged record; return what happened.
 
-    Raises :class:`~wnbench.suite.signals.Interrupted` on SIGTERM/SIGHUP/SIGINT after stopping in-flight runs.
+    Raises :class:`~wnbench.suite.signals.Interrupted` on SIGTERM/SIGHUP/SIGINT after stopping in-flight runs,
+    :class:`~wnbench.suite.store.StorageError` when OUT is full or cannot be written.
     """
-    from wnbench.tracking import PRELOAD_MODULES, TrackingOptions, prepare
+    from wnbench.tracking import TrackingOptions, arm_breaker
 
     if executor not in EXECUTORS:
         raise UserError(f"unknown executor '{executor}'; known: {', '.join(EXECUTORS)}")
     out_dir = Path(out_dir)
-    tracking = tracking or TrackingOptions(mode="disabled")
+    tracking = arm_breaker(tracking or TrackingOptions(mode="disabled"))  # one W&B circuit breaker per call
+    result = SuiteResult()
+    try:
+        result = _run_locked(suite, out_dir, executor, workers, tracking, rich, summary, result)
+    except OSError as err:
+        problem = storage_problem(err, out_dir)
+        if problem is None:
+            raise
+        raise StorageError(_stopped(problem, suite, result)) from None
+    if add_tuned_runs(suite, out_dir):  # a tuning stage finished just now: run its chosen settings
+        more = run_suite(suite, out_dir, executor=executor, workers=workers, tracking=tracking, rich=rich,
+                         summary=summary)  # fmt: skip
+        result.records += more.records
+        result.wall_s += more.wall_s
+    return result
+
+
+def _stopped(problem: str, suite: Suite, result: SuiteResult) -> str:
+    """The one line for a suite stopped by its storage: what happened, what is stored, how to resume."""
+    stored = result.skipped + sum(1 for r in result.records if is_done(r))
+    return f"{problem}, then rerun the same command to resume ({stored} of {len(suite.runs)} runs are stored)"
+
+
+def _run_locked(
+    suite: Suite,
+    out_dir: Path,
+    executor: str,
+    workers: int | None,
+    tracking: Any,
+    rich: bool | None,
+    summary: bool,
+    result: SuiteResult,
+) -> SuiteResult:
+    """Body of :func:`run_suite`, holding ``OUT/.lock``; fills in ``result`` as runs complete."""
+    from wnbench.tracking import PRELOAD_MODULES, breaker_notice, prepare
+
     lock = _lock_out_dir(out_dir)
     try:
         with interrupts_stop_the_suite():
-            add_tuned_runs(suite, out_dir)  # tuning stages an earlier invocation finished (wnbench.suite.tuning)
+            add_tuned_runs(
+                suite, out_dir
+            )  # tuning stages an earlier invocation finished (wnbench.suite.tuning)
             todo = [run for run, record in plan(suite, out_dir) if not is_done(record)]
-            result = SuiteResult(skipped=len(suite.runs) - len(todo))
+            result.skipped = len(suite.runs) - len(todo)
             _write_manifest(suite, out_dir)
             preload = [m for kind in suite.kinds for m in get_kind(kind).module_names()]
             if tracking.mode != "disabled":
@@ -126,22 +169,23 @@ def run_suite(
                 todo, out_dir, tracking, workers=workers, preload=preload, on_start=progress.started
             )
             # closing(): on a stop signal the executor kills its in-flight runs now, not at garbage collection.
+            breaker_shown = False
             with progress, contextlib.closing(runner):
                 for run, record in runner:
+                    if record.get("storage_error"):  # the run met a full disk: no record, rerun on resume
+                        raise StorageError(_stopped(record["storage_error"], suite, result))
                     with deferred():  # a record is written whole and counted, or not at all
                         write_record(out_dir, record)
                         result.records.append(record)
                     progress.finished(run, record)
+                    if not breaker_shown and (notice := breaker_notice(tracking)):
+                        print(notice, file=sys.stderr, flush=True)
+                        breaker_shown = True
             result.wall_s = time.time() - started
             if summary:
                 _print_summary(suite, result)
     finally:
         lock.close()
-    if add_tuned_runs(suite, out_dir):  # a tuning stage finished just now: run its chosen settings
-        more = run_suite(suite, out_dir, executor=executor, workers=workers, tracking=tracking, rich=rich,
-                         summary=summary)  # fmt: skip
-        result.records += more.records
-        result.wall_s += more.wall_s
     return result
 
 
@@ -164,11 +208,19 @@ def status_of(out_dir: str | Path) -> dict[str, Any]:
     counts = Counter(r.get("status") for r in records)
     manifest_path = out_dir / "suite.json"
     if manifest_path.is_file():
-        manifest = json.loads(manifest_path.read_text())
-        have = {r["run_id"] for r in records}
-        counts["pending"] = sum(1 for run_id in manifest["run_ids"] if run_id not in have)
+        try:
+            run_ids = json.loads(manifest_path.read_bytes().decode("utf-8"))["run_ids"]
+        except (OSError, ValueError, TypeError, KeyError):  # a damaged manifest: no pending count
+            run_ids = []
+        have = {r.get("run_id") for r in records}
+        counts["pending"] = sum(1 for run_id in run_ids if run_id not in have)
     failures = [
-        {"run_id": r["run_id"], "label": r.get("label", ""), "status": r["status"], "error": error_line(r)}
+        {
+            "run_id": r.get("run_id", "?"),
+            "label": r.get("label", ""),
+            "status": r["status"],
+            "error": error_line(r),
+        }
         for r in records
         if r.get("status") in ("failed", "timeout")
     ]

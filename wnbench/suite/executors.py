@@ -7,7 +7,9 @@ the same :class:`RunProcess` on its node, so records are identical to the local 
 
 Ray notes: a run counts as "in flight" from its submission; on a multi-node cluster a run's artifacts
 (``ctx.run_dir``) land on the node that ran it unless OUT is a shared file system, while its record always
-comes back to the driver.
+comes back to the driver. A run whose Ray worker or node dies gets a ``failed`` record saying it was lost with
+it (tasks are not retried in the same invocation, so a run is never half-done twice); the next ``wnbench run``
+reruns it, like any failed run.
 """
 
 from __future__ import annotations
@@ -114,6 +116,16 @@ def run_ray(
                 configure_logging=False,
             )
         started_here = True
+    from ray import exceptions as ray_errors
+
+    # A task that died with its process or node, as opposed to one whose run raised (RayTaskError).
+    LOST = (  # noqa: N806 - a constant, imported lazily with Ray
+        ray_errors.NodeDiedError,
+        ray_errors.WorkerCrashedError,
+        ray_errors.LocalRayletDiedError,
+        ray_errors.ObjectLostError,
+        ray_errors.TaskUnschedulableError,
+    )
     task = ray.remote(max_retries=0)(_ray_task)
     futures = {}
     collected: set[Any] = set()
@@ -135,7 +147,14 @@ def run_ray(
                 except Exception as err:  # noqa: BLE001 - a lost worker/node fails that run only
                     handle = RunProcess(run, out_dir, tracking, mp_context())
                     handle.started = time.time()
-                    record = handle._failure("failed", f"Ray task failed: {type(err).__name__}: {err}")
+                    lost = isinstance(err, LOST)
+                    why = (
+                        "lost with its Ray worker or node; rerun by the next `wnbench run`"
+                        if lost
+                        else "failed"
+                    )
+                    detail = next(iter(str(err).strip().splitlines()), "") if lost else str(err)
+                    record = handle._failure("failed", f"Ray task {why}: {type(err).__name__}: {detail}")
                 yield run, record
     finally:
         for ref in futures:  # interrupted: stop the tasks still running (their run processes die with them)

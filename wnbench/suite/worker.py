@@ -1,6 +1,7 @@
 """One run in its own process: seed, track, call the kind's ``run``, turn the outcome into a record.
 
-:func:`execute_run` runs inside the child and never raises (an exception becomes a ``failed`` record).
+:func:`execute_run` runs inside the child and never raises (an exception becomes a ``failed`` record; one that
+says OUT is full or unwritable also gets ``storage_error``, on which the driver stops the suite without writing it).
 :class:`RunProcess` is the parent's handle on that child: it enforces the time limit (kill -> ``timeout``) and
 turns a dead child without a record (segfault, OOM kill) into a ``failed`` record. Both executors use it, so the
 local pool and Ray produce the same records.
@@ -32,7 +33,7 @@ from typing import Any
 
 from .kinds import Diverged, RunContext, finite_or_none, get_kind, json_safe
 from .spec import ResolvedRun
-from .store import RECORD_SCHEMA, versions
+from .store import RECORD_SCHEMA, storage_problem, versions
 
 __all__ = ["RunProcess", "execute_run", "mp_context"]
 
@@ -150,10 +151,12 @@ def execute_run(
         record["error"] = str(err)
         record["metrics"] = {"diverged_at_step": float(err.step)}
         tracker.summary({"diverged_at_step": err.step})
-    except BaseException:  # noqa: BLE001 - any exception is this run's failure, never the suite's
+    except BaseException as err:  # noqa: BLE001 - any exception is this run's failure, never the suite's...
         record["status"] = "failed"
         record["error"] = traceback.format_exc()
         exit_code = 1
+        if problem := storage_problem(err, out_dir):  # ...except a full disk: the driver stops the suite
+            record["storage_error"] = problem
     run_ended = time.time()
     run_cpu_s = time.process_time() - run_cpu_started if run_started else None
     tracker.finish(exit_code=exit_code)
@@ -169,7 +172,7 @@ def execute_run(
         record["details"] = json_safe(ctx.details)
     except Exception as err:  # noqa: BLE001 - odd details must not cost the run its record
         record["details"] = {"error": f"details not recordable: {type(err).__name__}: {err}"}
-    record["tracking"] = {**(tracker.info or {"mode": tracking.mode}), "error": tracker.error}
+    record["tracking"] = {**tracker.info, "error": tracker.error}
     record["finished_at"] = _now_iso()
     record["wall_time_s"] = round(time.time() - started, 3)
     return record
@@ -257,8 +260,17 @@ def _child_main(
     with contextlib.suppress(RuntimeError):
         torch.set_num_interop_threads(1)
     run_dir = Path(out_dir) / "runs" / run.run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
-    log_fd = os.open(run_dir / "output.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        log_fd = os.open(run_dir / "output.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    except OSError as err:  # OUT is full or unwritable (or stranger): a record that says so, no traceback
+        record = base_record(run)
+        record.update(status="failed", error=f"cannot start the run: {err}", started_at=_now_iso())
+        if problem := storage_problem(err, out_dir):
+            record["storage_error"] = problem
+        conn.send(("record", record))
+        conn.close()
+        return
     sys.stdout.flush()
     sys.stderr.flush()
     os.dup2(log_fd, 1)

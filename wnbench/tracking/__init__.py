@@ -11,16 +11,27 @@ W&B host answers within ~2 s; else offline, with runs under ``OUT/wandb/`` for a
 once, and the run goes on untracked; init is bounded by ``init_timeout_s`` (5 s), the end-of-run upload by
 ``finish_timeout_s`` (30 s, online only). Offline runs read back with
 ``wandb leet inspect --summary --json OUT/wandb/offline-run-*``.
+
+Circuit breaker (online mode): the first online init that fails or times out trips a breaker shared by every run
+process of the suite invocation -- a small file, ``OUT/wandb/wnbench-offline.json``, stamped with the
+invocation's token (:func:`arm_breaker`, in the driver). That run and every later one log offline instead of
+each waiting out its own timeout, so an outage costs the suite one timeout per concurrent run; the driver prints
+one line with the ``wandb sync`` command (:func:`breaker_notice`). On a Ray cluster whose nodes do not share OUT,
+each node has its own breaker (one timeout per node). The next ``wnbench run`` tries online again.
 """
 
 from __future__ import annotations
 
+import json
 import netrc
 import os
 import socket
 import sys
+import tempfile
+import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -29,10 +40,15 @@ __all__ = [
     "MetricLogger",
     "Tracker",
     "TrackingOptions",
+    "arm_breaker",
+    "breaker_notice",
     "prepare",
     "resolve_options",
     "start_run",
 ]
+
+#: Where the circuit breaker lives, under ``TrackingOptions.dir`` (beside W&B's own run folders).
+BREAKER_FILE = Path("wandb") / "wnbench-offline.json"
 
 #: Modules a run process needs for tracking, worth importing once in the forkserver (wnbench.suite.worker):
 #: wandb itself and what it imports lazily on wandb.init (wandb.sdk.launch, ~0.7 s) and on the first log
@@ -71,9 +87,63 @@ class TrackingOptions:
         30.0  # online: how long finish() may wait for uploads (then the W&B run is "crashed")
     )
     reason: str = ""  # why this mode was chosen (shown by the CLI)
+    breaker: str | None = None  # online: the circuit-breaker file of this suite invocation (arm_breaker)
+    breaker_token: str = ""  # ...and the invocation's token, so a stale file from an earlier one is ignored
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def arm_breaker(options: TrackingOptions) -> TrackingOptions:
+    """In the suite driver, once per invocation: ``options`` with a fresh circuit breaker (online mode only).
+
+    Clears a breaker an earlier invocation tripped: the outage may be over.
+    """
+    if options.mode != "online" or not options.dir:
+        return options
+    path = Path(options.dir) / BREAKER_FILE
+    path.unlink(missing_ok=True)
+    return replace(options, breaker=str(path), breaker_token=uuid.uuid4().hex)
+
+
+def _tripped(options: TrackingOptions) -> dict[str, Any] | None:
+    """What tripped this invocation's breaker (``reason``, ``run``), or ``None`` while it is closed."""
+    if not options.breaker:
+        return None
+    try:
+        state = json.loads(Path(options.breaker).read_text())
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) and state.get("token") == options.breaker_token else None
+
+
+def _trip(options: TrackingOptions, reason: str, run_name: str) -> None:
+    """Open the breaker for the rest of the invocation (atomically: readers see all of it or nothing)."""
+    if not options.breaker:
+        return
+    path = Path(options.breaker)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".wnbench-offline-", dir=path.parent)
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"token": options.breaker_token, "reason": reason, "run": run_name}, fh)
+        os.replace(tmp, path)
+    except (
+        OSError
+    ):  # cannot write it (a full disk): this run still goes offline, later ones find out themselves
+        pass
+
+
+def breaker_notice(options: TrackingOptions) -> str | None:
+    """In the driver: the one line to print once the breaker has tripped, else ``None``."""
+    state = _tripped(options)
+    if state is None:
+        return None
+    sync_dir = Path(options.dir or ".") / "wandb"
+    return (
+        f"wnbench: W&B online init failed ({state.get('reason')}); the rest of this suite logs offline. "
+        f"Upload later with: wandb sync {sync_dir}/offline-run-*"
+    )
 
 
 def _has_api_key() -> bool:
@@ -161,9 +231,10 @@ class Tracker(MetricLogger):
     def active(self) -> bool:
         return self.run is not None
 
-    def _fail(self, what: str, err: BaseException) -> None:
+    def _fail(self, what: str, err: BaseException, *, announce: bool = True) -> None:
         self.error = f"W&B {what} failed: {type(err).__name__}: {err}".strip()
-        print(f"wnbench: warning: {self.error}; the run goes on untracked", file=sys.stderr)
+        if announce:
+            print(f"wnbench: warning: {self.error}; the run goes on untracked", file=sys.stderr)
         self.run = None
 
     def log(self, metrics: Mapping[str, float], step: int) -> None:
@@ -213,8 +284,36 @@ def start_run(
     tags: Sequence[str] = (),
     config: Mapping[str, Any] | None = None,
 ) -> Tracker:
-    """Start a W&B run per ``options``; on any error return a disabled tracker holding the error."""
-    tracker = Tracker(options)
+    """Start a W&B run per ``options``; on any error return a disabled tracker holding the error.
+
+    Online: offline instead once the invocation's breaker has tripped; a failed online init trips it and this
+    run, too, starts offline (``tracker.info["offline_because"]`` says why).
+    """
+    run_args = dict(name=name, group=group, job_type=job_type, tags=tags, config=config)
+    if options.mode == "online" and (state := _tripped(options)):
+        tracker = _init(replace(options, mode="offline"), **run_args)
+        tracker.info["offline_because"] = f"an earlier run's online init failed: {state.get('reason')}"
+        return tracker
+    tracker = _init(options, **run_args)
+    if options.mode == "online" and tracker.error is not None:
+        reason = tracker.error.removeprefix("W&B init failed: ").splitlines()[0]
+        _trip(options, reason, name)
+        print(f"wnbench: warning: W&B online init failed ({reason}); logging offline", file=sys.stderr)
+        tracker = _init(replace(options, mode="offline"), **run_args)
+        tracker.info["offline_because"] = f"online init failed: {reason}"
+    return tracker
+
+
+def _init(
+    options: TrackingOptions,
+    *,
+    name: str,
+    group: str | None,
+    job_type: str | None,
+    tags: Sequence[str],
+    config: Mapping[str, Any] | None,
+) -> Tracker:
+    tracker = Tracker(options, info={"mode": options.mode})
     if options.mode == "disabled":
         return tracker
     try:
@@ -245,13 +344,9 @@ def start_run(
             settings=settings,
             reinit="create_new",
         )
-        tracker.info = {
-            "mode": options.mode,
-            "id": tracker.run.id,
-            "dir": str(tracker.run.dir).removesuffix("/files"),
-        }
+        tracker.info.update(id=tracker.run.id, dir=str(tracker.run.dir).removesuffix("/files"))
     except BaseException as err:  # noqa: BLE001 - includes wandb's timeout/usage errors and KeyboardInterrupt-free aborts
         if isinstance(err, KeyboardInterrupt):
             raise
-        tracker._fail("init", err)
+        tracker._fail("init", err, announce=options.mode != "online")  # online: start_run says what follows
     return tracker
