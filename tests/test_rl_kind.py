@@ -55,9 +55,9 @@ def test_smoke_profile_runs_end_to_end_through_the_cli(tmp_path, monkeypatch, ca
     args += ["--workers", "2", "--set", "norms=[none, weight_ddi]"]
     assert run_cli(monkeypatch, args) == 0, capsys.readouterr()
     records = [json.loads(p.read_text()) for p in out.glob("runs/*/record.json")]
-    assert {(r["config"]["algo"], r["config"]["norm"]) for r in records} == {
-        ("ppo", "none"), ("ppo", "weight_ddi"), ("sac", "none"), ("sac", "weight_ddi"),
-    }  # fmt: skip
+    cells = {(r["config"]["algo"], r["config"]["norm"]) for r in records}
+    assert {norm for algo, norm in cells if algo == "ppo"} == {"none", "weight_ddi"}
+    assert {algo for algo, _ in cells} == {"ppo", "dqn", "sac", "crossq"}  # every family of the smoke profile
     for record in records:
         assert record["status"] == "finished", record["error"]
         metrics = record["metrics"]
@@ -71,6 +71,9 @@ def test_smoke_profile_runs_end_to_end_through_the_cli(tmp_path, monkeypatch, ca
         assert len(curve["step"]) >= 3
         assert any(name.startswith("train/") for name in record["curves"])  # SB3's logger reached the curves
         assert (out / "runs" / record["run_id"] / "rl_record.json").is_file()
+        assert "diag/weight_norm" in record["curves"]  # mechanism diagnostics reach the record's curves
+        if record["config"]["algo"] == "ppo":
+            assert "diag/ratio_dev" in record["curves"]
     ddi = [r for r in records if r["config"]["norm"] == "weight_ddi"]
     assert all(r["metrics"]["ddi_layers"] > 0 for r in ddi)
 

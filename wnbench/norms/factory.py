@@ -453,7 +453,8 @@ class ComposedNorm(Norm):
 
     def __init__(self, weight: Norm, activation: ActivationNorm, placement: str = "post") -> None:
         self.weight_part, self.activation_part, self.placement = weight, activation, placement
-        self.name = f"{weight.name}+{activation.name}"  # type: ignore[misc]
+        # ``batch`` placed ``pre`` is still ``batch`` (its label says the placement), not ``none+batch``
+        self.name = activation.name if weight.name == "none" else f"{weight.name}+{activation.name}"  # type: ignore[misc]
         self.summary = f"{weight.name} weights with {activation.name} activations ({placement})"  # type: ignore[misc]
         self.uses_batch_statistics = activation.uses_batch_statistics  # type: ignore[misc]
         self.supports_recurrent = (  # type: ignore[misc]
