@@ -54,7 +54,9 @@ def test_smoke_profile_runs_end_to_end_with_metrics_curves_and_figures(tmp_path,
     )  # fmt: skip
     assert code == 0, stdout + stderr
     records = [json.loads(p.read_text()) for p in sorted(out.glob("runs/*/record.json"))]
-    assert len(records) == 6  # (vae digits, gan ring8, gan digits) x (none, weight_ddi)
+    # (vae digits, gan ring8, gan digits, and the placement arms: ring8 GAN D-only, DCGAN's, VAE decoder-only)
+    # x (none, weight_ddi)
+    assert len(records) == 12
     for record in records:
         config = record["config"]
         assert record["status"] == "finished", record["error"]
@@ -68,27 +70,53 @@ def test_smoke_profile_runs_end_to_end_with_metrics_curves_and_figures(tmp_path,
         assert (run_dir / "samples.png").stat().st_size > 1000
         details = json.loads((run_dir / "gen.json").read_text())
         roles = {"vae": {"encoder", "decoder"}, "gan": {"generator", "discriminator"}}[config["algo"]]
-        assert set(details["norms"]) == roles and len(set(details["norms"].values())) == 1
+        assert set(details["norms"]) == roles
+        on, other = config["params"].get("norm_on", "both"), config["params"].get("other_norm") or "none"
+        for role, label in details["norms"].items():  # the arm the params name is what was built
+            assert label == (config["norm"] if on in ("both", role) else other), (config, details["norms"])
     # The image GAN's feature classifier was trained once, into the suite's shared cache.
     assert len(list((out / "cache").glob("feature-classifier-digits-*.pt"))) == 1
-    by_cell = {(r["config"]["algo"], r["config"]["task"], r["config"]["norm"]): r["metrics"] for r in records}
+    both = [r for r in records if r["config"]["params"].get("norm_on", "both") == "both"]
+    by_cell = {(r["config"]["algo"], r["config"]["task"], r["config"]["norm"]): r["metrics"] for r in both}
     assert by_cell[("gan", "ring8", "none")] != by_cell[("gan", "ring8", "weight_ddi")]
 
 
 def test_gen_suites_in_the_repository_are_valid():
-    for name, profiles in {"gen": ["smoke", "default"], "gen-lr": ["smoke", "default"],
-                           "gen-batch": ["smoke", "default"]}.items():  # fmt: skip
+    loaded = {}
+    for name, profiles in {"gen": ["smoke", "default", "paper", "full"], "gen-lr": ["smoke", "default", "full"],
+                           "gen-batch": ["smoke", "default", "full"]}.items():  # fmt: skip
         for profile in profiles:
-            suite = load_suite(ROOT / "suites" / f"{name}.yaml", profile)
+            # The kind's checks build every network: done for the profiles CI and make bench-gen run.
+            checks = profile in ("smoke", "default") and name == "gen"
+            suite = load_suite(ROOT / "suites" / f"{name}.yaml", profile, run_kind_checks=checks)
             assert suite.runs and suite.kinds == ["gen"], (name, profile)
-            if name == "gen" and profile == "default":
-                cells = {(r.algo, r.task) for r in suite.runs}
-                norms = {r.norm_label for r in suite.runs}
-                assert {("vae", "digits"), ("gan", "ring8"), ("gan", "digits")} <= cells
-                assert len(norms) >= 7
-                for algo, task in cells:
-                    seeds = {r.seed for r in suite.runs if (r.algo, r.task) == (algo, task)}
-                    assert len(seeds) >= 5
+            loaded[name, profile] = suite
+            if name == "gen-lr":  # held out: the sweep never uses gen.yaml's evaluation seeds
+                assert min(r.seed for r in suite.runs) >= 1000, profile
+    default = loaded["gen", "default"]
+    assert {("vae", "digits"), ("gan", "ring8"), ("gan", "digits"), ("vae", "mnist-5k")} <= {
+        (r.algo, r.task) for r in default.runs
+    }
+    assert len({r.norm_label for r in default.runs}) >= 7
+    paper = loaded["gen", "paper"]
+    cells = {(r.algo, r.task) for r in paper.runs}
+    assert cells == {(m, t) for m in ("vae", "gan") for t in ("digits", "mnist-5k")} | {
+        ("gan", "ring8"),
+        ("gan", "grid25"),
+    }
+    for suite in (default, paper):
+        for algo, task in {(r.algo, r.task) for r in suite.runs}:
+            seeds = {r.seed for r in suite.runs if (r.algo, r.task) == (algo, task)}
+            assert len(seeds) >= 5 and max(seeds) < 1000, (algo, task)
+    # The placement arms the issue asks for are in the paper profile: SN-GAN's and DCGAN's on every GAN mixture.
+    from wnbench.gen.scoring import arm_label
+
+    arms = {(r.task, arm_label(r.config())) for r in paper.runs if r.algo == "gan"}
+    for task in ("ring8", "grid25"):
+        assert {(task, "spectral@discriminator"), (task, "weight@discriminator,batch@generator"),
+                (task, "spectral@discriminator,batch@generator"), (task, "none")} <= arms  # fmt: skip
+    vae_arms = {arm_label(r.config()) for r in paper.runs if r.algo == "vae"}
+    assert {"weight_ddi@encoder", "weight_ddi@decoder", "weight_ddi"} <= vae_arms
 
 
 def _write_mnist(folder: Path, size: int = 28, n_train: int = 16, n_test: int = 8) -> None:

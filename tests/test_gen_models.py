@@ -250,3 +250,11 @@ def test_gan_runs_repeat_exactly_for_a_seed():
     )
     assert first["final"] == second["final"]
     assert first["final"] != other["final"]
+
+
+def test_gan_evaluates_every_eval_every_epochs_and_always_at_the_end():
+    hp = {**{k: v for k, v in TINY_GAN.items() if k != "base_width"}, "batch_size": 256, "eval_every": 2}
+    record = train_gen("gan", "ring8", "none", hyperparams=hp, epochs=3)  # 100 batches an epoch
+    evaluated = [row["epoch"] for row in record["curves"] if "hq_coverage_pct" in row]
+    assert evaluated == [1]  # epochs 0, 1, 2: only the second is an evaluation epoch
+    assert "hq_coverage_pct" in record["final"]

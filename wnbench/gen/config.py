@@ -57,6 +57,8 @@ class GANHyperparams(_Strict):
     joint_discriminator_batch: bool = False
     #: Generated samples per evaluation: mixture scores (PacGAN's 2,500) and image FID/KID (>= 2,000 advised).
     eval_samples: int = Field(2500, ge=10)
+    #: Epochs between per-epoch evaluations (the curves); the final evaluation always runs.
+    eval_every: int = Field(1, ge=1)
     reconstruction_images: int = Field(64, ge=1)
     reconstruction_steps: int = Field(200, ge=0)
     classifier_epochs: int | None = Field(None, ge=1)

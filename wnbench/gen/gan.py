@@ -11,7 +11,7 @@ except spectral norm on D, which covers every D layer, input and head included, 
 by default real and fake samples go through D in separate batches, so batch-statistics norms see each
 on its own (the noise the WN paper points at). ``joint_discriminator_batch=True`` feeds them as one
 batch instead (the careful way, cf. CrossQ's joint forward). An optional ``evaluator(gan, final)``
-returns metrics logged at the end of every training epoch.
+returns metrics logged at the end of every ``eval_every``-th training epoch.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ class GAN(pl.LightningModule):
         lr_decay_batches: int | None = None,
         joint_discriminator_batch: bool = False,
         evaluator: Evaluator | None = None,
+        eval_every: int = 1,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -74,6 +75,8 @@ class GAN(pl.LightningModule):
         self.lr_decay_batches = lr_decay_batches
         self.joint_discriminator_batch = joint_discriminator_batch
         self.evaluator = evaluator
+        #: Epochs between per-epoch evaluations (curves); the caller's final evaluation always runs.
+        self.eval_every = max(1, int(eval_every))
         self.save_hyperparameters(
             {"shape": self.shape, "generator_norm": self.generator_norm.label,
              "discriminator_norm": self.discriminator_norm.label, "latent_dim": latent_dim,
@@ -218,6 +221,8 @@ class GAN(pl.LightningModule):
         return metrics
 
     def on_train_epoch_end(self) -> None:
+        if (self.current_epoch + 1) % self.eval_every:
+            return
         metrics = self.evaluate(final=False)  # the caller asks for final=True (costly extras) after fit
         if metrics:
             self.log_dict({k: float(v) for k, v in metrics.items()}, on_step=False, on_epoch=True)
