@@ -158,3 +158,16 @@ def test_env_that_needs_a_missing_extra_names_the_pip_install(monkeypatch):
     assert problems == [
         "env 'LunarLander-v3': needs the box2d extra, which is not installed: pip install \"gymnasium[box2d]\""
     ]
+
+
+@pytest.mark.parametrize("algo", ["ppo", "recurrentppo"])
+def test_recurrent_bn_option_outside_what_the_algorithm_can_use_is_refused(algo):
+    task = "wnbench/CartPoleNoVel-v1" if algo == "recurrentppo" else "CartPole-v1"
+    problems = validate_rl(algo, task, {"name": "batch", "t_max": 20}, build=False)
+    assert len(problems) == 1 and "option 't_max' has no effect here" in problems[0]
+    assert ("shares statistics over time" in problems[0]) == (algo == "recurrentppo")
+
+
+def test_pre_placement_cannot_go_into_recurrentppos_lstm():
+    problems = validate_rl("recurrentppo", "wnbench/CartPoleNoVel-v1", {"name": "layer", "placement": "pre"})
+    assert any("cannot go into recurrentppo's LSTM" in p for p in problems), problems

@@ -149,6 +149,14 @@ def validate_rl(
             f"norm '{resolved.label}' cannot go into recurrentppo's LSTM: {why}; "
             f"recurrent-capable norms: {', '.join(recurrent_norms())}"
         )
+    t_max = resolved.options().get("t_max", 100) if resolved is not None else 100
+    if t_max != 100:  # recurrent BN's per-time-step statistics: no RL algorithm here can use them
+        where = (
+            "RecurrentPPO feeds its LSTM one step per call, so its recurrent BN shares statistics over time"
+            if algo_key == "recurrentppo"
+            else f"it sets recurrent BN's per-time-step statistics and {algo_key} has no LSTM"
+        )
+        problems.append(f"norm '{resolved.label}': option 't_max' has no effect here: {where}; remove it")
     if env_problems or algo_key not in ALGORITHMS:
         return problems
 
