@@ -11,8 +11,8 @@ from pathlib import Path
 
 import typer
 
-from wnbench.bench.noise import DEFAULT_NORMS as NOISE_NORMS
 from wnbench.bench.models import DEFAULT_MODELS as OVERHEAD_MODELS
+from wnbench.bench.noise import DEFAULT_NORMS as NOISE_NORMS
 from wnbench.bench.overhead import DEFAULT_NORMS as OVERHEAD_NORMS
 from wnbench.errors import UserError
 from wnbench.norms import NormError
@@ -286,6 +286,25 @@ def bench_overhead(
         )  # fmt: skip
     Console(width=140).print(table)
     typer.echo(f"wrote {out / 'overhead.json'}")
+
+
+@bench_app.command("sn-targets")
+def bench_sn_targets(
+    out: Path = typer.Option(Path("results/bench"), help="Directory for sn_targets.json."),
+    seed: int = typer.Option(0),
+) -> None:
+    """Spectral norm in SB3 target networks: sigma of each SN layer after SAC, TD3 and DQN training."""
+    import torch
+
+    from wnbench.bench.output import environment, write_rows
+    from wnbench.bench.targets import measure_target_sigmas
+
+    torch.set_num_threads(1)
+    rows = measure_target_sigmas(seed=seed, progress=_say)
+    write_rows(out / "sn_targets.json", rows, {**environment("cpu"), "seed": seed})
+    for r in rows:
+        typer.echo(f"{r.algo:4} {r.env_id:12} {r.steps:5d} steps  {r.network:14} sigma = {r.sigmas}")
+    typer.echo(f"wrote {out / 'sn_targets.json'}")
 
 
 @bench_app.command("noise")
