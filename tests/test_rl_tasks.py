@@ -171,3 +171,12 @@ def test_recurrent_bn_option_outside_what_the_algorithm_can_use_is_refused(algo)
 def test_pre_placement_cannot_go_into_recurrentppos_lstm():
     problems = validate_rl("recurrentppo", "wnbench/CartPoleNoVel-v1", {"name": "layer", "placement": "pre"})
     assert any("cannot go into recurrentppo's LSTM" in p for p in problems), problems
+
+
+def test_non_utf8_rl_config_is_a_user_error_naming_the_file(tmp_path):
+    from wnbench.errors import UserError
+    from wnbench.rl.hyperparams import load_hyperparams
+
+    (tmp_path / "ppo.yaml").write_bytes("CartPole-v1:\n  n_steps: 32  # caf\xe9\n".encode("latin-1"))
+    with pytest.raises(UserError, match=r"ppo.yaml: not UTF-8 text \(byte 0xe9 at offset"):
+        load_hyperparams("ppo", "CartPole-v1", config_dir=tmp_path)

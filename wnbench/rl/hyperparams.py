@@ -17,6 +17,8 @@ values raise :class:`~wnbench.errors.UserError` listing every problem with its f
 from __future__ import annotations
 
 import ast
+import copy
+import functools
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -148,8 +150,23 @@ def algorithm_class(algo: str) -> type:
 
 
 def _read_config(path: Path) -> dict[str, Any]:
+    """The parsed config file (a fresh copy; parsed once per file version, since a suite's checks read it per run)."""
+    stat = path.stat()
+    return copy.deepcopy(_parse_config(str(path), stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_config(path_text: str, _mtime_ns: int, _size: int) -> dict[str, Any]:
+    path = Path(path_text)
+    raw = path.read_bytes()
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); save it as UTF-8"
+        ) from None
+    try:
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise UserError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
