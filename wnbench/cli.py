@@ -132,6 +132,39 @@ def _short_params(params: dict) -> str:
     return " ".join(f"{k}={v}" for k, v in params.items() if k in ("lr", "batch_size", "fault"))
 
 
+@app.command("publish")
+def publish_command(
+    directories: list[Path] = typer.Argument(..., help="Suite output folders (OUT of wnbench run)."),
+    to: Path = typer.Option(
+        Path("results/published"), help="Folder for <suite>.jsonl.gz and <suite>.plan.json."
+    ),
+) -> None:
+    """Compress a suite's finished records into one committable file per suite (merged with what is there)."""
+    from wnbench.suite.store import export_published
+
+    for directory in directories:
+        if not (directory / "suite.json").is_file():
+            raise UserError(f"{directory}: no suite.json; expected the OUT folder of a wnbench run")
+        records, plan, count = export_published(directory, to)
+        typer.echo(f"{directory}: {count} records -> {records} (+ {plan.name})")
+
+
+@app.command("unpack")
+def unpack_command(
+    published: Path = typer.Argument(..., help="A <suite>.jsonl.gz written by wnbench publish."),
+    out: Path = typer.Option(
+        ..., help="Suite output folder to unpack into (wnbench run --out resumes from it)."
+    ),
+) -> None:
+    """Unpack published records into a suite output folder, so a run resumes from them and a report reads them."""
+    from wnbench.suite.store import import_published
+
+    if not published.is_file() or not published.name.endswith(".jsonl.gz"):
+        raise UserError(f"{published}: expected a <suite>.jsonl.gz written by wnbench publish")
+    count = import_published(published, out)
+    typer.echo(f"{published}: {count} records unpacked into {out}")
+
+
 @app.command("status")
 def status_command(
     out_dir: Path = typer.Argument(..., help="A results folder written by `wnbench run`."),

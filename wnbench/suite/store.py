@@ -27,6 +27,7 @@ whole (atomic writes; a temp file that could not be finished is removed).
 from __future__ import annotations
 
 import errno
+import gzip
 import json
 import os
 import shutil
@@ -42,6 +43,8 @@ __all__ = [
     "STATUSES",
     "StorageError",
     "atomic_write_json",
+    "export_published",
+    "import_published",
     "is_done",
     "iter_record_files",
     "iter_records",
@@ -219,3 +222,56 @@ def versions() -> dict[str, str | None]:
         except PackageNotFoundError:
             out[dist] = None
     return out
+
+
+# -- published records: one compressed file per suite, committed with its plan --------------------------------------
+def export_published(out_dir: str | Path, dest_dir: str | Path) -> tuple[Path, Path, int]:
+    """Write ``OUT``'s finished and diverged records to ``DEST/<suite>.jsonl.gz`` (one record per line, run-id
+    order, gzip without a timestamp so the same records give the same bytes) and its plan to
+    ``DEST/<suite>.plan.json``. Records already published for that suite are kept (merged by run id), so
+    records committed in several sessions accumulate. Returns both paths and the number of records."""
+    out_dir, dest_dir = Path(out_dir), Path(dest_dir)
+    plan = _load(out_dir / "suite.json")
+    suite = plan["suite"]
+    records_path, plan_path = dest_dir / f"{suite}.jsonl.gz", dest_dir / f"{suite}.plan.json"
+    merged = {r["run_id"]: r for r in _read_published(records_path)} if records_path.exists() else {}
+    merged.update({r["run_id"]: r for r in iter_records(out_dir) if is_done(r)})
+    if (
+        plan_path.exists()
+    ):  # the union of the plans published so far (e.g. the baseline, then the paper profile)
+        earlier = _load(plan_path)
+        plan["run_ids"] = sorted(set(earlier.get("run_ids", [])) | set(plan.get("run_ids", [])))
+        plan["profiles"] = sorted(
+            set(earlier.get("profiles", [earlier.get("profile")])) | {plan.get("profile")}
+        )
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    lines = "".join(json.dumps(merged[k], sort_keys=True, allow_nan=False) + "\n" for k in sorted(merged))
+    tmp = records_path.with_suffix(".tmp")
+    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz:
+        gz.write(lines.encode("utf-8"))
+    os.replace(tmp, records_path)
+    atomic_write_json(plan_path, plan, indent=1, sort_keys=True)
+    return records_path, plan_path, len(merged)
+
+
+def _read_published(path: Path) -> Iterator[dict[str, Any]]:
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)
+
+
+def import_published(records_path: str | Path, out_dir: str | Path) -> int:
+    """Unpack ``<suite>.jsonl.gz`` (and the plan beside it) into ``OUT/runs/*/record.json`` and
+    ``OUT/suite.json``, so ``wnbench run`` resumes from them and ``wnbench report`` reads them. Records already
+    in ``OUT`` are left as they are. Returns the number of records written."""
+    records_path = Path(records_path)
+    written = 0
+    for record in _read_published(records_path):
+        if read_record(out_dir, record["run_id"]) is None:
+            write_record(out_dir, record)
+            written += 1
+    plan_path = records_path.with_name(records_path.name.removesuffix(".jsonl.gz") + ".plan.json")
+    if plan_path.exists() and not (Path(out_dir) / "suite.json").exists():
+        atomic_write_json(Path(out_dir) / "suite.json", _load(plan_path), indent=1)
+    return written

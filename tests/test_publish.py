@@ -1,0 +1,47 @@
+"""Published records: a suite's finished records compressed into one file, and unpacked into a resumable OUT."""
+
+from __future__ import annotations
+
+import gzip
+
+from wnbench.suite.engine import run_suite
+from wnbench.suite.spec import load_suite
+from wnbench.suite.store import export_published, import_published, iter_records
+from wnbench.tracking import TrackingOptions
+
+NO_WANDB = TrackingOptions(mode="disabled")
+
+SUITE = """
+name: toypub
+claims: [C1]
+profiles:
+  default:
+    kind: toy
+    tasks: [regression]
+    algos: [mlp]
+    norms: [none, weight]
+    params: {hidden: [8], n_train: 64, n_test: 32}
+    seeds: 2
+    budget: {steps: 20, time_limit_s: 60}
+"""
+
+
+def test_publish_then_unpack_gives_back_every_record_and_resume_has_nothing_to_do(tmp_path):
+    path = tmp_path / "toypub.yaml"
+    path.write_text(SUITE)
+    out = tmp_path / "out"
+    run_suite(load_suite(path), out, workers=2, tracking=NO_WANDB, rich=False, summary=False)
+    original = {r["run_id"]: r for r in iter_records(out)}
+    assert len(original) == 4
+    records, plan, count = export_published(out, tmp_path / "published")
+    assert count == 4 and records.name == "toypub.jsonl.gz" and plan.name == "toypub.plan.json"
+    first = records.read_bytes()
+    export_published(out, tmp_path / "published")  # same records, same bytes (no gzip timestamp)
+    assert records.read_bytes() == first
+    assert len(gzip.decompress(first).decode().splitlines()) == 4
+    fresh = tmp_path / "fresh"
+    assert import_published(records, fresh) == 4
+    assert {r["run_id"]: r for r in iter_records(fresh)} == original
+    assert (fresh / "suite.json").is_file()
+    again = run_suite(load_suite(path), fresh, workers=2, tracking=NO_WANDB, rich=False, summary=False)
+    assert again.records == [] and again.skipped == 4  # resume: every run already has its record
