@@ -248,8 +248,8 @@ def test_bad_input_exits_2_with_its_yaml_path_before_any_run(tmp_path, monkeypat
 
 def test_well_formed_idx_files_of_a_size_the_networks_take_pass_validation(tmp_path):
     _write_mnist(
-        tmp_path / "data", size=16, n_train=128
-    )  # the mnist configs train on batches of 128  # 16 = 4 * 2**2: the conv stacks take it
+        tmp_path / "data", size=16, n_train=150
+    )  # batches of 128 from the 135 left after the 10% validation split; 16 = 4 * 2**2: the conv stacks take it
     suite = _suite(
         tmp_path,
         f"    tasks: [mnist]\n    algos: [vae, gan]\n    params: {{data_dir: '{tmp_path / 'data'}'}}\n",
@@ -339,9 +339,16 @@ def test_run_ids_follow_the_config_files_the_gen_kind_reads(tmp_path, monkeypatc
 
     import wnbench.gen.config as gen_config
 
-    def ids_and_resolved() -> dict[tuple[str, str, str, int], tuple[str, dict]]:
+    def ids_and_resolved() -> dict[tuple[str, str, str, int, str], tuple[str, dict]]:
         suite = load_suite(ROOT / "suites/gen.yaml", "smoke", run_kind_checks=False)
-        return {(r.task, r.algo, r.norm_label, r.seed): (r.run_id, r.resolved) for r in suite.runs}
+        # Keyed with the params too: placement arms share a norm label (weight, and weight on D with a BN G).
+        return {
+            (r.task, r.algo, r.norm_label, r.seed, json.dumps(r.params, sort_keys=True)): (
+                r.run_id,
+                r.resolved,
+            )
+            for r in suite.runs
+        }
 
     repo_ids = {key: run_id for key, (run_id, _) in ids_and_resolved().items()}
     # Stable across processes (a sha256 of JSON, not Python's salted hash()).

@@ -248,8 +248,9 @@ def test_gan_runs_repeat_exactly_for_a_seed():
     first, second, other = (
         train_gen("gan", "ring8", "batch", hyperparams=hp, seed=s, max_steps=5, epochs=1) for s in (1, 1, 2)
     )
-    assert first["final"] == second["final"]
-    assert first["final"] != other["final"]
+    assert first["final"] == second["final"] and first["curves"] == second["curves"]
+    # After 5 updates no sample is high quality for either seed, so compare what the seed does change: the losses.
+    assert first["curves"][0]["loss_discriminator"] != other["curves"][0]["loss_discriminator"]
 
 
 def test_gan_evaluates_every_eval_every_epochs_and_always_at_the_end():
