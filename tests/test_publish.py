@@ -41,7 +41,32 @@ def test_publish_then_unpack_gives_back_every_record_and_resume_has_nothing_to_d
     assert len(gzip.decompress(first).decode().splitlines()) == 4
     fresh = tmp_path / "fresh"
     assert import_published(records, fresh) == 4
-    assert {r["run_id"]: r for r in iter_records(fresh)} == original
+    unpacked = {r["run_id"]: r for r in iter_records(fresh)}
+    assert unpacked.keys() == original.keys()
+    for run_id, record in unpacked.items():  # everything but long per-update curves comes back as it was
+        assert {k: v for k, v in record.items() if k != "curves"} == {
+            k: v for k, v in original[run_id].items() if k != "curves"
+        }
+        for name, curve in record["curves"].items():
+            full = original[run_id]["curves"][name]
+            assert curve["step"][-1] == full["step"][-1] and len(curve["step"]) == min(len(full["step"]), 48)
     assert (fresh / "suite.json").is_file()
     again = run_suite(load_suite(path), fresh, workers=2, tracking=NO_WANDB, rich=False, summary=False)
     assert again.records == [] and again.skipped == 4  # resume: every run already has its record
+
+
+def test_published_records_thin_per_update_curves_and_keep_evaluation_curves_whole():
+    from wnbench.suite.store import PUBLISHED_CURVE_POINTS, _thin_curves
+
+    steps = list(range(0, 1000, 2))
+    record = {
+        "curves": {
+            "train/loss": {"step": steps, "value": steps},
+            "eval/mean_return": {"step": steps, "value": steps},
+        }
+    }
+    thin = _thin_curves(record)["curves"]
+    assert thin["eval/mean_return"]["step"] == steps
+    kept = thin["train/loss"]["step"]
+    assert len(kept) == PUBLISHED_CURVE_POINTS and kept[0] == 0 and kept[-1] == steps[-1]
+    assert thin["train/loss"]["value"] == kept

@@ -229,13 +229,14 @@ def export_published(out_dir: str | Path, dest_dir: str | Path) -> tuple[Path, P
     """Write ``OUT``'s finished and diverged records to ``DEST/<suite>.jsonl.gz`` (one record per line, run-id
     order, gzip without a timestamp so the same records give the same bytes) and its plan to
     ``DEST/<suite>.plan.json``. Records already published for that suite are kept (merged by run id), so
-    records committed in several sessions accumulate. Returns both paths and the number of records."""
+    records committed in several sessions accumulate. Per-update log curves are thinned to
+    :data:`PUBLISHED_CURVE_POINTS` points; evaluation and diagnostic curves are kept whole. Returns both paths and the number of records."""
     out_dir, dest_dir = Path(out_dir), Path(dest_dir)
     plan = _load(out_dir / "suite.json")
     suite = plan["suite"]
     records_path, plan_path = dest_dir / f"{suite}.jsonl.gz", dest_dir / f"{suite}.plan.json"
     merged = {r["run_id"]: r for r in _read_published(records_path)} if records_path.exists() else {}
-    merged.update({r["run_id"]: r for r in iter_records(out_dir) if is_done(r)})
+    merged.update({r["run_id"]: _thin_curves(r) for r in iter_records(out_dir) if is_done(r)})
     if (
         plan_path.exists()
     ):  # the union of the plans published so far (e.g. the baseline, then the paper profile)
@@ -252,6 +253,25 @@ def export_published(out_dir: str | Path, dest_dir: str | Path) -> tuple[Path, P
     os.replace(tmp, records_path)
     atomic_write_json(plan_path, plan, indent=1, sort_keys=True)
     return records_path, plan_path, len(merged)
+
+
+#: Curves kept whole in published records (what the report reads); every other curve (SB3's and Lightning's
+#: per-update logs, which W&B and the local records keep whole) is thinned to at most this many evenly spaced points.
+PUBLISHED_FULL_CURVES = ("eval/", "diag/", "val/", "test/")
+PUBLISHED_CURVE_POINTS = 48
+
+
+def _thin_curves(record: dict[str, Any]) -> dict[str, Any]:
+    curves = {}
+    for name, curve in (record.get("curves") or {}).items():
+        steps, values = curve.get("step", []), curve.get("value", [])
+        if name.startswith(PUBLISHED_FULL_CURVES) or len(steps) <= PUBLISHED_CURVE_POINTS:
+            curves[name] = curve
+            continue
+        last = len(steps) - 1
+        keep = sorted({round(i * last / (PUBLISHED_CURVE_POINTS - 1)) for i in range(PUBLISHED_CURVE_POINTS)})
+        curves[name] = {**curve, "step": [steps[i] for i in keep], "value": [values[i] for i in keep]}
+    return {**record, "curves": curves}
 
 
 def _read_published(path: Path) -> Iterator[dict[str, Any]]:
