@@ -10,14 +10,14 @@ time step for one sample, as in a rollout.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrizations
 
-from wnbench.norms import Norm, make_norm
+from wnbench.norms import Norm, NormError, make_norm
 from wnbench.norms.kinds import NoNorm
 
 
@@ -42,6 +42,17 @@ class TorchWeightNormReference(NoNorm):
 def resolve_norm(name: str) -> Norm:
     """A registered norm, or the stock-torch WN reference row."""
     return TorchWeightNormReference() if name == TorchWeightNormReference.name else make_norm(name)
+
+
+def norm_problems(names: Sequence[str], resolve: Callable[[str], Norm] = resolve_norm) -> list[str]:
+    """One ``--norms: ...`` line per name ``resolve`` cannot build (default: the factory or the reference row)."""
+    problems = []
+    for name in names:
+        try:
+            resolve(name)
+        except NormError as exc:
+            problems.append(f"--norms: {exc}")
+    return problems
 
 
 def mlp(norm: Norm) -> nn.Module:

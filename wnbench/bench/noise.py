@@ -18,7 +18,9 @@ from pathlib import Path
 import torch
 
 from wnbench.errors import UserError
-from wnbench.norms import NormError, available_norms, make_norm
+from wnbench.norms import available_norms, make_norm
+
+from .models import norm_problems
 
 # every registered kind and alias, and the compositions the suites run (CrossQ + WN)
 DEFAULT_NORMS = [*available_norms(), "weight+batch", "weight+batch_renorm"]
@@ -36,12 +38,7 @@ class NoiseRow:
 
 def check_args(norms: Sequence[str], batch_sizes: Sequence[int], companions: int) -> None:
     """Refuse bad arguments, all problems at once, before anything runs."""
-    problems = []
-    for n in norms:
-        try:
-            make_norm(n)
-        except NormError as exc:
-            problems.append(f"--norms: {exc}")
+    problems = norm_problems(norms, make_norm)  # the noise benchmark has no stock-WN reference row
     problems += [f"--batch-sizes: {b} is below 2 (no companions)" for b in batch_sizes if b < 2]
     if companions < 2:
         problems.append(f"--companions: need at least 2 companion sets to measure a spread, got {companions}")

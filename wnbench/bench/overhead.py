@@ -34,9 +34,15 @@ import torch
 import torch.nn.functional as F
 
 from wnbench.errors import UserError
-from wnbench.norms import NormError
 
-from .models import BENCH_MODELS, DEFAULT_MODELS, BenchModel, TorchWeightNormReference, resolve_norm
+from .models import (
+    BENCH_MODELS,
+    DEFAULT_MODELS,
+    BenchModel,
+    TorchWeightNormReference,
+    norm_problems,
+    resolve_norm,
+)
 
 DEFAULT_NORMS = ["none", "batch", "batch_renorm", "layer", "group", "weight", "weight_meanonly", "spectral",
                  "weight+batch_renorm", "weight+layer", TorchWeightNormReference.name]  # fmt: skip
@@ -64,12 +70,7 @@ class OverheadRow:
 
 def check_names(norms: Sequence[str], models: Sequence[str]) -> None:
     """Refuse unknown norm/model names before anything is timed."""
-    problems = []
-    for n in norms:
-        try:
-            resolve_norm(n)
-        except NormError as exc:
-            problems.append(f"--norms: {exc}")
+    problems = norm_problems(norms)
     problems += [
         f"--models: unknown model '{m}'; known: {', '.join(BENCH_MODELS)}"
         for m in models
