@@ -401,3 +401,36 @@ def test_a_bad_registry_exits_2_listing_every_problem(tmp_path):
         "report", str(tmp_path / "rl"), "--out", str(tmp_path / "r"), "--registry", str(bad), cwd=tmp_path
     )
     assert proc.returncode == 2 and "claims.0.analysis" in proc.stderr
+
+
+def _gen_record(run_id: str, task: str, norm: str, seed: int, value: float, **params) -> dict:
+    r = _record(run_id, "gen", ["C2"], task, norm, seed, value, **params)
+    r["config"].update(kind="gen", algo="gan")
+    r["config"]["params"] = dict(params)
+    r["metrics"] = {"hq_coverage_pct": float(value), "modes_covered": 8.0}
+    r["curves"] = {}
+    return r
+
+
+def test_gen_placement_arms_share_their_cell_and_are_compared_as_arms():
+    """The SN-GAN arm (SN on D alone) sits in the same ring8 cell as the both-network norms, under its own label,
+    and the mixture headline is hq_coverage_pct (modes covered saturates)."""
+    records = []
+    for task in ("ring8", "grid25"):
+        for seed in range(3):
+            records.append(_gen_record(f"{task}-w{seed}", task, "weight", seed, 90.0 + seed))
+            records.append(_gen_record(f"{task}-b{seed}", task, "batch", seed, 40.0 + seed))
+            records.append(
+                _gen_record(f"{task}-sn{seed}", task, "spectral", seed, 95.0 + seed, norm_on="discriminator")
+            )
+            records.append(
+                _gen_record(f"{task}-wd{seed}", task, "weight", seed, 60.0 + seed, norm_on="discriminator")
+            )
+    c2 = _c(analyze(Inputs(records=records), reps=REPS), "C2")
+    assert sorted(c.cell for c in c2.headline.cells) == ["grid25/gan", "ring8/gan"]  # norm_on splits no cell
+    assert c2.headline.metric == "hq_coverage_pct"
+    assert c2.headline.point == pytest.approx(1.0)  # weight (both) beats batch; weight@discriminator is not WN
+    by_name = {h.name: h for h in c2.hypotheses}
+    assert by_name["WN on D > SN on D (the SN-GAN arm)"].point == pytest.approx(0.0)
+    assert by_name["WN on both > SN on D"].point == pytest.approx(0.0)
+    assert set(c2.status_counts) == {"weight", "batch", "spectral@discriminator", "weight@discriminator"}

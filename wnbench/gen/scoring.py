@@ -89,4 +89,4 @@ def _primary_of(config: Mapping[str, Any]) -> str:
     return primary_metric(str(config.get("algo")), str(config.get("task")))
 
 
-SCORING = Scoring(METRICS, _primary_of)
+SCORING = Scoring(METRICS, _primary_of, arm=arm_label, arm_params=frozenset({"norm_on", "other_norm"}))

@@ -312,12 +312,26 @@ def throughput_score(record: Mapping[str, Any]) -> tuple[str, float, bool]:
 
 
 # -- cells ---------------------------------------------------------------------------------------------------------
+def arm_label_of(record: Mapping[str, Any]) -> str:
+    """A record's arm: its kind's arm label (placement arms of the generative kind), else the canonical norm."""
+    scoring = scoring_of(record["config"]["kind"])
+    if scoring is not None and scoring.arm is not None:
+        label = scoring.arm(record["config"])
+        return label if "@" in label else canonical(label)
+    return canonical(record["config"]["norm"])
+
+
 def _cell_params(records: Sequence[Mapping[str, Any]], exclude: Iterable[str] = ()) -> list[str]:
-    """Parameters whose value differs between records of the same (kind, task, algo): they split cells."""
+    """Parameters whose value differs between records of the same (kind, task, algo): they split cells (those that
+    are part of the arm, per the kind's scoring, do not)."""
     values: dict[tuple[str, str, str, str], set[str]] = defaultdict(set)
     for r in records:
         c = r["config"]
+        scoring = scoring_of(c["kind"])
+        arm_params = scoring.arm_params if scoring is not None else frozenset()
         for key, value in c["params"].items():
+            if key in arm_params:
+                continue
             values[(c["kind"], c["task"], c["algo"], key)].add(json.dumps(value, sort_keys=True))
     skip = set(exclude)
     return sorted({k[3] for k, v in values.items() if len(v) > 1 and k[3] not in skip})
@@ -332,13 +346,13 @@ def cell_of(record: Mapping[str, Any], split: Sequence[str]) -> str:
 def group_cells(
     records: Sequence[dict[str, Any]], exclude_params: Iterable[str] = ()
 ) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    """``{cell: {norm label (canonical): [records in seed order]}}``."""
+    """``{cell: {arm label (canonical norm, or the kind's arm label): [records in seed order]}}``."""
     split = _cell_params(records, exclude_params)
     cells: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     order: dict[str, tuple[Any, ...]] = {}
     for r in sorted(records, key=lambda r: (r["config"]["seed"], r["run_id"])):
         cell = cell_of(r, split)
-        cells[cell][canonical(r["config"]["norm"])].append(r)
+        cells[cell][arm_label_of(r)].append(r)
         c = r["config"]
         values = [c["params"].get(k) for k in split]  # numbers in numeric order (batch 4 before 16)
         order[cell] = (
@@ -625,7 +639,7 @@ def records_for(inputs: Inputs, claim: Claim) -> list[dict[str, Any]]:
 def _status_counts(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, int]]:
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     for r in records:
-        counts[canonical(r["config"]["norm"])][r["status"]] += 1
+        counts[arm_label_of(r)][r["status"]] += 1
     return {n: dict(c) for n, c in sorted(counts.items())}
 
 

@@ -80,6 +80,11 @@ class Scoring:
 
     directions: Mapping[str, str]  # metric -> "max" | "min"
     primary: Callable[[Mapping[str, Any]], str]
+    #: A record's arm label from its ``config`` when the arm is more than the norm (the generative kind's placement
+    #: arms: ``spectral@discriminator``); ``None``: the canonical norm label.
+    arm: Callable[[Mapping[str, Any]], str] | None = None
+    #: ``params`` that are part of the arm, so reports compare them inside one cell instead of splitting cells.
+    arm_params: frozenset[str] = frozenset()
 
 
 class Diverged(Exception):
