@@ -252,11 +252,13 @@ class ImageGANEvaluator:
     averages ``kid_subsets`` random subsets of ``kid_subset_size`` = min(1000, half the smaller set) images of each
     side, so its standard deviation over subsets is a real spread, not zero from one repeated subset.
 
-    The *FID floor* is the FID between two seeded halves of the real test images: the small-sample bias of FID
-    in this feature space, i.e. what real data scores against real data. It is reported next to each FID so a
-    reader can tell how far a model is from real data rather than from zero. Being measured at half the real
-    sample size on both sides, it is an upper estimate: a generator of real images, scored at the full sizes,
-    lands below it (on 8x8 digits: ~20 for 180 vs 180 images, ~3-10 for 360 real vs 1,437 or 360 real ones).
+    The *FID floor* is what real data scores in this feature space at the same sample sizes: real training images
+    (``reference_images``; ``min(num_fake, len(reference))`` of them, a seeded subset) against every real test image,
+    scored exactly as a generator's samples are. FID's small-sample bias is then the same on both sides of the
+    comparison, so a model near the floor is near real data, and one below it is within noise of it. Without
+    ``reference_images`` it falls back to two seeded halves of the test images, which doubles the bias: measured on
+    8x8 digits with the suite's classifier, 76.5 for halves (180 vs 180) against a 2,500-sample BN-DCGAN at 73.6;
+    the train-vs-test floor is far lower (see configs/gen/gan.yaml).
 
     Real-image features are computed once. Fakes come from a fixed seeded noise batch, so epochs and
     runs are compared on the same z, and evaluation never consumes the training RNG.
@@ -272,12 +274,14 @@ class ImageGANEvaluator:
         reconstruction_every_epoch: bool = False,
         seed: int = 0,
         kid_subsets: int = 50,
+        reference_images: torch.Tensor | None = None,
     ) -> None:
         if len(test_images) < 4 or num_fake < 4:
             raise ValueError(f"FID/KID need >= 4 real and fake images, got {len(test_images)} and {num_fake}")
         self.features = ClassifierFeatures(classifier)
         self.logits = ClassifierLogits(classifier)
         self.test_images = test_images
+        self.reference_images = reference_images
         self.num_fake = num_fake
         self.reconstruction_images = min(reconstruction_images, len(test_images))
         self.reconstruction_steps = reconstruction_steps
@@ -297,6 +301,7 @@ class ImageGANEvaluator:
             )
         self._real_done = False
         self._floor: float | None = None
+        self._floor_samples = 0
 
     @torch.no_grad()
     def _add_real(self) -> None:
@@ -307,14 +312,22 @@ class ImageGANEvaluator:
 
     @torch.no_grad()
     def fid_floor(self) -> float:
-        """FID between two seeded halves of the real test images (computed once)."""
+        """Real training images against the real test images at the fakes' size (else test half vs half); once."""
         if self._floor is None:
-            order = torch.randperm(len(self.test_images), generator=torch.Generator().manual_seed(self.seed))
-            half = len(order) // 2
             images = self.test_images
-            self._floor = feature_frechet_distance(
-                self.features, images[order[:half].to(images.device)], images[order[half:].to(images.device)]
-            )
+            gen = torch.Generator().manual_seed(self.seed)
+            if self.reference_images is not None and len(self.reference_images) >= 4:
+                reference = self.reference_images.to(images.device)
+                pick = torch.randperm(len(reference), generator=gen)[: min(self.num_fake, len(reference))]
+                self._floor = feature_frechet_distance(self.features, images, reference[pick.to(images.device)])
+                self._floor_samples = len(pick)
+            else:
+                order = torch.randperm(len(images), generator=gen)
+                half = len(order) // 2
+                self._floor = feature_frechet_distance(
+                    self.features, images[order[:half].to(images.device)], images[order[half:].to(images.device)]
+                )
+                self._floor_samples = half
         return self._floor
 
     def __call__(self, gan, final: bool = False) -> dict[str, float]:
@@ -346,6 +359,7 @@ class ImageGANEvaluator:
         if final:
             metrics |= {
                 "fid_feature_floor": self.fid_floor(),
+                "fid_floor_samples": float(self._floor_samples),
                 "fid_fake_samples": float(len(fake)),
                 "fid_real_samples": float(len(self.test_images)),
                 "kid_subset_size": float(self.kid_subset_size),

@@ -170,6 +170,7 @@ def build_run(
                 classifier, dm.tensors("test")[0], num_fake=hp.eval_samples,
                 reconstruction_images=hp.reconstruction_images,
                 reconstruction_steps=hp.reconstruction_steps, seed=evaluation_seed,
+                reference_images=dm.tensors("train")[0],
             )  # fmt: skip
         else:
             modes, std = dm.modes
