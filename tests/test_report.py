@@ -429,8 +429,27 @@ def test_gen_placement_arms_share_their_cell_and_are_compared_as_arms():
     c2 = _c(analyze(Inputs(records=records), reps=REPS), "C2")
     assert sorted(c.cell for c in c2.headline.cells) == ["grid25/gan", "ring8/gan"]  # norm_on splits no cell
     assert c2.headline.metric == "hq_coverage_pct"
-    assert c2.headline.point == pytest.approx(1.0)  # weight (both) beats batch; weight@discriminator is not WN
+    assert c2.headline.point == pytest.approx(
+        1.0
+    )  # weight (both) beats batch; weight@discriminator is not WN
     by_name = {h.name: h for h in c2.hypotheses}
     assert by_name["WN on D > SN on D (the SN-GAN arm)"].point == pytest.approx(0.0)
     assert by_name["WN on both > SN on D"].point == pytest.approx(0.0)
     assert set(c2.status_counts) == {"weight", "batch", "spectral@discriminator", "weight@discriminator"}
+
+
+def test_mechanism_diagnostics_get_a_table_and_a_figure_per_diagnostic(tmp_path):
+    """Runs that log ``diag/ratio_dev`` (PPO's first-minibatch ratio) get a per-arm table row (median over runs of
+    each run's mean) and a figure; a diagnostic no run logs gets neither."""
+    records = _records({"A-v0": {"weight": [5.0, 6, 7], "batch": [1.0, 2, 3]},
+                        "B-v0": {"weight": [5.0, 6, 7], "batch": [1.0, 2, 3]}})  # fmt: skip
+    for r in records:
+        level = 0.0 if r["config"]["norm"] == "weight" else 0.2 + 0.1 * r["config"]["seed"]
+        r["curves"]["diag/ratio_dev"] = {"step": [1000, 2000], "value": [level, 3 * level]}
+    for r in records:
+        write_record(tmp_path / "rl", r)
+    build_report([tmp_path / "rl"], tmp_path / "out", reps=REPS)
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "| A-v0/ppo | ratio_dev | 0.6 n=3 | 0 n=3 |" in text  # batch: means 0.4, 0.6, 0.8 -> median 0.6
+    assert (tmp_path / "out" / "figures" / "c1_diag_ratio_dev.png").exists()
+    assert not (tmp_path / "out" / "figures" / "c1_diag_q_bias.png").exists()

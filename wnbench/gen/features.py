@@ -319,13 +319,17 @@ class ImageGANEvaluator:
             if self.reference_images is not None and len(self.reference_images) >= 4:
                 reference = self.reference_images.to(images.device)
                 pick = torch.randperm(len(reference), generator=gen)[: min(self.num_fake, len(reference))]
-                self._floor = feature_frechet_distance(self.features, images, reference[pick.to(images.device)])
+                self._floor = feature_frechet_distance(
+                    self.features, images, reference[pick.to(images.device)]
+                )
                 self._floor_samples = len(pick)
             else:
                 order = torch.randperm(len(images), generator=gen)
                 half = len(order) // 2
                 self._floor = feature_frechet_distance(
-                    self.features, images[order[:half].to(images.device)], images[order[half:].to(images.device)]
+                    self.features,
+                    images[order[:half].to(images.device)],
+                    images[order[half:].to(images.device)],
                 )
                 self._floor_samples = half
         return self._floor

@@ -556,6 +556,53 @@ def _median_table(cells: Mapping[str, Mapping[str, Sequence[dict[str, Any]]]], t
     return Table(title, ["cell", "metric", *norms], rows)
 
 
+#: Mechanism diagnostics a run's curves may carry (wnbench.rl.diagnostics), in the order they are shown.
+DIAGNOSTICS = (
+    "diag/ratio_dev",
+    "diag/grad_noise",
+    "diag/grad_var",
+    "diag/weight_norm",
+    "diag/eff_lr",
+    "diag/q_bias",
+)
+
+
+def diagnostic_value(record: Mapping[str, Any], key: str) -> float:
+    """A run's summary of one diagnostic: the mean over its probe points (NaN when it has none)."""
+    curve = (record.get("curves") or {}).get(key) or {}
+    values = np.asarray(curve.get("value") or [], dtype=float)
+    values = values[np.isfinite(values)]
+    return float(values.mean()) if values.size else math.nan
+
+
+def _diagnostics_table(cells: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]]) -> Table | None:
+    """Per cell and diagnostic: the median over runs of each run's mean over its probe points, per arm."""
+    norms = sorted({n for by in cells.values() for n in by}, key=norm_order)
+    rows = []
+    for cell, by_norm in cells.items():
+        for key in DIAGNOSTICS:
+            row = [cell, key.removeprefix("diag/")]
+            seen = False
+            for norm in norms:
+                values = np.array([diagnostic_value(r, key) for r in by_norm.get(norm, []) if is_scored(r)])
+                values = values[np.isfinite(values)]
+                seen |= bool(values.size)
+                row.append(f"{_fmt(float(np.median(values)))} n={values.size}" if values.size else "—")
+            if seen:
+                rows.append(row)
+    if not rows:
+        return None
+    return Table(
+        "Mechanism diagnostics per cell (median over runs of each run's mean over its probe points; "
+        "wnbench.rl.diagnostics): ratio_dev = mean |pi_new/pi_old - 1| on the first minibatch of each PPO update "
+        "(0 when train and rollout functions agree); grad_noise = tr(Sigma)/|g|^2 over probe minibatches; "
+        "weight_norm, eff_lr = the critic's hidden weights and their relative change per step; q_bias = mean Q "
+        "minus the Monte-Carlo return",
+        ["cell", "diagnostic", *norms],
+        rows,
+    )
+
+
 def hypotheses_table(hypotheses: Sequence[HypothesisResult], title: str) -> Table:
     rows = []
     for h in hypotheses:
@@ -732,6 +779,9 @@ def analyze_comparison(
     result.tables.append(
         _median_table(cells, "Median of the headline metric per cell (raw units), every run")
     )
+    diagnostics = _diagnostics_table(cells)
+    if diagnostics is not None:
+        result.tables.append(diagnostics)
     tuned, keys, lines = tuned_records(records)
     if tuned:
         tuned_cells = _filter_cells(

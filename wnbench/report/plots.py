@@ -47,6 +47,23 @@ def curve_key(record: Mapping[str, Any]) -> str | None:
 
 def learning_curves(result: ClaimResult, path: Path) -> bool:
     """One panel per cell: median over seeds of the evaluation curve per norm, band = interquartile range."""
+    return _curve_panels(
+        result, path, curve_key, f"{result.claim}: median over seeds, band = interquartile range"
+    )
+
+
+def diagnostics(result: ClaimResult, key: str, path: Path) -> bool:
+    """One diagnostic's curve (``diag/...``, wnbench.rl.diagnostics) per cell that logs it, per norm."""
+    name = key.removeprefix("diag/")
+    return _curve_panels(
+        result, path, lambda r: key if key in (r.get("curves") or {}) else None,
+        f"{result.claim}: {name} (mechanism diagnostic), median over seeds, band = interquartile range",
+        log=name in ("grad_noise", "grad_var", "eff_lr"),
+    )  # fmt: skip
+
+
+def _curve_panels(result: ClaimResult, path: Path, key_of: Any, title: str, log: bool = False) -> bool:
+    curve_key = key_of
     cells = {
         c: by for c, by in result.cell_records.items() if any(curve_key(r) for rs in by.values() for r in rs)
     }
@@ -88,6 +105,8 @@ def learning_curves(result: ClaimResult, path: Path) -> bool:
         ax.set_title(cell, fontsize=9)
         ax.set_xlabel("step")
         ax.set_ylabel(key or "")
+        if log:
+            ax.set_yscale("symlog", linthresh=1e-3)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(cells) :]:
         ax.axis("off")
@@ -96,7 +115,7 @@ def learning_curves(result: ClaimResult, path: Path) -> bool:
         handles, norms, loc="lower center", ncol=min(len(norms), 5), fontsize=8, bbox_to_anchor=(0.5, -0.02)
     )
     fig.tight_layout(rect=(0, 0.06, 1, 0.95))
-    fig.suptitle(f"{result.claim}: median over seeds, band = interquartile range", fontsize=10)
+    fig.suptitle(title, fontsize=10)
     _save(fig, path)
     return True
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import plots
-from .claims import ClaimResult, Figure, Table
+from .claims import DIAGNOSTICS, ClaimResult, Figure, Table
 from .claims import __doc__ as METHOD_DOC
 from .records import Inputs
 from .registry import (
@@ -71,6 +71,11 @@ def make_figures(results: Sequence[ClaimResult], inputs: Inputs, out_dir: Path) 
         c = result.claim.lower()
         if result.claim in ("C1", "C2", "C7") and plots.learning_curves(result, fig_dir / f"{c}_curves.png"):
             result.figures.append(Figure("Learning curves", f"figures/{c}_curves.png"))
+        if result.claim in ("C1", "C7"):
+            for key in DIAGNOSTICS:
+                name = key.removeprefix("diag/")
+                if plots.diagnostics(result, key, fig_dir / f"{c}_diag_{name}.png"):
+                    result.figures.append(Figure(f"Mechanism: {name}", f"figures/{c}_diag_{name}.png"))
         if result.claim in ("C1", "C2", "C6", "C7") and plots.iqm_intervals(result, fig_dir / f"{c}_iqm.png"):
             result.figures.append(Figure("IQM per norm", f"figures/{c}_iqm.png"))
         if result.claim in ("C1", "C2") and plots.performance_profiles(result, fig_dir / f"{c}_profiles.png"):

@@ -620,7 +620,9 @@ def _expand_grid(
     if stage == "eval" and model.tune is not None:
         from .tuning import plan_tune_stage
 
-        def expand(g: dict[str, Any], o: dict[str, str], st: str, info: Any, seen=seen_ids, sink=problems) -> None:
+        def expand(
+            g: dict[str, Any], o: dict[str, str], st: str, info: Any, seen=seen_ids, sink=problems
+        ) -> None:
             _expand_grid(suite, g, o, prefix, configs_root, sink, seen, run_kind_checks, st, info)
 
         plan_tune_stage(suite, grid, origins, where, seeds, problems, expand)
