@@ -453,3 +453,18 @@ def test_mechanism_diagnostics_get_a_table_and_a_figure_per_diagnostic(tmp_path)
     assert "| A-v0/ppo | ratio_dev | 0.6 n=3 | 0 n=3 |" in text  # batch: means 0.4, 0.6, 0.8 -> median 0.6
     assert (tmp_path / "out" / "figures" / "c1_diag_ratio_dev.png").exists()
     assert not (tmp_path / "out" / "figures" / "c1_diag_q_bias.png").exists()
+
+
+def test_an_auc_hypothesis_is_tested_on_auc_not_on_final_return():
+    """Both arms end at 500 (final return ties), but weight gets there earlier: the AUC hypothesis sees it."""
+    records = _records({"A-v0": {"weight": [500.0] * 3, "batch": [500.0] * 3},
+                        "B-v0": {"weight": [500.0] * 3, "batch": [500.0] * 3}})  # fmt: skip
+    for r in records:
+        r["metrics"]["auc_normalized"] = (400.0 if r["config"]["norm"] == "weight" else 200.0) + r["config"][
+            "seed"
+        ]
+    c1 = _c(analyze(Inputs(records=records), reps=REPS))
+    by_name = {h.name: h for h in c1.hypotheses}
+    assert c1.headline.point == pytest.approx(0.5)
+    auc = by_name["WN > BN (normalized AUC)"]
+    assert auc.point == pytest.approx(1.0) and auc.metric == "auc_normalized"

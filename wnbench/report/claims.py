@@ -306,6 +306,18 @@ def headline_score(record: Mapping[str, Any]) -> tuple[str, float, bool] | None:
     return None if info is None else (info[0], raw_score(record, info[0]), info[1])
 
 
+def metric_score(metric: str) -> ScoreFn:
+    """Score records on ``metric`` (its direction from the kind's scoring) instead of their headline."""
+
+    def score(record: Mapping[str, Any]) -> tuple[str, float, bool] | None:
+        scoring = scoring_of(record["config"]["kind"])
+        if scoring is None or metric not in scoring.directions:
+            return None
+        return metric, raw_score(record, metric), scoring.directions[metric] == "max"
+
+    return score
+
+
 def throughput_score(record: Mapping[str, Any]) -> tuple[str, float, bool]:
     value, higher = throughput(record)
     return ("steps per CPU s" if higher else "run CPU s"), value, higher
@@ -774,7 +786,13 @@ def analyze_comparison(
             + ", ".join(f"{k} in {{{', '.join(v)}}}" for k, v in claim.cells.items())
             + f" ({len(test_cells)} of {len(scored)}); the others are shown for reference."
         )
-    out = [evaluate_hypothesis(claim, h, test_cells, registry, reps) for h in claim.hypotheses]
+    out = []
+    for h in claim.hypotheses:
+        if h.metric:  # another recorded metric of the same runs (C1: normalized AUC beside final return)
+            alt = _filter_cells(claim, scored_cells(cells, metric_score(h.metric)), cells)
+            out.append(evaluate_hypothesis(claim, h, alt, registry, reps))
+        else:
+            out.append(evaluate_hypothesis(claim, h, test_cells, registry, reps))
     result.iqm = iqm_by_norm(test_cells, reps)
     result.tables.append(
         _median_table(cells, "Median of the headline metric per cell (raw units), every run")
