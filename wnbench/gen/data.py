@@ -271,8 +271,24 @@ def _cifar10(data_dir: Path | None) -> tuple[np.ndarray, ...]:
 def load_splits(
     name: str, data_dir: str | Path | None = None, split_seed: int = 0, download: bool = True
 ) -> dict[str, Split]:
-    """``{"train": (x, y), "val": (x, y), "test": (x, y)}`` as numpy arrays (images float32 in [0, 1], NCHW)."""
+    """``{"train": (x, y), "val": (x, y), "test": (x, y)}`` as numpy arrays (images float32 in [0, 1], NCHW).
+
+    The built-in datasets (digits, mnist-5k, the mixtures) are made once per process and handed out as copies:
+    validating a suite sets up each dataset for every cell. Files from a folder are read each time, so a file
+    that changes is seen."""
     dataset_info(name)
+    if name in _IDX_FILES_DATASETS or name == "cifar10":
+        return _load_splits(name, data_dir, split_seed, download)
+    cached = _builtin_splits(name, split_seed)
+    return {part: (x.copy(), y.copy()) for part, (x, y) in cached.items()}
+
+
+@functools.lru_cache(maxsize=16)
+def _builtin_splits(name: str, split_seed: int) -> dict[str, Split]:
+    return _load_splits(name, None, split_seed, False)
+
+
+def _load_splits(name: str, data_dir: str | Path | None, split_seed: int, download: bool) -> dict[str, Split]:
     if name == "digits":
         return _digits(split_seed)
     if name == "mnist-5k":

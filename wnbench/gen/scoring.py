@@ -39,7 +39,8 @@ DIAGNOSTICS = (
     "nll_baseline_independent_nats",
     "kid_classifier_std",
     "modes_covered_any",  # PacGAN's count: modes with >= 1 high-quality sample
-    "fid_classifier_floor",  # FID between two halves of the real test images: a perfect generator's level
+    "fid_classifier_floor",  # real training images vs the test set at the fakes' size: a perfect generator's level
+    "fid_floor_samples",  # real training images in the floor (min(fakes, training split))
     "fid_fake_samples",
     "fid_real_samples",
     "kid_subset_size",

@@ -180,9 +180,13 @@ def validate_rl(
             f"({action_space}); {algo_key} needs {accepted}"
         )
     if build and not problems:
-        key = json.dumps([algo_key, env_id, resolved.label, policy_kwargs], sort_keys=True, default=repr)
+        build_kwargs = policy_kwargs if "group" in resolved.label else _narrowed(policy_kwargs)
+        key = json.dumps(
+            [algo_key, _signature(observation_space), _signature(action_space), resolved.label, build_kwargs],
+            sort_keys=True, default=repr,
+        )  # fmt: skip
         problems += _cached_build_problems(
-            key, algo_key, observation_space, action_space, resolved, policy_kwargs
+            key, algo_key, observation_space, action_space, resolved, build_kwargs
         )
     return problems
 
@@ -206,6 +210,31 @@ def missing_extra(env_id: str, exc: BaseException) -> str | None:
 
 _BUILT: dict[str, list[str]] = {}
 
+#: Hidden width the validation build uses for norms whose construction does not depend on widths.
+_CHECK_WIDTH = 8
+
+
+def _signature(space: spaces.Space) -> list[Any]:
+    """What a policy's structure depends on in a space: its type and rank (image or vector observations; discrete
+    or continuous actions), not its sizes. Envs with one signature (the MinAtar games, MuJoCo tasks, CartPole and
+    Acrobot) share one validation build."""
+    return [type(space).__name__, len(space.shape or ())]
+
+
+def _narrowed(policy_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """``net_arch`` with every width capped at :data:`_CHECK_WIDTH`: layer count, placement and norm are what
+    the build checks, and only group norm's divisibility depends on widths (those builds keep theirs). A CrossQ
+    MuJoCo critic is 2048 wide; building 388 such policies was most of a full-profile dry run."""
+    out = dict(policy_kwargs)
+    arch = out.get("net_arch")
+    if isinstance(arch, list | tuple) and all(isinstance(w, int) for w in arch):
+        out["net_arch"] = [min(w, _CHECK_WIDTH) if w > 0 else w for w in arch]
+    elif isinstance(arch, Mapping) and all(
+        isinstance(v, list | tuple) and all(isinstance(w, int) for w in v) for v in arch.values()
+    ):
+        out["net_arch"] = {k: [min(w, _CHECK_WIDTH) if w > 0 else w for w in v] for k, v in arch.items()}
+    return out
+
 
 def _cached_build_problems(key: str, *args: Any) -> list[str]:
     """:func:`_build_problems` once per (algo, env, norm, policy kwargs): a sweep over learning rates or seeds
@@ -228,6 +257,9 @@ def _build_problems(
 
     policy_cls = policy_class_for(algo)
     kwargs = {**policy_kwargs, "norm": norm}
+    if "optimizer_class" not in kwargs and "optimizer_kwargs" not in kwargs:
+        # the default Adam: nothing to check, and torch's first optimizer imports torch._dynamo (~1 s)
+        kwargs["optimizer_class"] = _NoOptimizer
     try:
         with _structure_only():
             policy_cls(observation_space, action_space, lambda _: 1e-3, **kwargs)
@@ -259,3 +291,10 @@ def _structure_only() -> Iterator[None]:
 
 def _keep(tensor: Any, *args: Any, **kwargs: Any) -> Any:
     return tensor
+
+
+class _NoOptimizer:
+    """Stands in for the default optimizer in a structure-only build (the policy is discarded)."""
+
+    def __init__(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        self.param_groups: list[dict[str, Any]] = []
