@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 
 from wnbench.suite.engine import run_suite
 from wnbench.suite.spec import load_suite
@@ -70,3 +71,23 @@ def test_published_records_thin_per_update_curves_and_keep_evaluation_curves_who
     kept = thin["train/loss"]["step"]
     assert len(kept) == PUBLISHED_CURVE_POINTS and kept[0] == 0 and kept[-1] == steps[-1]
     assert thin["train/loss"]["value"] == kept
+
+
+def test_records_whose_config_changed_since_are_dropped_from_the_published_file(tmp_path):
+    """A zoo value edited after a publish gives its runs new ids: the next publish keeps only the runs the suite
+    plans now, so a cell never mixes records of two configurations."""
+    path = tmp_path / "toypub.yaml"
+    path.write_text(SUITE)
+    out = tmp_path / "out"
+    run_suite(load_suite(path), out, workers=1, tracking=NO_WANDB, rich=False, summary=False)
+    old_ids = {r["run_id"] for r in iter_records(out)}
+    export_published(out, tmp_path / "published")
+    path.write_text(SUITE.replace("hidden: [8]", "hidden: [16]"))
+    run_suite(load_suite(path), out, workers=1, tracking=NO_WANDB, rich=False, summary=False)
+    records, _, count = export_published(out, tmp_path / "published")
+    published = {
+        json.loads(line)["run_id"] for line in gzip.decompress(records.read_bytes()).decode().splitlines()
+    }
+    assert (
+        count == 4 and published == {run.run_id for run in load_suite(path).runs} and not published & old_ids
+    )

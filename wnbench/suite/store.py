@@ -225,6 +225,23 @@ def versions() -> dict[str, str | None]:
 
 
 # -- published records: one compressed file per suite, committed with its plan --------------------------------------
+def _current_run_ids(plan: dict[str, Any]) -> set[str] | None:
+    """The run ids the plan's profiles have *now* (suite file and configs as they are), or ``None`` when the
+    suite file cannot be read from here (then the plan's ids stand)."""
+    from wnbench.suite.spec import load_suite
+
+    path = Path(str(plan.get("path", "")))
+    if not path.is_file():
+        return None
+    ids: set[str] = set()
+    for profile in plan.get("profiles") or [plan.get("profile")]:
+        try:
+            ids |= {run.run_id for run in load_suite(path, profile, run_kind_checks=False).runs}
+        except Exception:  # noqa: BLE001 - a profile since renamed: keep what the plan says
+            return None
+    return ids
+
+
 def export_published(out_dir: str | Path, dest_dir: str | Path) -> tuple[Path, Path, int]:
     """Write ``OUT``'s finished and diverged records to ``DEST/<suite>.jsonl.gz`` (one record per line, run-id
     order, gzip without a timestamp so the same records give the same bytes) and its plan to
@@ -245,6 +262,12 @@ def export_published(out_dir: str | Path, dest_dir: str | Path) -> tuple[Path, P
         plan["profiles"] = sorted(
             set(earlier.get("profiles", [earlier.get("profile")])) | {plan.get("profile")}
         )
+    current = _current_run_ids(plan)
+    if (
+        current is not None
+    ):  # a record whose config has changed since (a new zoo value) is no longer a planned run
+        plan["run_ids"] = sorted(current)
+        merged = {k: r for k, r in merged.items() if k in current}
     dest_dir.mkdir(parents=True, exist_ok=True)
     lines = "".join(json.dumps(merged[k], sort_keys=True, allow_nan=False) + "\n" for k in sorted(merged))
     tmp = records_path.with_suffix(".tmp")
