@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from wnbench.rl.scoring import DIAGNOSTIC_KEYS
 from wnbench.suite.kinds import Scoring, get_kind
 
 from . import stats
@@ -569,14 +570,7 @@ def _median_table(cells: Mapping[str, Mapping[str, Sequence[dict[str, Any]]]], t
 
 
 #: Mechanism diagnostics a run's curves may carry (wnbench.rl.diagnostics), in the order they are shown.
-DIAGNOSTICS = (
-    "diag/ratio_dev",
-    "diag/grad_noise",
-    "diag/grad_var",
-    "diag/weight_norm",
-    "diag/eff_lr",
-    "diag/q_bias",
-)
+DIAGNOSTICS = tuple(f"diag/{key}" for key in DIAGNOSTIC_KEYS)
 
 
 def diagnostic_value(record: Mapping[str, Any], key: str) -> float:

@@ -62,8 +62,8 @@ def diagnostics(result: ClaimResult, key: str, path: Path) -> bool:
     )  # fmt: skip
 
 
-def _curve_panels(result: ClaimResult, path: Path, key_of: Any, title: str, log: bool = False) -> bool:
-    curve_key = key_of
+def _curve_panels(result: ClaimResult, path: Path, curve_key: Any, title: str, log: bool = False) -> bool:
+    """Panels per cell of the curve ``curve_key(record)`` names (None: the record has none), per norm."""
     cells = {
         c: by for c, by in result.cell_records.items() if any(curve_key(r) for rs in by.values() for r in rs)
     }

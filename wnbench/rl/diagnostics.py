@@ -36,10 +36,9 @@ from stable_baselines3.common.vec_env import VecNormalize
 from torch import nn
 
 from wnbench.norms.weightnorm import WeightNormMixin
+from wnbench.rl.scoring import DIAGNOSTIC_KEYS
 
 __all__ = ["DiagnosticsCallback", "DIAGNOSTIC_KEYS"]
-
-DIAGNOSTIC_KEYS = ("ratio_dev", "grad_noise", "grad_var", "weight_norm", "eff_lr", "q_bias")
 
 
 class _Probe:

@@ -20,6 +20,8 @@ METRICS: dict[str, str] = {
 }
 #: The evaluation curve every RL record carries (step = environment steps).
 EVAL_CURVE = "eval/mean_return"
+#: Mechanism diagnostics (wnbench.rl.diagnostics), logged as ``diag/<key>`` curves, in the order reports show them.
+DIAGNOSTIC_KEYS = ("ratio_dev", "grad_noise", "grad_var", "weight_norm", "eff_lr", "q_bias")
 
 
 def primary_metric(config: Mapping[str, Any]) -> str:
