@@ -468,3 +468,34 @@ def test_an_auc_hypothesis_is_tested_on_auc_not_on_final_return():
     assert c1.headline.point == pytest.approx(0.5)
     auc = by_name["WN > BN (normalized AUC)"]
     assert auc.point == pytest.approx(1.0) and auc.metric == "auc_normalized"
+
+
+def test_the_peer_table_grades_the_no_norm_arm_against_the_zoo():
+    """CartPole-v1 (random 23.68, zoo 500): a median of 495 is at peer level; a median of 100 with one seed at 500
+    is below peer with its best seed at peer; a run at half the zoo's steps is a sample-efficiency cell. Other arms
+    do not enter the table, and a CrossQ cell's peer is stock CrossQ (batch renorm, pre), not no-norm."""
+    from wnbench.report.claims import group_cells, peer_table
+
+    def cell(task_values, steps, algo="ppo", norm="none"):
+        out = _records({"CartPole-v1": {norm: task_values}})
+        for r in out:
+            r["config"].update(algo=algo, resolved={"n_timesteps": 100_000})
+            r["metrics"]["total_steps"] = steps
+            r["run_id"] += algo
+        return out
+
+    at_peer = cell([495.0, 490, 500], 100_000)
+    below = cell([100.0, 90, 500], 100_000, algo="dqn")
+    short = cell([495.0, 490, 500], 50_000, algo="a2c")
+    stock = cell([500.0, 500, 500], 100_000, algo="crossq", norm="batch_renorm")
+    for r in stock:
+        r["config"]["norm"] = "batch_renorm[placement=pre]"
+    other_arm = cell([10.0, 10, 10], 100_000, norm="weight")
+    table = peer_table(group_cells(at_peer + below + short + stock + other_arm))
+    rows = {row[0]: row for row in table.rows}
+    assert rows["CartPole-v1/ppo"][1] == "none" and rows["CartPole-v1/ppo"][-1] == "at peer level"
+    assert rows["CartPole-v1/ppo"][5] == "0.99 / 1.00"  # (495 - 23.68) / (500 - 23.68)
+    assert rows["CartPole-v1/dqn"][-1].startswith("below peer in the median; best seed at peer")
+    assert rows["CartPole-v1/a2c"][-1].startswith("short budget (50% of the zoo's steps)")
+    assert rows["CartPole-v1/crossq"][1] == "batch_renorm[placement=pre]"
+    assert rows["CartPole-v1/crossq"][-1] == "at peer level"

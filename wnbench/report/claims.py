@@ -667,6 +667,67 @@ def _iqm_table(iqm: Mapping[str, stats.Estimate], anchors: Mapping[str, str]) ->
     return Table(f"IQM of normalized score [95% two-stage CI]{mark}", ["norm", "IQM"], rows)
 
 
+#: A cell's no-norm arm is at peer level when its median normalized score is at least this (1 = the zoo's figure).
+PEER_LEVEL = 0.95
+
+
+def peer_table(cells: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]]) -> Table | None:
+    """Each cell's peer-baseline arm (the kind's ``peer_arm``) against its published figure (the cell's fixed
+    anchor's high end: rl-baselines3-zoo's benchmark.md), in raw units and normalized (random policy 0, zoo 1).
+
+    The zoo's figure is one run ("not a quantitative benchmark", benchmark.md), so the table shows the median
+    *and* the best seed: *at peer level* needs the median; *best seed only* says the zoo's single run is within
+    the seeds' spread but the typical run is below it; a budget below the zoo's is a sample-efficiency cell."""
+    rows = []
+    for cell, by_arm in cells.items():
+        first = next((r for recs in by_arm.values() for r in recs), None)
+        scoring = scoring_of(first["config"]["kind"]) if first else None
+        if first is None or scoring is None or scoring.peer_arm is None:
+            continue
+        arm = scoring.peer_arm(first["config"])
+        recs = [r for r in by_arm.get(arm, []) if is_scored(r)]
+        metric = scoring.primary(first["config"])
+        anchor = record_anchor(first, metric)
+        if not recs or anchor is None or not anchor.fixed:
+            continue
+        values = np.array([raw_score(r, metric) for r in recs])
+        worst = -math.inf  # a diverged run counts as the worst
+        values = np.where(np.isfinite(values), values, worst)
+        median, best = float(np.median(values)), float(values.max())
+        norm_median, norm_best = (float(anchor.normalize(np.array([v]))[0]) for v in (median, best))
+        steps = max(float(r["metrics"].get("total_steps") or 0) for r in recs)
+        zoo_steps = float((first["config"].get("resolved") or {}).get("n_timesteps") or 0)
+        if zoo_steps and steps < 0.99 * zoo_steps:
+            status = f"short budget ({steps / zoo_steps:.0%} of the zoo's steps): sample efficiency, not peer"
+        elif norm_median >= PEER_LEVEL:
+            status = "at peer level"
+        elif norm_best >= PEER_LEVEL:
+            status = "below peer in the median; best seed at peer (the zoo's figure is one run)"
+        else:
+            status = "below peer level"
+        rows.append(
+            [
+                cell,
+                arm,
+                f"{steps:,.0f} ({zoo_steps:,.0f})" if zoo_steps else f"{steps:,.0f}",
+                anchor.source.split("rl-zoo ", 1)[-1],
+                f"{_fmt(median)} [{_fmt(float(values.min()))}, {_fmt(best)}] n={len(recs)}",
+                f"{norm_median:.2f} / {norm_best:.2f}",
+                status,
+            ]
+        )
+    if not rows:
+        return None
+    return Table(
+        f"Baselines against rl-baselines3-zoo's benchmark.md (the peer check before any comparison): the peer arm's "
+        f"final return, median [min, max] over seeds; normalized = (x - random policy) / (zoo - random policy); "
+        f"at peer level = normalized median >= {PEER_LEVEL}",
+        ["cell", "peer arm", "steps (zoo's)", "zoo (its entry)", "final return median [min, max]",
+         "normalized median / best", "status"],
+        rows,
+    )  # fmt: skip
+
+
 def _anchor_table(anchors: Mapping[str, str]) -> Table:
     return Table("Normalization anchors per cell", ["cell", "anchor"], [[c, a] for c, a in anchors.items()])
 
@@ -788,6 +849,9 @@ def analyze_comparison(
         else:
             out.append(evaluate_hypothesis(claim, h, test_cells, registry, reps))
     result.iqm = iqm_by_norm(test_cells, reps)
+    peers = peer_table(cells)
+    if peers is not None:
+        result.tables.append(peers)
     result.tables.append(
         _median_table(cells, "Median of the headline metric per cell (raw units), every run")
     )

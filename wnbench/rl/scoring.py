@@ -29,4 +29,14 @@ def primary_metric(config: Mapping[str, Any]) -> str:
     return "final_return"
 
 
-SCORING = Scoring(METRICS, primary_metric)
+#: The arm whose runs the rl-baselines3-zoo figure is a peer of, per algorithm (default: no norm). CrossQ without
+#: its batch renorm and without a target network is not the published algorithm, so its peer is stock CrossQ:
+#: batch renorm before every layer and on the input, sb3-contrib's warm-up.
+PEER_ARMS = {"crossq": "batch_renorm[placement=pre]"}
+
+
+def peer_arm(config: Mapping[str, Any]) -> str:
+    return PEER_ARMS.get(config["algo"], "none")
+
+
+SCORING = Scoring(METRICS, primary_metric, peer_arm=peer_arm)

@@ -85,6 +85,9 @@ class Scoring:
     arm: Callable[[Mapping[str, Any]], str] | None = None
     #: ``params`` that are part of the arm, so reports compare them inside one cell instead of splitting cells.
     arm_params: frozenset[str] = frozenset()
+    #: The arm a cell's published peer figure is for (RL: the rl-baselines3-zoo run is no-norm, CrossQ's is stock
+    #: CrossQ), from a record's ``config``; ``None``: the kind has no peer figures, and reports show no peer table.
+    peer_arm: Callable[[Mapping[str, Any]], str] | None = None
 
 
 class Diverged(Exception):
