@@ -27,10 +27,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-import lightning.pytorch as pl
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, TensorDataset
 
 from wnbench.errors import UserError
 
@@ -39,7 +36,7 @@ from .idx import read_idx
 __all__ = [
     "DatasetInfo",
     "DATASETS",
-    "GenDataModule",
+    "prepared_splits",
     "dataset_info",
     "mixture_modes",
     "load_splits",
@@ -308,112 +305,32 @@ def _load_splits(name: str, data_dir: str | Path | None, split_seed: int, downlo
     return _hold_out_val(train_x, train_y, (test_x, test_y), split_seed)
 
 
-class GenDataModule(pl.LightningDataModule):
-    """One benchmark dataset: ``(x, y)`` batches from its fixed train / val / test splits.
-
-    ``val_dataloader`` serves the validation split (per-epoch curves, model selection), ``test_dataloader``
-    the test split (final metrics). The name is checked at construction and files are read in :meth:`setup`,
-    so a bad name or a missing/corrupt file fails before any training starts. ``binarize`` thresholds images
-    at 0.5 (for a Bernoulli likelihood that is a proper likelihood). Training batches drop the last partial
-    batch, so batch-statistics norms never see a batch of one.
-    """
-
-    SPLITS = ("train", "val", "test")
-
-    def __init__(
-        self,
-        name: str,
-        data_dir: str | Path | None = None,
-        batch_size: int = 64,
-        eval_batch_size: int = 500,
-        split_seed: int = 0,
-        binarize: bool = False,
-        download: bool = True,
-        num_workers: int = 0,
-    ) -> None:
-        super().__init__()
-        self.info = dataset_info(name)
-        if batch_size < 2:
+def prepared_splits(
+    name: str,
+    data_dir: str | Path | None = None,
+    split_seed: int = 0,
+    download: bool = True,
+    binarize: bool = False,
+    batch_size: int = 2,
+) -> tuple[DatasetInfo, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """A dataset's splits as the data module serves them (binarized when asked), with its info (image shape from
+    the files), checked: train and test images of one shape, at least ``batch_size`` training examples."""
+    info = dataset_info(name)
+    splits = load_splits(name, data_dir, split_seed, download)
+    if binarize:
+        if not info.is_image:
+            raise UserError(f"binarize applies to image datasets, not '{name}'")
+        splits = {k: ((x > 0.5).astype(np.float32), y) for k, (x, y) in splits.items()}
+    if info.is_image:
+        shapes = {tuple(x.shape[1:]) for x, _ in splits.values()}
+        if len(shapes) != 1:
             raise UserError(
-                f"batch_size must be >= 2 (batch-statistics norms need two samples), got {batch_size}"
+                f"{name}: train and test images differ in shape ({' vs '.join(map(str, sorted(shapes)))})"
             )
-        self.name = name
-        self.data_dir = data_dir
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size
-        self.split_seed = split_seed
-        self.binarize = binarize
-        self.download = download
-        self.num_workers = num_workers
-        self.sets: dict[str, TensorDataset] = {}
-
-    @property
-    def train_set(self) -> TensorDataset | None:
-        return self.sets.get("train")
-
-    @property
-    def val_set(self) -> TensorDataset | None:
-        return self.sets.get("val")
-
-    @property
-    def test_set(self) -> TensorDataset | None:
-        return self.sets.get("test")
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.sets:
-            return
-        splits = load_splits(self.name, self.data_dir, self.split_seed, self.download)
-        if self.binarize:
-            if not self.info.is_image:
-                raise UserError(f"binarize applies to image datasets, not '{self.name}'")
-            splits = {k: ((x > 0.5).astype(np.float32), y) for k, (x, y) in splits.items()}
-        if self.info.is_image:
-            shapes = {tuple(x.shape[1:]) for x, _ in splits.values()}
-            if len(shapes) != 1:
-                raise UserError(
-                    f"{self.name}: train and test images differ in shape ({' vs '.join(map(str, sorted(shapes)))})"
-                )
-            # The files decide the image size (e.g. 32x32 padded MNIST); the networks check they can take it.
-            self.info = dataclasses.replace(self.info, shape=shapes.pop())
-        if len(splits["train"][0]) < self.batch_size:
-            raise UserError(
-                f"batch_size {self.batch_size} exceeds the {len(splits['train'][0])} training examples of '{self.name}'"
-            )
-        for part in self.SPLITS:
-            x, y = splits[part]
-            self.sets[part] = TensorDataset(torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y))
-
-    @property
-    def modes(self) -> tuple[np.ndarray, float] | None:
-        """Mode centres and std for mixture datasets, else None."""
-        return mixture_modes(self.name) if self.name in _MIXTURE_STD else None
-
-    def train_dataloader(self) -> DataLoader:
-        self.setup()
-        return DataLoader(
-            self.train_set,
-            batch_size=self.batch_size,
-            shuffle=True,
-            drop_last=True,
-            num_workers=self.num_workers,
+        # The files decide the image size (e.g. 32x32 padded MNIST); the networks check they can take it.
+        info = dataclasses.replace(info, shape=shapes.pop())
+    if len(splits["train"][0]) < batch_size:
+        raise UserError(
+            f"batch_size {batch_size} exceeds the {len(splits['train'][0])} training examples of '{name}'"
         )
-
-    def _eval_loader(self, part: str) -> DataLoader:
-        self.setup()
-        return DataLoader(
-            self.sets[part], batch_size=self.eval_batch_size, shuffle=False, num_workers=self.num_workers
-        )
-
-    def val_dataloader(self) -> DataLoader:
-        """The validation split (never the test split)."""
-        return self._eval_loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._eval_loader("test")
-
-    def tensors(self, split: str = "test") -> tuple[torch.Tensor, torch.Tensor]:
-        """All of a split (``train``, ``val`` or ``test``) as ``(x, y)`` tensors (evaluation wants whole sets)."""
-        self.setup()
-        if split not in self.sets:
-            raise ValueError(f"split must be one of {', '.join(self.SPLITS)}, got '{split}'")
-        return self.sets[split].tensors[0], self.sets[split].tensors[1]
+    return info, splits

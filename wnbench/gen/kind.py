@@ -49,7 +49,7 @@ from wnbench.norms import NormError
 from wnbench.suite.kinds import Diverged, RunContext, RunSpec
 
 from .config import MODELS, load_hyperparams
-from .data import DATASETS, GenDataModule, dataset_info
+from .data import DATASETS, dataset_info, prepared_splits
 from .nets import conv_plan
 from .scoring import DIAGNOSTICS, METRICS, primary_metric
 from .train import NETWORK_ROLES, build_run, train_gen
@@ -170,21 +170,18 @@ def _hyperparam_problems(err: UserError, params: Params, algo: str) -> list[str]
 
 def _check_data(task: str, data_dir: str | None, download: bool, batch_size: int) -> tuple[int, ...]:
     """Read the dataset once (files found, well formed, enough examples) and return its example shape."""
-    dm = GenDataModule(task, data_dir, batch_size=2, download=download)
-    dm.setup()
-    if dm.info.is_image:
+    info, splits = prepared_splits(task, data_dir, download=download)
+    if info.is_image:
         try:
-            conv_plan(dm.info.shape)
+            conv_plan(info.shape)
         except UserError as err:
             where = f" in {data_dir}" if task in _FILE_DATASETS else ""
-            raise UserError(
-                f"{task} images{where} are {dm.info.shape[1]}x{dm.info.shape[2]}: {err}"
-            ) from None
-    if len(dm.train_set) < batch_size:
+            raise UserError(f"{task} images{where} are {info.shape[1]}x{info.shape[2]}: {err}") from None
+    if len(splits["train"][0]) < batch_size:
         raise UserError(
-            f"batch_size {batch_size} exceeds the {len(dm.train_set)} training examples of '{task}'"
+            f"batch_size {batch_size} exceeds the {len(splits['train'][0])} training examples of '{task}'"
         )
-    return dm.info.shape
+    return info.shape
 
 
 def validate(spec: RunSpec) -> list[str]:

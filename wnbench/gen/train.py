@@ -27,7 +27,7 @@ from wnbench.errors import UserError
 from wnbench.norms import Norm, make_norm
 
 from .config import GANHyperparams, VAEHyperparams, load_hyperparams
-from .data import GenDataModule
+from .datamodule import GenDataModule
 from .features import ImageGANEvaluator, load_or_train_classifier
 from .gan import GAN
 from .metrics import MixtureGANEvaluator, independent_baseline_nll
