@@ -193,7 +193,7 @@ RAY_SUITE = """
     norms: [none, batch, weight_ddi]
     params: {hidden: [16], n_train: 256}
     seeds: 1
-    budget: {steps: 40, time_limit_s: 60}
+    budget: {steps: 40, time_limit_s: 300}  # a guard only: a loaded CI machine starts Ray workers slowly
 """
 
 
