@@ -187,3 +187,47 @@ def test_missing_package_raises_clear_error(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", fake_import)
     with pytest.raises(RuntimeError, match="wandb-workspaces"):
         _report()
+
+
+def test_a_section_with_cells_gets_one_grid_per_cell_filtered_on_task_and_algo(no_network):
+    """No panel mixes tasks: each (task, algo) cell has its own heading and grid, and its run set is filtered on
+    the suites and on config.task and config.algo."""
+    import wandb_workspaces.reports.v2 as wr
+
+    cells = (("CartPole-v1", "ppo"), ("Pendulum-v1", "sac"))
+    section = ClaimSection(
+        "C1", "t", "v", ("rl",), ("eval/mean_return", "diag/ratio_dev"), ("final_return",), cells
+    )
+    report = build_report([section], project="wnbench", entity=None, title="t", description="")
+    grids = [b for b in report.blocks if isinstance(b, wr.PanelGrid)]
+    assert [b.text for b in report.blocks if isinstance(b, wr.H2)] == [
+        "CartPole-v1 / ppo",
+        "Pendulum-v1 / sac",
+    ]
+    assert len(grids) == 2 and all(len(g.panels) == 3 for g in grids)
+    for grid, (task, algo) in zip(grids, cells, strict=True):
+        (runset,) = grid.runsets
+        assert repr(task) in runset.filters and repr(algo) in runset.filters and "'rl'" in runset.filters
+    spec = report_spec(report)
+    specs = [b for b in spec["spec"]["blocks"] if b["type"] == "panel-grid"]
+    for grid, (task, algo) in zip(specs, cells, strict=True):
+        filters = {f["key"]["name"]: f["value"] for f in grid["metadata"]["runSets"][0]["filters"]["filters"]}
+        assert filters == {"group": ["rl"], "task": task, "algo": algo}
+
+
+def test_report_sections_name_the_cells_of_their_records():
+    from wnbench.report import Inputs, analyze, wandb_sections
+
+    def rec(task, norm, seed, value):
+        return {
+            "run_id": f"{task}{norm}{seed}", "suite": "rl", "claims": ["C1"], "status": "finished",
+            "config": {"kind": "rl", "task": task, "algo": "ppo", "norm": norm, "norm_spec": {"name": norm},
+                       "seed": seed, "params": {}, "budget": {"steps": 10}, "resolved": None},
+            "metrics": {"final_return": value}, "curves": {}, "timings": {}, "versions": {}, "schema": 1,
+        }  # fmt: skip
+
+    records = [rec(t, n, s, 100.0 + s) for t in ("CartPole-v1", "Acrobot-v1") for n in ("weight", "batch")
+               for s in range(3)]  # fmt: skip
+    (c1,) = [s for s in wandb_sections(analyze(Inputs(records=records), reps=50)) if s.claim == "C1"]
+    assert c1.cells == (("Acrobot-v1", "ppo"), ("CartPole-v1", "ppo"))
+    assert "diag/ratio_dev" in c1.curve_metrics

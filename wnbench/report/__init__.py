@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .claims import ClaimResult, analyze
+from .claims import DIAGNOSTICS, ClaimResult, analyze
 from .records import Inputs, load_inputs
 from .registry import Registry, load_registry
 from .render import write_report
@@ -31,7 +31,7 @@ __all__ = [
 
 #: What the W&B report draws per claim: (curve metrics, final metrics).
 _WANDB_METRICS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "C1": (("eval/mean_return",), ("final_return", "auc_normalized")),
+    "C1": (("eval/mean_return", *DIAGNOSTICS), ("final_return", "auc_normalized")),
     "C2": (
         ("elbo_test_nats", "fid_classifier", "modes_covered"),
         ("elbo_test_nats", "fid_classifier", "modes_covered"),
@@ -40,7 +40,7 @@ _WANDB_METRICS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "C4": (("elbo_test_nats", "modes_covered"), ("elbo_test_nats", "modes_covered")),
     "C5": (("eval/mean_return",), ("final_return", "modes_covered", "fid_classifier")),
     "C6": (("eval/mean_return",), ("final_return", "elbo_test_nats", "fid_classifier", "modes_covered")),
-    "C7": (("eval/mean_return",), ("final_return",)),
+    "C7": (("eval/mean_return", *DIAGNOSTICS), ("final_return",)),
 }
 
 
@@ -60,7 +60,8 @@ def build_report(
 
 
 def wandb_sections(results: Sequence[ClaimResult]) -> list[Any]:
-    """One W&B report section per claim measured by tracked suite runs."""
+    """One W&B report section per claim measured by tracked suite runs, with a panel grid per cell (task,
+    algorithm) of the claim's records."""
     from wnbench.tracking.wandb_report import ClaimSection
 
     sections = []
@@ -70,5 +71,13 @@ def wandb_sections(results: Sequence[ClaimResult]) -> list[Any]:
         curves, finals = _WANDB_METRICS[r.claim]
         tuned = f" Tuned per norm: {r.tuned_verdict}." if r.tuned_verdict else ""
         text = f"**Verdict: {r.verdict}.** {r.headline_text} ({r.basis}).{tuned} Measured by: {r.measure}."
-        sections.append(ClaimSection(r.claim, r.title, text, tuple(r.suites), curves, finals))
+        cells = sorted(
+            {
+                (rec["config"]["task"], rec["config"]["algo"])
+                for by_arm in (r.cell_records or {}).values()
+                for recs in by_arm.values()
+                for rec in recs
+            }
+        )
+        sections.append(ClaimSection(r.claim, r.title, text, tuple(r.suites), curves, finals, tuple(cells)))
     return sections

@@ -6,7 +6,9 @@
     print(publish_report(report, mode=options.mode))   # online: the URL; offline/disabled: what to do instead
 
 Runs are selected by W&B group (= suite name, ``Group IN suites``) and grouped by ``config.norm``, so each norm is
-one line / bar, its band the spread over seeds (``GROUP_BAND``). Building and validating a report touches no
+one line / bar, its band the spread over seeds (``GROUP_BAND``). A section that names its cells (task, algorithm)
+gets one heading and panel grid per cell, its run set also filtered on ``config.task`` and ``config.algo``, so no
+panel mixes tasks (CartPole returns beside Pendulum's would compare nothing). Building and validating a report touches no
 network: ``wandb_workspaces`` only calls the W&B API when a report has no entity (its default), when a run set
 with entity and project is serialised (project-id look-up) and on ``save()``. Hence ``entity=None`` gives the
 report ``OFFLINE_ENTITY`` (replaced by the logged-in user's entity on an online publish), and ``report_spec``
@@ -55,6 +57,7 @@ class ClaimSection:
     suites: tuple[str, ...]  # W&B groups (suite names) whose runs this claim uses
     curve_metrics: tuple[str, ...] = ()  # line plots vs step, e.g. ("eval/mean_return",)
     final_metrics: tuple[str, ...] = ()  # summary metrics as bar plots, e.g. ("final_return",)
+    cells: tuple[tuple[str, str], ...] = ()  # (task, algo) per panel grid; () = one grid over all runs
 
     @property
     def heading(self) -> str:
@@ -78,12 +81,8 @@ def _layout(wr: Any, i: int) -> Any:
     return wr.Layout(x=(i % 2) * _PANEL_W, y=(i // 2) * _PANEL_H, w=_PANEL_W, h=_PANEL_H)
 
 
-def _section_blocks(wr: Any, expr: Any, section: ClaimSection, *, project: str, entity: str) -> list[Any]:
-    if not section.suites:
-        raise ValueError(f"claim {section.claim}: no suites to select runs from")
-    blocks: list[Any] = [wr.H1(text=section.heading)]
-    if section.verdict_markdown.strip():
-        blocks.append(wr.MarkdownBlock(text=section.verdict_markdown))
+def _grid(wr: Any, section: ClaimSection, filters: Any, name: str, *, project: str, entity: str) -> Any:
+    """One panel grid: a line plot per curve metric and a bar plot per final metric, runs grouped by norm."""
     group = wr.Config(GROUP_KEY)
     panels: list[Any] = [
         wr.LinePlot(
@@ -109,15 +108,31 @@ def _section_blocks(wr: Any, expr: Any, section: ClaimSection, *, project: str, 
                 layout=_layout(wr, len(panels)),
             )
         )
-    if panels:
-        runset = wr.Runset(
-            entity=entity,
-            project=project,
-            name=f"{section.claim}: {', '.join(section.suites)}",
-            filters=expr.And(expr.Metric("Group").isin(list(section.suites))),
-            groupby=[f"config.{GROUP_KEY}"],
+    runset = wr.Runset(
+        entity=entity, project=project, name=name, filters=filters, groupby=[f"config.{GROUP_KEY}"]
+    )
+    return wr.PanelGrid(runsets=[runset], panels=panels)
+
+
+def _section_blocks(wr: Any, expr: Any, section: ClaimSection, *, project: str, entity: str) -> list[Any]:
+    if not section.suites:
+        raise ValueError(f"claim {section.claim}: no suites to select runs from")
+    blocks: list[Any] = [wr.H1(text=section.heading)]
+    if section.verdict_markdown.strip():
+        blocks.append(wr.MarkdownBlock(text=section.verdict_markdown))
+    if not section.curve_metrics and not section.final_metrics:
+        return blocks
+    suites = expr.Metric("Group").isin(list(section.suites))
+    if not section.cells:
+        blocks.append(_grid(wr, section, expr.And(suites), f"{section.claim}: {', '.join(section.suites)}",
+                            project=project, entity=entity))  # fmt: skip
+        return blocks
+    for task, algo in section.cells:
+        blocks.append(wr.H2(text=f"{task} / {algo}"))
+        where = expr.And(suites, expr.Config("task") == task, expr.Config("algo") == algo)
+        blocks.append(
+            _grid(wr, section, where, f"{section.claim}: {task}/{algo}", project=project, entity=entity)
         )
-        blocks.append(wr.PanelGrid(runsets=[runset], panels=panels))
     return blocks
 
 
