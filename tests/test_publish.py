@@ -91,3 +91,38 @@ def test_records_whose_config_changed_since_are_dropped_from_the_published_file(
     assert (
         count == 4 and published == {run.run_id for run in load_suite(path).runs} and not published & old_ids
     )
+
+
+def test_the_report_reads_a_published_folder_and_compares_runs_with_it(tmp_path):
+    """``wnbench report results/published`` reads the .jsonl.gz records as a run folder would (a corrupt line is
+    skipped with one line), and ``--reference`` sets a user's runs beside them cell by cell."""
+    import subprocess
+    import sys
+
+    from wnbench.report import load_inputs
+
+    path = tmp_path / "toypub.yaml"
+    path.write_text(SUITE)
+    out = tmp_path / "out"
+    run_suite(load_suite(path), out, workers=2, tracking=NO_WANDB, rich=False, summary=False)
+    records, _, _ = export_published(out, tmp_path / "published")
+    from_folder = load_inputs([out])
+    from_published = load_inputs([tmp_path / "published"])
+    strip = lambda rs: [{k: v for k, v in r.items() if k not in ("_dir", "curves")} for r in rs]  # noqa: E731
+    assert strip(from_published.records) == strip(from_folder.records) and len(from_published.records) == 4
+    assert [m.suite for m in from_published.manifests] == ["toypub"]
+
+    report = tmp_path / "report"
+    cmd = [sys.executable, "-m", "wnbench.cli", "report", str(out), "--reference", str(tmp_path / "published"),
+           "--out", str(report), "--reps", "100"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    text = (report / "report.md").read_text()
+    assert f"## Against the reference ({tmp_path / 'published'})" in text
+    rows = [line for line in text.splitlines() if line.startswith("| toypub: regression/mlp |")]
+    assert {row.split(" | ")[1] for row in rows} == {"none", "weight"}
+    assert all(row.rstrip(" |").endswith("0.50") for row in rows)  # the same runs on both sides: ties
+    lines = gzip.decompress(records.read_bytes()).decode().splitlines()
+    records.write_bytes(gzip.compress(("\n".join(lines[:3] + ['{"run_id": "half-writ']) + "\n").encode()))
+    damaged = load_inputs([tmp_path / "published"])
+    assert len(damaged.records) == 3 and any(":4: unreadable" in s for s in damaged.skipped)

@@ -199,6 +199,10 @@ def report_command(
         None,
         help="Claims registry (YAML) to test instead of the built-in pre-registration (wnbench/report/registry.yaml).",
     ),
+    reference: Path = typer.Option(
+        None,
+        help="Results to compare with, verdict by verdict and cell by cell (e.g. results/published).",
+    ),
 ) -> None:
     """Verdicts for the registered claims from stored records: P(X > Y) with two-stage bootstrap CIs and Holm
     within families, per-cell effect sizes, plots, HTML/Markdown with the pre-registration."""
@@ -206,15 +210,22 @@ def report_command(
     from rich.table import Table
 
     from wnbench.report import analyze, load_inputs, load_registry, wandb_sections
-    from wnbench.report.render import VERDICT_HEADER, verdict_rows, write_report
+    from wnbench.report.render import VERDICT_HEADER, Reference, verdict_rows, write_report
 
     claims = load_registry(registry) if registry else load_registry()
     inputs = load_inputs(directories)
     for line in inputs.skipped + inputs.warnings:
         typer.echo(f"note: {line}", err=True)
+    ref = None
+    if reference is not None:
+        ref_inputs = load_inputs([reference])
+        for line in ref_inputs.skipped + ref_inputs.warnings:
+            typer.echo(f"note (reference): {line}", err=True)
     with Console(stderr=True).status("building the report (bootstrap intervals, figures)..."):
         results = analyze(inputs, reps=reps, registry=claims)
-        paths = write_report(results, inputs, out, claims)
+        if reference is not None:
+            ref = Reference(str(reference), analyze(ref_inputs, reps=reps, registry=claims), ref_inputs)
+        paths = write_report(results, inputs, out, claims, reference=ref)
     table = Table(title="Verdicts")
     for column in VERDICT_HEADER:
         table.add_column(column, overflow="fold")

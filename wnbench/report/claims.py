@@ -1289,3 +1289,66 @@ def analyze(inputs: Inputs, reps: int | None = None, registry: Registry | None =
         if claim.id == "C6" and result.cell_scores:
             result.tables.append(seed_spread_table(result))
     return results
+
+
+# -- a user's runs against a reference (wnbench report MINE --reference results/published) -----------------------
+def _side(records: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, str, str]:
+    """(finite headline values, 'median [min, max] n=', steps text) of one arm's scored records."""
+    values = np.array([raw_score(r, metric_of(r)[0]) for r in records if metric_of(r)])
+    n = len(values)
+    values = values[np.isfinite(values)]
+    steps = sorted(
+        {int((r.get("metrics") or {}).get("total_steps") or r["config"].get("budget", {}).get("steps") or 0)
+         for r in records} - {0}
+    )  # fmt: skip
+    steps_text = ", ".join(f"{s:,}" for s in steps) or "—"
+    if not values.size:
+        return values, f"diverged n={n}", steps_text
+    text = (
+        f"{_fmt(float(np.median(values)))} [{_fmt(float(values.min()))}, {_fmt(float(values.max()))}] n={n}"
+    )
+    return values, text, steps_text
+
+
+def reference_table(
+    mine: Sequence[Mapping[str, Any]], reference: Sequence[Mapping[str, Any]]
+) -> Table | None:
+    """Cell by cell and arm by arm, a user's headline metric beside the reference's: every (suite, task,
+    algorithm, arm) that both hold, with each side's budget in steps (a shorter budget is a different cell in
+    all but name), the difference of medians in raw units and P(yours > reference) over all pairs of runs."""
+
+    def by_key(
+        records: Sequence[Mapping[str, Any]],
+    ) -> dict[tuple[str, str, str, str], list[Mapping[str, Any]]]:
+        out: dict[tuple[str, str, str, str], list[Mapping[str, Any]]] = defaultdict(list)
+        for r in records:
+            if is_scored(r) and stage_of(r) == "eval" and metric_of(r) is not None:
+                c = r["config"]
+                out[(r["suite"], c["task"], c["algo"], arm_label_of(r))].append(r)
+        return out
+
+    ours, theirs = by_key(mine), by_key(reference)
+    rows = []
+    for key in sorted(set(ours) & set(theirs), key=lambda k: (k[0], k[1], k[2], norm_order(k[3]))):
+        suite, task, algo, arm = key
+        metric, higher = metric_of(ours[key][0])  # type: ignore[misc]
+        x, x_text, x_steps = _side(ours[key])
+        y, y_text, y_steps = _side(theirs[key])
+        if x.size and y.size:
+            diff = _fmt(float(np.median(x) - np.median(y)))
+            sign = 1.0 if higher else -1.0
+            wins = np.sign(sign * (x[:, None] - y[None, :]))
+            prob = f"{float((wins > 0).mean() + 0.5 * (wins == 0).mean()):.2f}"
+        else:
+            diff = prob = "—"
+        rows.append([f"{suite}: {task}/{algo}", arm, metric, f"{x_text} ({x_steps} steps)",
+                     f"{y_text} ({y_steps} steps)", diff, prob])  # fmt: skip
+    if not rows:
+        return None
+    return Table(
+        "Your runs against the reference, cell by cell (headline metric in raw units; P(yours > reference) is "
+        "the share of run pairs where yours is better, ties half)",
+        ["cell", "arm", "metric", "yours: median [min, max]", "reference: median [min, max]",
+         "median yours − reference", "P(yours > reference)"],
+        rows,
+    )  # fmt: skip

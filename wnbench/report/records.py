@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from wnbench.errors import UserError
-from wnbench.suite.store import RECORD_SCHEMA, STATUSES, iter_record_files
+from wnbench.suite.store import RECORD_SCHEMA, STATUSES, iter_published, iter_record_files
 
 BENCH_FILES = ("overhead.json", "noise.json", "ddi.json")
 #: Status order when one run id appears in several directories: a result beats a failure.
@@ -62,6 +62,11 @@ def _is_suite_dir(path: Path) -> bool:
     return (path / "runs").is_dir() or (path / "suite.json").is_file()
 
 
+def _published_files(path: Path) -> list[Path]:
+    """``<suite>.jsonl.gz`` files of a published-records folder (``wnbench publish``), each with its plan."""
+    return sorted(path.glob("*.jsonl.gz")) if path.is_dir() else []
+
+
 def _is_bench_dir(path: Path) -> bool:
     return any((path / name).is_file() for name in BENCH_FILES)
 
@@ -73,11 +78,13 @@ def _expand(directories: Sequence[Path]) -> list[Path]:
         raise UserError("cannot read the report inputs", problems)
     found: list[Path] = []
     for directory in directories:
-        if _is_suite_dir(directory) or _is_bench_dir(directory):
+        if _is_suite_dir(directory) or _is_bench_dir(directory) or _published_files(directory):
             found.append(directory)
             continue
         found += [
-            c for c in sorted(directory.iterdir()) if c.is_dir() and (_is_suite_dir(c) or _is_bench_dir(c))
+            c
+            for c in sorted(directory.iterdir())
+            if c.is_dir() and (_is_suite_dir(c) or _is_bench_dir(c) or _published_files(c))
         ]
     return list(dict.fromkeys(found))
 
@@ -133,6 +140,54 @@ def _records_of(directory: Path, skipped: list[str]) -> Iterable[dict[str, Any]]
         yield data
 
 
+def _published_records_of(path: Path, skipped: list[str]) -> Iterable[dict[str, Any]]:
+    for where, data in iter_published(path):
+        if isinstance(data, Exception):
+            skipped.append(f"{where}: unreadable ({data})")
+            continue
+        problem = _check_record(data, where)
+        if problem:
+            skipped.append(problem)
+            continue
+        yield data
+
+
+def _add_suite(
+    inputs: Inputs,
+    by_id: dict[str, dict[str, Any]],
+    where: Path,
+    manifest: Any,
+    records: Iterable[dict[str, Any]],
+) -> None:
+    """One suite's records (a run folder, or a published ``.jsonl.gz`` with its plan) into ``by_id``: only those
+    its manifest plans, and of several records of one run the best status."""
+    planned = None
+    if isinstance(manifest, dict) and isinstance(manifest.get("run_ids"), list):
+        planned = {str(r) for r in manifest["run_ids"]}
+        inputs.manifests.append(
+            SuiteManifest(
+                where,
+                str(manifest.get("suite", where.name)),
+                str(manifest.get("profile", "?")),
+                list(manifest.get("claims", [])),
+                [str(r) for r in manifest["run_ids"]],
+            )
+        )
+    stale = 0
+    for record in records:
+        if planned is not None and record["run_id"] not in planned:
+            stale += 1  # from an earlier plan: a config or profile changed since
+            continue
+        old = by_id.get(record["run_id"])
+        if old is None or _STATUS_RANK[record["status"]] < _STATUS_RANK[old["status"]]:
+            by_id[record["run_id"]] = record
+    if stale:
+        inputs.skipped.append(
+            f"{where}: {stale} record(s) not in the suite's last plan (suite.json) -- an earlier profile "
+            "or configuration; not reported"
+        )
+
+
 def load_inputs(directories: Sequence[str | Path]) -> Inputs:
     """Read every record, manifest and benchmark file under ``directories``.
 
@@ -145,31 +200,11 @@ def load_inputs(directories: Sequence[str | Path]) -> Inputs:
     for directory in dirs:
         if _is_suite_dir(directory):
             manifest = _read_json(directory / "suite.json")
-            planned = None
-            if isinstance(manifest, dict) and isinstance(manifest.get("run_ids"), list):
-                planned = {str(r) for r in manifest["run_ids"]}
-                inputs.manifests.append(
-                    SuiteManifest(
-                        directory,
-                        str(manifest.get("suite", directory.name)),
-                        str(manifest.get("profile", "?")),
-                        list(manifest.get("claims", [])),
-                        [str(r) for r in manifest["run_ids"]],
-                    )
-                )
-            stale = 0
-            for record in _records_of(directory, inputs.skipped):
-                if planned is not None and record["run_id"] not in planned:
-                    stale += 1  # from an earlier plan: a config or profile changed since
-                    continue
-                old = by_id.get(record["run_id"])
-                if old is None or _STATUS_RANK[record["status"]] < _STATUS_RANK[old["status"]]:
-                    by_id[record["run_id"]] = record
-            if stale:
-                inputs.skipped.append(
-                    f"{directory}: {stale} record(s) not in the suite's last plan (suite.json) -- an earlier profile "
-                    "or configuration; not reported"
-                )
+            _add_suite(inputs, by_id, directory, manifest, _records_of(directory, inputs.skipped))
+        for path in _published_files(directory):
+            plan = path.with_name(path.name.removesuffix(".jsonl.gz") + ".plan.json")
+            manifest = _read_json(plan) if plan.is_file() else None
+            _add_suite(inputs, by_id, path, manifest, _published_records_of(path, inputs.skipped))
         for name in BENCH_FILES:
             data = _read_json(directory / name)
             if isinstance(data, dict) and isinstance(data.get("rows"), list):
@@ -188,8 +223,9 @@ def load_inputs(directories: Sequence[str | Path]) -> Inputs:
     if not inputs.records and not inputs.bench:
         shown = ", ".join(str(d) for d in directories)
         problems = inputs.skipped or [
-            "expected suite outputs (runs/*/record.json, from `wnbench run`) or benchmark files "
-            f"({', '.join(BENCH_FILES)}, from `wnbench bench`)"
+            "expected suite outputs (runs/*/record.json, from `wnbench run`), published records "
+            f"(<suite>.jsonl.gz, from `wnbench publish`) or benchmark files ({', '.join(BENCH_FILES)}, "
+            "from `wnbench bench`)"
         ]
         raise UserError(f"no usable run records or benchmark results in {shown}", problems)
     return inputs

@@ -10,11 +10,12 @@ import os
 import re
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import plots
-from .claims import DIAGNOSTICS, ClaimResult, Figure, Table
+from .claims import DIAGNOSTICS, ClaimResult, Figure, Table, reference_table
 from .claims import __doc__ as METHOD_DOC
 from .records import Inputs
 from .registry import (
@@ -124,6 +125,52 @@ VERDICT_HEADER = ["claim", "statement", "verdict (shared hyperparameters)", "ver
                   "runs finished / diverged / failed / missing"]  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Reference:
+    """Records to compare against (``wnbench report MINE --reference results/published``) and their verdicts."""
+
+    label: str
+    results: Sequence[ClaimResult]
+    inputs: Inputs
+
+
+def _reference_markdown(results: Sequence[ClaimResult], inputs: Inputs, reference: Reference) -> list[str]:
+    theirs = {r.claim: r for r in reference.results}
+    rows = [
+        [r.claim, r.verdict, r.headline_text, r.basis,
+         theirs[r.claim].verdict if r.claim in theirs else "—",
+         theirs[r.claim].headline_text if r.claim in theirs else "—",
+         theirs[r.claim].basis if r.claim in theirs else "—"]
+        for r in results
+    ]  # fmt: skip
+    out = [
+        f"## Against the reference ({reference.label})",
+        "",
+        f"{len(inputs.records)} of your records beside {len(reference.inputs.records)} reference records. Cells "
+        "match on suite, task, algorithm and arm; a different budget is shown, not hidden.",
+        "",
+        _md_table(
+            Table(
+                "Verdicts, yours and the reference's",
+                [
+                    "claim",
+                    "your verdict",
+                    "your headline",
+                    "your cells, runs",
+                    "reference verdict",
+                    "reference headline",
+                    "reference cells, runs",
+                ],
+                rows,
+            )
+        ),  # fmt: skip
+        "",
+    ]
+    table = reference_table(inputs.records, reference.inputs.records)
+    out += [_md_table(table) if table else "No cell (suite, task, algorithm, arm) is in both.", ""]
+    return out
+
+
 def preregistration_markdown(registry: Registry) -> str:
     """The registry as the report prints it: the rule, then one row per hypothesis."""
     sets = "; ".join(f"{name} = {{{', '.join(arms)}}}" for name, arms in registry.arm_sets.items())
@@ -145,8 +192,10 @@ def markdown(
     inputs: Inputs,
     title: str = "wnbench report",
     registry: Registry | None = None,
+    reference: Reference | None = None,
 ) -> str:
-    """The whole report as Markdown (figures by relative path)."""
+    """The whole report as Markdown (figures by relative path); with a ``reference``, a section that sets the
+    runs beside it, verdict by verdict and cell by cell."""
     registry = registry or load_registry()
     suites = sorted({r["suite"] for r in inputs.records})
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -163,6 +212,7 @@ def markdown(
         "X and Y are the headline hypothesis' arm sets (see the pre-registration). *no data*: none of the inputs "
         "measures the claim (run the suite or benchmark named in its section).",
         "",
+        *(_reference_markdown(results, inputs, reference) if reference is not None else []),
         "## Pre-registration",
         "",
         preregistration_markdown(registry),
@@ -281,13 +331,17 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def write_report(
-    results: Sequence[ClaimResult], inputs: Inputs, out_dir: Path, registry: Registry | None = None
+    results: Sequence[ClaimResult],
+    inputs: Inputs,
+    out_dir: Path,
+    registry: Registry | None = None,
+    reference: Reference | None = None,
 ) -> dict[str, Path]:
     """Figures, Markdown, HTML and verdicts.json under ``out_dir``; returns the paths written."""
     registry = registry or load_registry()
     out_dir.mkdir(parents=True, exist_ok=True)
     make_figures(results, inputs, out_dir)
-    text = markdown(results, inputs, registry=registry)
+    text = markdown(results, inputs, registry=registry, reference=reference)
     paths = {
         "markdown": out_dir / "report.md",
         "html": out_dir / "report.html",

@@ -304,6 +304,23 @@ def _read_published(path: Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
+def iter_published(path: str | Path) -> Iterator[tuple[str, Any]]:
+    """``(where, record or the exception that kept it from being read)`` for each line of a published
+    ``<suite>.jsonl.gz``; a truncated or corrupt file ends with one exception instead of raising."""
+    path = Path(path)
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            for number, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    yield f"{path}:{number}", json.loads(line)
+                except json.JSONDecodeError as err:
+                    yield f"{path}:{number}", err
+    except (OSError, EOFError, UnicodeDecodeError) as err:
+        yield str(path), err
+
+
 def import_published(records_path: str | Path, out_dir: str | Path) -> int:
     """Unpack ``<suite>.jsonl.gz`` (and the plan beside it) into ``OUT/runs/*/record.json`` and
     ``OUT/suite.json``, so ``wnbench run`` resumes from them and ``wnbench report`` reads them. Records already
