@@ -122,11 +122,30 @@ def test_sighup_in_process_raises_interrupted_after_killing_the_runs(tmp_path):
             seen_in_flight.append(len(forked_runs()))
             os.kill(os.getpid(), signal.SIGHUP)
 
-    threading.Thread(target=hang_up_once_in_flight, daemon=True).start()
-    with pytest.raises(Interrupted) as stopped:
-        run_suite(load_suite(path), out, workers=2, tracking=TrackingOptions(mode="disabled"), rich=False)
-    assert stopped.value.exit_code == 128 + signal.SIGHUP
-    assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL  # the driver's handlers are restored
+    outer = signal.signal(signal.SIGHUP, signal.SIG_DFL)  # a terminal's default (nohup would ignore it)
+    try:
+        threading.Thread(target=hang_up_once_in_flight, daemon=True).start()
+        with pytest.raises(Interrupted) as stopped:
+            run_suite(load_suite(path), out, workers=2, tracking=TrackingOptions(mode="disabled"), rich=False)
+        assert stopped.value.exit_code == 128 + signal.SIGHUP
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL  # the driver's handlers are restored
+    finally:
+        signal.signal(signal.SIGHUP, outer)
     assert seen_in_flight and seen_in_flight[0] >= 2
     assert wait_until(lambda: not forked_runs(), 5), forked_runs()  # the forkserver stays; its runs are gone
     assert not list(out.glob("runs/*/record.json"))
+
+
+def test_a_signal_ignored_before_the_suite_stays_ignored(tmp_path):
+    """Under ``nohup`` SIGHUP is ignored: the suite must not turn it into a stop (a closed terminal would end it)."""
+    from wnbench.suite.signals import interrupts_stop_the_suite
+
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with interrupts_stop_the_suite():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_IGN, signal.SIG_DFL)  # still handled
+            os.kill(os.getpid(), signal.SIGHUP)  # ignored: no Interrupted
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)

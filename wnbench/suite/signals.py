@@ -67,11 +67,18 @@ def deferred() -> Iterator[None]:
 
 @contextlib.contextmanager
 def interrupts_stop_the_suite() -> Iterator[None]:
-    """Turn SIGTERM/SIGHUP/SIGINT into :class:`Interrupted` for the block (main thread only; elsewhere a no-op)."""
+    """Turn SIGTERM/SIGHUP/SIGINT into :class:`Interrupted` for the block (main thread only; elsewhere a no-op).
+
+    A signal the process already ignores stays ignored: under ``nohup`` (SIGHUP ignored) a closed terminal
+    must not stop the suite."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {signum: signal.signal(signum, _handler) for signum in STOP_SIGNALS}
+    previous = {
+        signum: signal.signal(signum, _handler)
+        for signum in STOP_SIGNALS
+        if signal.getsignal(signum) is not signal.SIG_IGN
+    }
     _state.pending = None
     try:
         yield
