@@ -472,8 +472,9 @@ def test_an_auc_hypothesis_is_tested_on_auc_not_on_final_return():
 
 def test_the_peer_table_grades_the_no_norm_arm_against_the_zoo():
     """CartPole-v1 (random 23.68, zoo 500): a median of 495 is at peer level; a median of 100 with one seed at 500
-    is below peer with its best seed at peer; a run at half the zoo's steps is a sample-efficiency cell. Other arms
-    do not enter the table, and a CrossQ cell's peer is stock CrossQ (batch renorm, pre), not no-norm."""
+    is below peer with its best seed at peer; at half the zoo's steps a cell is at peer level there when its median
+    is, and a sample-efficiency cell when it is not. Other arms do not enter the table, and a CrossQ cell's peer is
+    stock CrossQ (batch renorm, pre), not no-norm."""
     from wnbench.report.claims import group_cells, peer_table
 
     def cell(task_values, steps, algo="ppo", norm="none"):
@@ -487,15 +488,37 @@ def test_the_peer_table_grades_the_no_norm_arm_against_the_zoo():
     at_peer = cell([495.0, 490, 500], 100_000)
     below = cell([100.0, 90, 500], 100_000, algo="dqn")
     short = cell([495.0, 490, 500], 50_000, algo="a2c")
+    short_below = cell([100.0, 90, 120], 50_000, algo="td3")
     stock = cell([500.0, 500, 500], 100_000, algo="crossq", norm="batch_renorm")
     for r in stock:
         r["config"]["norm"] = "batch_renorm[placement=pre]"
     other_arm = cell([10.0, 10, 10], 100_000, norm="weight")
-    table = peer_table(group_cells(at_peer + below + short + stock + other_arm))
+    table = peer_table(group_cells(at_peer + below + short + short_below + stock + other_arm))
     rows = {row[0]: row for row in table.rows}
     assert rows["CartPole-v1/ppo"][1] == "none" and rows["CartPole-v1/ppo"][-1] == "at peer level"
     assert rows["CartPole-v1/ppo"][5] == "0.99 / 1.00"  # (495 - 23.68) / (500 - 23.68)
     assert rows["CartPole-v1/dqn"][-1].startswith("below peer in the median; best seed at peer")
-    assert rows["CartPole-v1/a2c"][-1].startswith("short budget (50% of the zoo's steps)")
+    assert rows["CartPole-v1/a2c"][-1] == "at peer level at 50% of the zoo's steps"
+    assert rows["CartPole-v1/td3"][-1].startswith("short budget (50% of the zoo's steps)")
     assert rows["CartPole-v1/crossq"][1] == "batch_renorm[placement=pre]"
     assert rows["CartPole-v1/crossq"][-1] == "at peer level"
+
+
+def test_runs_of_one_task_and_algorithm_at_two_budgets_are_two_cells_not_one_arm():
+    """A published folder holds the baseline profile's zoo-budget no-norm runs beside the paper profile's shorter
+    ones (PPO CartPole 100k and 50k). Pooled, the no-norm arm would mix budgets; the budget splits the cell, read
+    from ``budget.steps`` or, where a profile leaves it to the task's config, the zoo's ``n_timesteps``."""
+    from wnbench.report.claims import group_cells
+
+    paper = _records({"CartPole-v1": {"none": [400.0, 410, 420], "weight": [450.0, 460, 470]}})
+    for r in paper:
+        r["config"]["budget"]["steps"] = 50_000
+    zoo = _records({"CartPole-v1": {"none": [500.0, 500, 500]}})
+    for r in zoo:
+        r["config"].update(budget={"steps": None}, resolved={"n_timesteps": 100_000})
+        r["run_id"] += "-zoo"
+    cells = group_cells(paper + zoo)
+    assert set(cells) == {"CartPole-v1/ppo [steps=50000]", "CartPole-v1/ppo [steps=100000]"}
+    assert [r["metrics"]["final_return"] for r in cells["CartPole-v1/ppo [steps=50000]"]["none"]] == [400, 410, 420]
+    assert set(cells["CartPole-v1/ppo [steps=100000]"]) == {"none"}
+    assert list(group_cells(paper)) == ["CartPole-v1/ppo"]  # one budget: no split, no suffix

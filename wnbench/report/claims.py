@@ -334,25 +334,40 @@ def arm_label_of(record: Mapping[str, Any]) -> str:
     return canonical(record["config"]["norm"])
 
 
+#: Pseudo-parameter for a run's training budget: the profile's ``budget.steps``, else the steps the task's config
+#: resolved to (RL: the zoo's ``n_timesteps``). Runs of one (task, algo) at two budgets are two cells, never one arm.
+BUDGET_KEY = "steps"
+
+
+def cell_value(config: Mapping[str, Any], key: str) -> Any:
+    """The value of a cell-splitting key in a run's config: a parameter, or the budget (``BUDGET_KEY``)."""
+    if key == BUDGET_KEY and key not in config["params"]:
+        steps = (config.get("budget") or {}).get("steps")
+        return steps if steps is not None else (config.get("resolved") or {}).get("n_timesteps")
+    return config["params"].get(key)
+
+
 def _cell_params(records: Sequence[Mapping[str, Any]], exclude: Iterable[str] = ()) -> list[str]:
     """Parameters whose value differs between records of the same (kind, task, algo): they split cells (those that
-    are part of the arm, per the kind's scoring, do not)."""
+    are part of the arm, per the kind's scoring, do not). So does the budget: a published folder holds the
+    baseline profile's zoo-budget runs beside the paper profile's shorter ones, and pooling them would mix two
+    budgets in one arm."""
     values: dict[tuple[str, str, str, str], set[str]] = defaultdict(set)
     for r in records:
         c = r["config"]
         scoring = scoring_of(c["kind"])
         arm_params = scoring.arm_params if scoring is not None else frozenset()
-        for key, value in c["params"].items():
+        for key in [*c["params"], BUDGET_KEY]:
             if key in arm_params:
                 continue
-            values[(c["kind"], c["task"], c["algo"], key)].add(json.dumps(value, sort_keys=True))
+            values[(c["kind"], c["task"], c["algo"], key)].add(json.dumps(cell_value(c, key), sort_keys=True))
     skip = set(exclude)
     return sorted({k[3] for k, v in values.items() if len(v) > 1 and k[3] not in skip})
 
 
 def cell_of(record: Mapping[str, Any], split: Sequence[str]) -> str:
     c = record["config"]
-    extra = ", ".join(f"{k}={json.dumps(c['params'].get(k))}" for k in split)
+    extra = ", ".join(f"{k}={json.dumps(cell_value(c, k))}" for k in split)
     return f"{c['task']}/{c['algo']}" + (f" [{extra}]" if extra else "")
 
 
@@ -367,7 +382,7 @@ def group_cells(
         cell = cell_of(r, split)
         cells[cell][arm_label_of(r)].append(r)
         c = r["config"]
-        values = [c["params"].get(k) for k in split]  # numbers in numeric order (batch 4 before 16)
+        values = [cell_value(c, k) for k in split]  # numbers in numeric order (batch 4 before 16)
         order[cell] = (
             c["task"],
             c["algo"],
@@ -698,7 +713,12 @@ def peer_table(cells: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]]) -
         steps = max(float(r["metrics"].get("total_steps") or 0) for r in recs)
         zoo_steps = float((first["config"].get("resolved") or {}).get("n_timesteps") or 0)
         if zoo_steps and steps < 0.99 * zoo_steps:
-            status = f"short budget ({steps / zoo_steps:.0%} of the zoo's steps): sample efficiency, not peer"
+            share = f"{steps / zoo_steps:.0%} of the zoo's steps"
+            status = (
+                f"at peer level at {share}"
+                if norm_median >= PEER_LEVEL
+                else f"short budget ({share}): sample efficiency, not peer"
+            )
         elif norm_median >= PEER_LEVEL:
             status = "at peer level"
         elif norm_best >= PEER_LEVEL:
