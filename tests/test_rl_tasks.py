@@ -82,6 +82,30 @@ def test_minatar_envs_are_registered_with_channels_last_grids():
     assert env.observation_space.shape[:2] == (10, 10)
 
 
+def test_minatar_ids_are_registered_without_importing_minatar_and_match_its_own_registration():
+    """Registering costs no MinAtar import (pyplot + seaborn, ~2 s of every RL process); the ids and arguments are
+    the ones ``minatar.gym.register_envs`` gives, and v0 keeps the full action set, v1 the minimal one."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from wnbench.rl.tasks import register_envs; register_envs(); "
+        "import gymnasium as gym; assert 'MinAtar/Seaquest-v1' in gym.registry; print('minatar' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    ours = {k: (v.entry_point, v.kwargs) for k, v in gym.registry.items() if k.startswith("MinAtar/")}
+    import minatar.gym
+
+    for key in list(ours):
+        del gym.registry[key]
+    minatar.gym.register_envs()
+    theirs = {k: (v.entry_point, v.kwargs) for k, v in gym.registry.items() if k.startswith("MinAtar/")}
+    assert ours == theirs and len(ours) == 10
+    full, minimal = gym.make("MinAtar/SpaceInvaders-v0"), gym.make("MinAtar/SpaceInvaders-v1")
+    assert full.action_space.n == 6 and minimal.action_space.n < 6
+
+
 def test_zoo_values_are_resolved():
     hp = load_hyperparams("ppo", "CartPole-v1")
     assert hp.n_envs == 8 and hp.n_timesteps == 100_000 and hp.normalize is None

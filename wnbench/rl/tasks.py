@@ -5,7 +5,7 @@ Any registered gymnasium id is accepted. :func:`register_envs` adds the suite's 
 * ``wnbench/CartPoleNoVel-v1``: CartPole-v1 with the cart and pole velocities zeroed (as rl-zoo's
   ``MaskVelocityWrapper`` does), so only a policy with memory can balance well (claim C7);
 * ``wnbench/PendulumNoVel-v1``: Pendulum-v1 without its angular velocity;
-* ``MinAtar/*`` (``minatar.gym.register_envs``).
+* ``MinAtar/*`` (the ids ``minatar.gym.register_envs`` registers; MinAtar is imported when a game is made).
 
 :func:`validate_rl` returns one line per problem (unknown id with the closest registered ids, an algorithm
 that cannot act in the action space, a norm a recurrent policy cannot take, a network the norm cannot be
@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import functools
+import importlib.util
 import json
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -76,13 +77,26 @@ def register_envs() -> None:
         gym.register("wnbench/CartPoleNoVel-v1", entry_point=make_cartpole_novel, reward_threshold=475.0)
     if "wnbench/PendulumNoVel-v1" not in gym.registry:
         gym.register("wnbench/PendulumNoVel-v1", entry_point=make_pendulum_novel)
-    if not any(key.startswith("MinAtar/") for key in gym.registry):
-        try:
-            import minatar.gym
+    if not any(key.startswith("MinAtar/") for key in gym.registry) and importlib.util.find_spec("minatar"):
+        _register_minatar()
 
-            minatar.gym.register_envs()
-        except ImportError:  # MinAtar is optional for the default profile
-            pass
+
+#: MinAtar's games as ``minatar.gym.register_envs`` names them (v0: full action set, v1: the minimal one).
+MINATAR_GAMES = ("asterix", "breakout", "freeway", "seaquest", "space_invaders")
+
+
+def _register_minatar() -> None:
+    """The ids and arguments ``minatar.gym.register_envs`` registers, with the entry point as a string, so that
+    MinAtar is imported only when one of its games is made: importing it pulls in pyplot and seaborn (~2 s of
+    every RL process's start, measured with ``python -X importtime``), for rendering wnbench never asks for."""
+    for game in MINATAR_GAMES:
+        name = game.title().replace("_", "")
+        for version, minimal in (("v0", False), ("v1", True)):
+            gym.register(
+                f"MinAtar/{name}-{version}",
+                entry_point="minatar.gym:BaseEnv",
+                kwargs={"game": game, "use_minimal_action_set": minimal},
+            )
 
 
 def validate_env_id(env_id: str) -> list[str]:
