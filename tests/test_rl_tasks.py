@@ -83,24 +83,32 @@ def test_minatar_envs_are_registered_with_channels_last_grids():
 
 
 def test_minatar_ids_are_registered_without_importing_minatar_and_match_its_own_registration():
-    """Registering costs no MinAtar import (pyplot + seaborn, ~2 s of every RL process); the ids and arguments are
-    the ones ``minatar.gym.register_envs`` gives, and v0 keeps the full action set, v1 the minimal one."""
+    """Registering costs no MinAtar import, and making a game costs no seaborn import (~2 s of every RL process
+    together); the ids and arguments are the ones ``minatar.gym.register_envs`` gives (v0 the full action set, v1 the
+    minimal one), and ``rgb_array`` frames still come out coloured, in a process that made a game before."""
     import subprocess
     import sys
 
     code = (
         "import sys; from wnbench.rl.tasks import register_envs; register_envs(); "
-        "import gymnasium as gym; assert 'MinAtar/Seaquest-v1' in gym.registry; print('minatar' in sys.modules)"
+        "import gymnasium as gym; assert 'MinAtar/Seaquest-v1' in gym.registry; print('minatar' in sys.modules); "
+        "env = gym.make('MinAtar/Breakout-v1'); env.reset(seed=0); print('seaborn' in sys.modules); "
+        "rgb = gym.make('MinAtar/Breakout-v1', render_mode='rgb_array'); rgb.reset(seed=0); "
+        "print(rgb.render().shape)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
-    ours = {k: (v.entry_point, v.kwargs) for k, v in gym.registry.items() if k.startswith("MinAtar/")}
+    assert out.stdout.split() == ["False", "False", "(10,", "10,", "3)"]
+    assert "Cannot import" not in out.stderr
+    register_envs()
+    ours = {k: v.kwargs for k, v in gym.registry.items() if k.startswith("MinAtar/")}
     import minatar.gym
 
-    for key in list(ours):
-        del gym.registry[key]
-    minatar.gym.register_envs()
-    theirs = {k: (v.entry_point, v.kwargs) for k, v in gym.registry.items() if k.startswith("MinAtar/")}
+    saved = {k: gym.registry.pop(k) for k in list(ours)}
+    try:
+        minatar.gym.register_envs()
+        theirs = {k: v.kwargs for k, v in gym.registry.items() if k.startswith("MinAtar/")}
+    finally:
+        gym.registry.update(saved)
     assert ours == theirs and len(ours) == 10
     full, minimal = gym.make("MinAtar/SpaceInvaders-v0"), gym.make("MinAtar/SpaceInvaders-v1")
     assert full.action_space.n == 6 and minimal.action_space.n < 6

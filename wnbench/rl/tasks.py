@@ -86,17 +86,43 @@ MINATAR_GAMES = ("asterix", "breakout", "freeway", "seaquest", "space_invaders")
 
 
 def _register_minatar() -> None:
-    """The ids and arguments ``minatar.gym.register_envs`` registers, with the entry point as a string, so that
-    MinAtar is imported only when one of its games is made: importing it pulls in pyplot and seaborn (~2 s of
-    every RL process's start, measured with ``python -X importtime``), for rendering wnbench never asks for."""
+    """The ids and arguments ``minatar.gym.register_envs`` registers, made by :func:`make_minatar`, so that MinAtar
+    is imported only when one of its games is made (importing it costs ~2 s: pyplot and seaborn)."""
     for game in MINATAR_GAMES:
         name = game.title().replace("_", "")
         for version, minimal in (("v0", False), ("v1", True)):
             gym.register(
                 f"MinAtar/{name}-{version}",
-                entry_point="minatar.gym:BaseEnv",
+                entry_point=make_minatar,
                 kwargs={"game": game, "use_minimal_action_set": minimal},
             )
+
+
+def make_minatar(render_mode: str | None = None, **kwargs: Any) -> gym.Env:
+    """``minatar.gym.BaseEnv(**kwargs)``, importing MinAtar without seaborn unless the frames are asked for as RGB.
+
+    MinAtar imports seaborn (with pandas and scipy.stats: ~1.4 s, ``python -X importtime``) at module level and
+    treats it as optional (it logs that rendering is unavailable); it uses it only to colour ``rgb_array`` frames.
+    Training and validation never render, so they skip it; an ``rgb_array`` caller gets it as MinAtar would."""
+    import logging
+    import sys
+
+    if "minatar.gym" not in sys.modules and "seaborn" not in sys.modules and render_mode != "rgb_array":
+        sys.modules["seaborn"] = None  # type: ignore[assignment]  # makes `import seaborn` raise ImportError
+        logging.disable(logging.WARNING)  # MinAtar's "Cannot import seaborn" line, which does not apply here
+        try:
+            import minatar.gym
+        finally:
+            logging.disable(logging.NOTSET)
+            del sys.modules["seaborn"]
+    import minatar.environment
+    import minatar.gym
+
+    if render_mode == "rgb_array" and not hasattr(minatar.gym, "sns"):
+        import seaborn
+
+        minatar.gym.sns = minatar.environment.sns = seaborn
+    return minatar.gym.BaseEnv(render_mode=render_mode, **kwargs)
 
 
 def validate_env_id(env_id: str) -> list[str]:
