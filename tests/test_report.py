@@ -519,6 +519,42 @@ def test_runs_of_one_task_and_algorithm_at_two_budgets_are_two_cells_not_one_arm
         r["run_id"] += "-zoo"
     cells = group_cells(paper + zoo)
     assert set(cells) == {"CartPole-v1/ppo [steps=50000]", "CartPole-v1/ppo [steps=100000]"}
-    assert [r["metrics"]["final_return"] for r in cells["CartPole-v1/ppo [steps=50000]"]["none"]] == [400, 410, 420]
+    assert [r["metrics"]["final_return"] for r in cells["CartPole-v1/ppo [steps=50000]"]["none"]] == [
+        400,
+        410,
+        420,
+    ]
     assert set(cells["CartPole-v1/ppo [steps=100000]"]) == {"none"}
     assert list(group_cells(paper)) == ["CartPole-v1/ppo"]  # one budget: no split, no suffix
+
+
+def test_a_cell_whose_baseline_is_below_peer_is_dropped_in_a_sensitivity_verdict_of_its_own():
+    """Three PPO cells favour WN, the fourth (Pendulum, no-norm median -900 against the zoo's -172) favours BN
+    and has a baseline below peer level. The headline keeps every cell; the at-peer verdict drops that cell
+    only, is reported beside it (Markdown, verdicts), and does not enter the headline's Holm family."""
+    from wnbench.report.claims import AT_PEER
+    from wnbench.report.render import VERDICT_HEADER, verdict_rows
+
+    good = {"none": [495.0, 500, 490, 500, 500], "weight": [480.0, 490, 495, 500, 485],
+            "batch": [100.0, 120, 90, 110, 105]}  # fmt: skip
+    acro = {"none": [-75.0, -74, -76, -73, -75], "weight": [-80.0, -78, -79, -77, -81],
+            "batch": [-300.0, -310, -320, -305, -290]}  # fmt: skip
+    bad = {"none": [-900.0, -950, -880, -920, -910], "weight": [-1400.0, -1300, -1350, -1380, -1420],
+           "batch": [-200.0, -210, -190, -205, -215]}  # fmt: skip
+    records = _records({"CartPole-v1": good, "Acrobot-v1": acro, "Pendulum-v1": bad})
+    c1 = _c(analyze(Inputs(records=records), reps=REPS))
+    assert len(c1.headline.cells) == 3
+    assert c1.peer_headline is not None and c1.peer_headline.stage == AT_PEER
+    assert [c.cell for c in c1.peer_headline.cells] == ["Acrobot-v1/ppo", "CartPole-v1/ppo"]
+    assert c1.peer_headline.point > c1.headline.point
+    assert c1.peer_verdict == c1.peer_headline.verdict
+    assert any("below peer level in 1 of 3 cells (Pendulum-v1/ppo" in n for n in c1.notes)
+    assert c1.peer_headline.family_key != c1.headline.family_key  # its own Holm family
+    row = verdict_rows([c1])[0]
+    assert len(row) == len(VERDICT_HEADER) and row[VERDICT_HEADER.index("verdict (cells at peer level only)")] == (
+        c1.peer_verdict
+    )
+    assert c1.as_dict()["peer_verdict"] == c1.peer_verdict
+    # Every baseline at peer level: no sensitivity stage at all.
+    at_peer = _c(analyze(Inputs(records=_records({"CartPole-v1": good, "Acrobot-v1": acro})), reps=REPS))
+    assert at_peer.peer_verdict is None and all(h.stage != AT_PEER for h in at_peer.hypotheses)

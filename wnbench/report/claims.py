@@ -44,6 +44,10 @@ from .registry import Claim, Hypothesis, Registry, arm_of, canonical, load_regis
 LR_KEYS = ("learning_rate", "lr")
 NO_DATA = "no data"
 SHARED, TUNED = "shared", "tuned"
+#: The headline again on the cells whose baseline is at peer level only (a sensitivity check, its own Holm family).
+AT_PEER = "at-peer cells"
+#: How each stage is named after a hypothesis in tables.
+STAGE_SUFFIX = {SHARED: "", TUNED: " (tuned per norm)", AT_PEER: " (cells at peer level only)"}
 NONE = "none"
 
 
@@ -201,6 +205,10 @@ class ClaimResult:
     tuned_verdict: str | None = None  # when the inputs hold a tuning stage for the claim
     headline: HypothesisResult | None = None
     tuned_headline: HypothesisResult | None = None
+    peer_verdict: str | None = (
+        None  # when some cells' baselines are below peer level: the headline without them
+    )
+    peer_headline: HypothesisResult | None = None
     hypotheses: list[HypothesisResult] = field(default_factory=list)
     iqm: dict[str, stats.Estimate] = field(default_factory=dict)
     anchors: dict[str, str] = field(default_factory=dict)  # cell -> anchor source
@@ -238,8 +246,10 @@ class ClaimResult:
             "measure": self.measure,
             "verdict": self.verdict,
             "tuned_verdict": self.tuned_verdict,
+            "peer_verdict": self.peer_verdict,
             "headline": None if self.headline is None else self.headline.as_dict(),
             "tuned_headline": None if self.tuned_headline is None else self.tuned_headline.as_dict(),
+            "peer_headline": None if self.peer_headline is None else self.peer_headline.as_dict(),
             "headline_text": self.headline_text,
             "basis": self.basis,
             "hypotheses": [h.as_dict() for h in self.hypotheses],
@@ -629,7 +639,7 @@ def hypotheses_table(hypotheses: Sequence[HypothesisResult], title: str) -> Tabl
     for h in hypotheses:
         rows.append(
             [
-                h.name + (" (tuned per norm)" if h.stage == TUNED else ""),
+                h.name + STAGE_SUFFIX.get(h.stage, ""),
                 h.family,
                 h.statistic_text,
                 "—" if h.nominal is None else str(h.nominal),
@@ -663,7 +673,7 @@ def per_cell_table(h: HypothesisResult) -> Table:
                 c.cell_verdict,
             ]
         )
-    stage = " (tuned per norm)" if h.stage == TUNED else ""
+    stage = STAGE_SUFFIX.get(h.stage, "")
     return Table(
         f"{h.claim} {h.name}{stage} per cell: X = {{{', '.join(h.x)}}}, Y = {{{', '.join(h.y)}}}; "
         f"{h.direction_text}",
@@ -686,54 +696,95 @@ def _iqm_table(iqm: Mapping[str, stats.Estimate], anchors: Mapping[str, str]) ->
 PEER_LEVEL = 0.95
 
 
+@dataclass
+class PeerCheck:
+    """A cell's peer-baseline arm against its published figure (see :func:`peer_check`)."""
+
+    arm: str
+    runs: int
+    steps: float
+    zoo_steps: float
+    source: str
+    median: float
+    low: float
+    best: float
+    norm_median: float
+    norm_best: float
+
+    @property
+    def at_peer(self) -> bool:
+        """The median run reaches the published figure (normalized >= PEER_LEVEL), at whatever budget."""
+        return self.norm_median >= PEER_LEVEL
+
+    @property
+    def status(self) -> str:
+        if self.zoo_steps and self.steps < 0.99 * self.zoo_steps:
+            share = f"{self.steps / self.zoo_steps:.0%} of the zoo's steps"
+            return (
+                f"at peer level at {share}"
+                if self.at_peer
+                else f"short budget ({share}): sample efficiency, not peer"
+            )
+        if self.at_peer:
+            return "at peer level"
+        if self.norm_best >= PEER_LEVEL:
+            return "below peer in the median; best seed at peer (the zoo's figure is one run)"
+        return "below peer level"
+
+
+def peer_check(by_arm: Mapping[str, Sequence[Mapping[str, Any]]]) -> PeerCheck | None:
+    """A cell's peer-baseline arm (the kind's ``peer_arm``: no norm, or stock CrossQ) against its published figure
+    (the cell's fixed anchor's high end: rl-baselines3-zoo's benchmark.md); None where the cell has no such arm,
+    runs or figure. Normalized: random policy 0, zoo 1."""
+    first = next((r for recs in by_arm.values() for r in recs), None)
+    scoring = scoring_of(first["config"]["kind"]) if first else None
+    if first is None or scoring is None or scoring.peer_arm is None:
+        return None
+    arm = scoring.peer_arm(first["config"])
+    recs = [r for r in by_arm.get(arm, []) if is_scored(r)]
+    metric = scoring.primary(first["config"])
+    anchor = record_anchor(first, metric)
+    if not recs or anchor is None or not anchor.fixed:
+        return None
+    values = np.array([raw_score(r, metric) for r in recs])
+    values = np.where(np.isfinite(values), values, -math.inf)  # a diverged run counts as the worst
+    median, best = float(np.median(values)), float(values.max())
+    norm_median, norm_best = (float(anchor.normalize(np.array([v]))[0]) for v in (median, best))
+    return PeerCheck(
+        arm=arm,
+        runs=len(recs),
+        steps=max(float(r["metrics"].get("total_steps") or 0) for r in recs),
+        zoo_steps=float((first["config"].get("resolved") or {}).get("n_timesteps") or 0),
+        source=anchor.source.split("rl-zoo ", 1)[-1],
+        median=median,
+        low=float(values.min()),
+        best=best,
+        norm_median=norm_median,
+        norm_best=norm_best,
+    )
+
+
 def peer_table(cells: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]]) -> Table | None:
-    """Each cell's peer-baseline arm (the kind's ``peer_arm``) against its published figure (the cell's fixed
-    anchor's high end: rl-baselines3-zoo's benchmark.md), in raw units and normalized (random policy 0, zoo 1).
+    """Each cell's :func:`peer_check`, in raw units and normalized.
 
     The zoo's figure is one run ("not a quantitative benchmark", benchmark.md), so the table shows the median
     *and* the best seed: *at peer level* needs the median; *best seed only* says the zoo's single run is within
-    the seeds' spread but the typical run is below it; a budget below the zoo's is a sample-efficiency cell."""
+    the seeds' spread but the typical run is below it; a budget below the zoo's is a sample-efficiency cell
+    unless its median is already at the zoo's figure."""
     rows = []
     for cell, by_arm in cells.items():
-        first = next((r for recs in by_arm.values() for r in recs), None)
-        scoring = scoring_of(first["config"]["kind"]) if first else None
-        if first is None or scoring is None or scoring.peer_arm is None:
+        check = peer_check(by_arm)
+        if check is None:
             continue
-        arm = scoring.peer_arm(first["config"])
-        recs = [r for r in by_arm.get(arm, []) if is_scored(r)]
-        metric = scoring.primary(first["config"])
-        anchor = record_anchor(first, metric)
-        if not recs or anchor is None or not anchor.fixed:
-            continue
-        values = np.array([raw_score(r, metric) for r in recs])
-        worst = -math.inf  # a diverged run counts as the worst
-        values = np.where(np.isfinite(values), values, worst)
-        median, best = float(np.median(values)), float(values.max())
-        norm_median, norm_best = (float(anchor.normalize(np.array([v]))[0]) for v in (median, best))
-        steps = max(float(r["metrics"].get("total_steps") or 0) for r in recs)
-        zoo_steps = float((first["config"].get("resolved") or {}).get("n_timesteps") or 0)
-        if zoo_steps and steps < 0.99 * zoo_steps:
-            share = f"{steps / zoo_steps:.0%} of the zoo's steps"
-            status = (
-                f"at peer level at {share}"
-                if norm_median >= PEER_LEVEL
-                else f"short budget ({share}): sample efficiency, not peer"
-            )
-        elif norm_median >= PEER_LEVEL:
-            status = "at peer level"
-        elif norm_best >= PEER_LEVEL:
-            status = "below peer in the median; best seed at peer (the zoo's figure is one run)"
-        else:
-            status = "below peer level"
         rows.append(
             [
                 cell,
-                arm,
-                f"{steps:,.0f} ({zoo_steps:,.0f})" if zoo_steps else f"{steps:,.0f}",
-                anchor.source.split("rl-zoo ", 1)[-1],
-                f"{_fmt(median)} [{_fmt(float(values.min()))}, {_fmt(best)}] n={len(recs)}",
-                f"{norm_median:.2f} / {norm_best:.2f}",
-                status,
+                check.arm,
+                f"{check.steps:,.0f} ({check.zoo_steps:,.0f})" if check.zoo_steps else f"{check.steps:,.0f}",
+                check.source,
+                f"{_fmt(check.median)} [{_fmt(check.low)}, {_fmt(check.best)}] n={check.runs}",
+                f"{check.norm_median:.2f} / {check.norm_best:.2f}",
+                check.status,
             ]
         )
     if not rows:
@@ -746,6 +797,13 @@ def peer_table(cells: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]]) -
          "normalized median / best", "status"],
         rows,
     )  # fmt: skip
+
+
+def below_peer_cells(cells: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]]) -> list[str]:
+    """Cells whose baseline has a published figure and does not reach it in the median."""
+    return [
+        c for c, by_arm in cells.items() if (check := peer_check(by_arm)) is not None and not check.at_peer
+    ]
 
 
 def _anchor_table(anchors: Mapping[str, str]) -> Table:
@@ -869,6 +927,15 @@ def analyze_comparison(
         else:
             out.append(evaluate_hypothesis(claim, h, test_cells, registry, reps))
     result.iqm = iqm_by_norm(test_cells, reps)
+    below = [c for c in below_peer_cells(cells) if c in test_cells]
+    headline = next((h for h in claim.hypotheses if not h.metric), None)
+    if below and headline is not None and len(below) < len(test_cells):
+        at_peer = {c: s for c, s in test_cells.items() if c not in below}
+        out.append(evaluate_hypothesis(claim, headline, at_peer, registry, reps, stage=AT_PEER))
+        result.notes.append(
+            f"Baselines below peer level in {len(below)} of {len(test_cells)} cells ({', '.join(below)}; see the "
+            f"peer table): the headline is tested again without them, as its own family ({AT_PEER})."
+        )
     peers = peer_table(cells)
     if peers is not None:
         result.tables.append(peers)
@@ -1281,12 +1348,16 @@ def analyze(inputs: Inputs, reps: int | None = None, registry: Registry | None =
     for claim, result in zip(registry.claims, results, strict=True):
         shared = [h for h in result.hypotheses if h.stage == SHARED]
         tuned = [h for h in result.hypotheses if h.stage == TUNED]
+        peer = [h for h in result.hypotheses if h.stage == AT_PEER]
         if shared:
             result.headline = shared[0]
             result.verdict = shared[0].verdict
         if tuned:
             result.tuned_headline = tuned[0]
             result.tuned_verdict = tuned[0].verdict
+        if peer:
+            result.peer_headline = peer[0]
+            result.peer_verdict = peer[0].verdict
         statistical = [h for h in result.hypotheses if h.statistical and h.cells]
         if statistical or any(not h.statistical for h in result.hypotheses if h.verdict != NO_DATA):
             result.tables.insert(
@@ -1296,7 +1367,12 @@ def analyze(inputs: Inputs, reps: int | None = None, registry: Registry | None =
             if (
                 h.statistical
                 and h.cells
-                and (h is result.headline or h is result.tuned_headline or h.family == "supporting")
+                and (
+                    h is result.headline
+                    or h is result.tuned_headline
+                    or h is result.peer_headline
+                    or h.family == "supporting"
+                )
             ):
                 result.tables.append(per_cell_table(h))
             if h.left_out:

@@ -111,6 +111,7 @@ def verdict_rows(results: Sequence[ClaimResult]) -> list[list[str]]:
             r.title,
             r.verdict,
             r.tuned_verdict or "—",
+            r.peer_verdict or "—",
             (r.headline.name + ": " if r.headline else "") + r.headline_text,
             r.direction_text,
             r.basis,
@@ -121,6 +122,7 @@ def verdict_rows(results: Sequence[ClaimResult]) -> list[list[str]]:
 
 
 VERDICT_HEADER = ["claim", "statement", "verdict (shared hyperparameters)", "verdict (tuned per norm)",
+                  "verdict (cells at peer level only)",
                   "headline hypothesis: statistic [family-wise CI]", "direction over cells", "cells, runs X vs Y",
                   "runs finished / diverged / failed / missing"]  # fmt: skip
 
@@ -234,6 +236,11 @@ def markdown(
             out[-1] += f" ({r.basis}{direction})."
         if r.tuned_verdict:
             out[-1] += f" **Tuned per norm: {r.tuned_verdict}.** {r.tuned_headline.statistic_text}."
+        if r.peer_verdict:
+            out[-1] += (
+                f" **On the cells whose baseline is at peer level only: {r.peer_verdict}.** "
+                f"{r.peer_headline.statistic_text} ({r.peer_headline.basis})."
+            )
         out += [
             "",
             f"Measured by: {r.measure}." + (f" Suites: {', '.join(r.suites)}." if r.suites else ""),
