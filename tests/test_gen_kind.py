@@ -83,8 +83,8 @@ def test_smoke_profile_runs_end_to_end_with_metrics_curves_and_figures(tmp_path,
 
 def test_gen_suites_in_the_repository_are_valid():
     loaded = {}
-    for name, profiles in {"gen": ["smoke", "default", "paper", "full"], "gen-lr": ["smoke", "default", "full"],
-                           "gen-batch": ["smoke", "default", "full"]}.items():  # fmt: skip
+    every = ["smoke", "default", "paper", "full"]
+    for name, profiles in {"gen": every, "gen-lr": every, "gen-batch": every}.items():
         for profile in profiles:
             # The kind's checks build every network: done for the profiles CI and make bench-gen run.
             checks = profile in ("smoke", "default") and name == "gen"

@@ -154,8 +154,12 @@ def test_learning_rate_sweep_scales_the_configured_schedule():
 
 
 def test_every_profile_of_the_rl_suites_validates():
+    import yaml
+
     for name in SUITES:
-        for profile in ("smoke", "default", "full"):
+        profiles = yaml.safe_load((ROOT / "suites" / name).read_text())["profiles"]
+        assert {"smoke", "default", "paper", "full"} <= set(profiles), name
+        for profile in profiles:
             suite = load_suite(ROOT / "suites" / name, profile, run_kind_checks=profile == "default")
             assert suite.runs and suite.kinds == ["rl"]
 
