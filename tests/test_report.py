@@ -551,9 +551,8 @@ def test_a_cell_whose_baseline_is_below_peer_is_dropped_in_a_sensitivity_verdict
     assert any("below peer level in 1 of 3 cells (Pendulum-v1/ppo" in n for n in c1.notes)
     assert c1.peer_headline.family_key != c1.headline.family_key  # its own Holm family
     row = verdict_rows([c1])[0]
-    assert len(row) == len(VERDICT_HEADER) and row[VERDICT_HEADER.index("verdict (cells at peer level only)")] == (
-        c1.peer_verdict
-    )
+    column = VERDICT_HEADER.index("verdict (cells at peer level only)")
+    assert len(row) == len(VERDICT_HEADER) and row[column] == c1.peer_verdict
     assert c1.as_dict()["peer_verdict"] == c1.peer_verdict
     # Every baseline at peer level: no sensitivity stage at all.
     at_peer = _c(analyze(Inputs(records=_records({"CartPole-v1": good, "Acrobot-v1": acro})), reps=REPS))
@@ -563,6 +562,8 @@ def test_a_cell_whose_baseline_is_below_peer_is_dropped_in_a_sensitivity_verdict
 def test_no_sensitivity_verdict_where_the_headline_has_no_data():
     """A published folder of baseline runs only (no BN or WN arm): the peer table still flags the cell below peer,
     but there is no headline to test again, so no at-peer verdict either."""
-    records = _records({"Pendulum-v1": {"none": [-900.0, -950, -880]}, "CartPole-v1": {"none": [500.0, 500, 500]}})
+    records = _records(
+        {"Pendulum-v1": {"none": [-900.0, -950, -880]}, "CartPole-v1": {"none": [500.0, 500, 500]}}
+    )
     c1 = _c(analyze(Inputs(records=records), reps=REPS))
     assert c1.peer_verdict is None and not any("tested again" in n for n in c1.notes)

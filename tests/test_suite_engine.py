@@ -268,3 +268,16 @@ def test_run_details_and_cpu_time_reach_the_record_as_strict_json(tmp_path, monk
         assert record["status"] == ("failed" if run.params["fail"] else "finished")
         timings = record["timings"]
         assert 0.25 <= timings["run_cpu_s"] < timings["run_s"] - 0.2  # CPU time, not wall time
+
+
+def test_records_and_published_files_get_the_usual_file_mode_not_mkstemps_0600(tmp_path):
+    """On a shared --out (a cluster's NFS folder) other users read the records: an atomic write must leave the
+    mode an ordinary write would (0666 less the umask), not the private 0600 of its temp file."""
+    from wnbench.suite.store import atomic_write_json
+
+    mask = os.umask(0)
+    os.umask(mask)
+    atomic_write_json(tmp_path / "a.json", {"x": 1})
+    (tmp_path / "b.json").write_text("{}")
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == (tmp_path / "b.json").stat().st_mode & 0o777
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o666 & ~mask

@@ -931,7 +931,9 @@ def analyze_comparison(
     first = next((i for i, h in enumerate(claim.hypotheses) if not h.metric), None)  # the headline, as shared
     if below and first is not None and out[first].cells and len(below) < len(test_cells):
         at_peer = {c: s for c, s in test_cells.items() if c not in below}
-        out.append(evaluate_hypothesis(claim, claim.hypotheses[first], at_peer, registry, reps, stage=AT_PEER))
+        out.append(
+            evaluate_hypothesis(claim, claim.hypotheses[first], at_peer, registry, reps, stage=AT_PEER)
+        )
         result.notes.append(
             f"Baselines below peer level in {len(below)} of {len(test_cells)} cells ({', '.join(below)}; see the "
             f"peer table): the headline is tested again without them, as its own family ({AT_PEER})."

@@ -130,6 +130,15 @@ def _why(code: int, path: Path) -> str:
     return "; make it writable or choose another --out"
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def atomic_write_json(path: Path, data: Any, **dump_options: Any) -> None:
     """Write ``data`` as JSON to ``path`` whole or not at all: a temp file beside it, fsync, ``os.replace``.
 
@@ -139,6 +148,9 @@ def atomic_write_json(path: Path, data: Any, **dump_options: Any) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".tmp", dir=path.parent)
+        os.fchmod(
+            fd, 0o666 & ~_UMASK
+        )  # mkstemp makes it 0600; a record is as readable as any file written here
         with os.fdopen(fd, "w") as fh:
             json.dump(data, fh, **dump_options)
             fh.flush()
