@@ -567,3 +567,12 @@ def test_no_sensitivity_verdict_where_the_headline_has_no_data():
     )
     c1 = _c(analyze(Inputs(records=records), reps=REPS))
     assert c1.peer_verdict is None and not any("tested again" in n for n in c1.notes)
+
+
+@pytest.mark.parametrize("arms", [3, 10, 15, 24])
+def test_every_arm_of_a_figure_gets_its_own_colour(arms):
+    """The paper profiles plot 10-15 arms in one panel; tab10 cycled and drew two arms in one colour."""
+    from wnbench.report.plots import _colors
+
+    colors = _colors([f"arm{i}" for i in range(arms)])
+    assert len(colors) == arms and len({tuple(c) for c in colors.values()}) == arms

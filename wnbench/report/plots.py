@@ -25,9 +25,17 @@ CURVE_KEYS = ("eval/mean_return",)
 
 
 def _colors(norms: Sequence[str]) -> dict[str, Any]:
-    cmap = plt.get_cmap("tab10")
-    order = sorted(norms, key=norm_order)
-    return {n: cmap(i % 10) for i, n in enumerate(order)}
+    """One distinct colour per arm: tab10 up to ten arms, tab20 up to twenty (the paper profiles run 10-15 arms,
+    and a repeated colour made `none` and `weight+meanonly` look alike), then a continuous map."""
+    order = sorted(set(norms), key=norm_order)
+    if len(order) <= 10:
+        cmap = plt.get_cmap("tab10")
+        return {n: cmap(i) for i, n in enumerate(order)}
+    if len(order) <= 20:
+        cmap = plt.get_cmap("tab20")
+        return {n: cmap(i) for i, n in enumerate(order)}
+    cmap = plt.get_cmap("turbo")
+    return {n: cmap(i / (len(order) - 1)) for i, n in enumerate(order)}
 
 
 def _save(fig: Any, path: Path) -> None:
