@@ -576,3 +576,15 @@ def test_every_arm_of_a_figure_gets_its_own_colour(arms):
 
     colors = _colors([f"arm{i}" for i in range(arms)])
     assert len(colors) == arms and len({tuple(c) for c in colors.values()}) == arms
+
+
+def test_no_sensitivity_verdict_when_the_below_peer_cell_is_not_one_the_headline_used():
+    """C6's headline (weight_ddi > weight) uses only cells holding both arms: a below-peer cell without them must
+    not produce a second, identical verdict under the at-peer name."""
+    good = {"none": [495.0, 500, 490], "weight": [480.0, 490, 495], "batch": [100.0, 120, 90]}
+    acro = {"none": [-75.0, -74, -76], "weight": [-80.0, -78, -79], "batch": [-300.0, -310, -320]}
+    bad = {"none": [-900.0, -950, -880], "batch": [-200.0, -210, -190]}  # no WN arm: not in WN > BN
+    records = _records({"CartPole-v1": good, "Acrobot-v1": acro, "Pendulum-v1": bad})
+    c1 = _c(analyze(Inputs(records=records), reps=REPS))
+    assert [c.cell for c in c1.headline.cells] == ["Acrobot-v1/ppo", "CartPole-v1/ppo"]
+    assert c1.peer_verdict is None and all(h.stage != "at-peer cells" for h in c1.hypotheses)

@@ -4,6 +4,7 @@ between-cell variance, Holm step-down, the verdict rule and the equivalence regi
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -201,3 +202,26 @@ def test_intervals_do_not_depend_on_numpys_global_random_state():
     first = stats.probability_distribution(cells, ["x"], ["y"], reps=300)
     np.random.seed(5)
     assert np.array_equal(stats.probability_distribution(cells, ["x"], ["y"], reps=300), first)
+
+
+def test_bootstrap_replicates_do_not_depend_on_the_process_hash_seed():
+    """The published verdicts must come out the same in every process: the resampling once iterated a set of arm
+    names, whose order follows PYTHONHASHSEED, and two `wnbench report` runs of the same records differed."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np; from wnbench.report import stats; "
+        "cell = {'x:weight': np.arange(5.0), 'x:weight_ddi': np.arange(5.0) + 0.5, "
+        "'y:batch': np.arange(5.0) + 1, 'y:batch_renorm': np.arange(5.0) - 1}; "
+        "r = stats.probability_distribution([cell, cell], ['x:weight', 'x:weight_ddi'], "
+        "['y:batch', 'y:batch_renorm'], reps=200, seed=3); print(repr(r.round(12).tolist()))"
+    )
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": str(h)},
+            capture_output=True, text=True, check=True,
+        ).stdout
+        for h in (0, 1, 2, 3)
+    }  # fmt: skip
+    assert len(outs) == 1

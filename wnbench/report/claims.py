@@ -927,15 +927,16 @@ def analyze_comparison(
         else:
             out.append(evaluate_hypothesis(claim, h, test_cells, registry, reps))
     result.iqm = iqm_by_norm(test_cells, reps)
-    below = [c for c in below_peer_cells(cells) if c in test_cells]
     first = next((i for i, h in enumerate(claim.hypotheses) if not h.metric), None)  # the headline, as shared
-    if below and first is not None and out[first].cells and len(below) < len(test_cells):
+    used = [c.cell for c in out[first].cells] if first is not None else []  # the cells it was estimated on
+    below = [c for c in below_peer_cells(cells) if c in used]
+    if below and len(below) < len(used):
         at_peer = {c: s for c, s in test_cells.items() if c not in below}
         out.append(
             evaluate_hypothesis(claim, claim.hypotheses[first], at_peer, registry, reps, stage=AT_PEER)
         )
         result.notes.append(
-            f"Baselines below peer level in {len(below)} of {len(test_cells)} cells ({', '.join(below)}; see the "
+            f"Baselines below peer level in {len(below)} of {len(used)} cells ({', '.join(below)}; see the "
             f"peer table): the headline is tested again without them, as its own family ({AT_PEER})."
         )
     peers = peer_table(cells)

@@ -117,7 +117,10 @@ def probability_distribution(
         if not k:
             continue
         pairs = _pairs(cell, x_arms, y_arms)
-        counts = {arm: _resampled_counts(rng, len(cell[arm]), k) for arm in {a for p in pairs for a in p}}
+        # Arms in pair order, not a set's: a set of strings iterates in PYTHONHASHSEED's order, which gave each
+        # process its own draws (the published verdicts differed from run to run).
+        arms = dict.fromkeys(a for p in pairs for a in p)
+        counts = {arm: _resampled_counts(rng, len(cell[arm]), k) for arm in arms}
         total = np.zeros(k)
         for a, b in pairs:
             w = win_matrix(cell[a], cell[b])
