@@ -6,7 +6,7 @@ OUT    ?= results
 ARGS   ?=
 
 .PHONY: install test test-slow lint format smoke bench-rl bench-gen bench-overhead bench-noise bench-ddi report \
-	publish-report clean
+	publish publish-report clean
 
 install: $(VENV)/.installed
 
@@ -54,9 +54,15 @@ bench-ddi: install
 report: install
 	$(BIN)/wnbench report $(OUT) --out $(OUT)/report $(ARGS)
 
-# The published copy: Markdown, figures and verdicts.json under docs/results (report.html is not committed).
+# Every suite folder under $(OUT) (records that finished) into the committed records, results/published/.
+publish: install
+	$(BIN)/wnbench publish $$(for d in $(OUT)/*/; do [ -f "$$d/suite.json" ] && echo "$$d"; done) \
+		--to results/published
+
+# The published report, from the committed records only: Markdown, figures and verdicts.json under docs/results
+# (report.html is not committed). tests/test_publish.py checks that docs/results/verdicts.json is what they give.
 publish-report: install
-	$(BIN)/wnbench report $(OUT) --out docs/results $(ARGS)
+	$(BIN)/wnbench report results/published --out docs/results $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -126,3 +126,23 @@ def test_the_report_reads_a_published_folder_and_compares_runs_with_it(tmp_path)
     records.write_bytes(gzip.compress(("\n".join(lines[:3] + ['{"run_id": "half-writ']) + "\n").encode()))
     damaged = load_inputs([tmp_path / "published"])
     assert len(damaged.records) == 3 and any(":4: unreadable" in s for s in damaged.skipped)
+
+
+def test_the_committed_verdicts_are_what_the_committed_records_give():
+    """docs/results/verdicts.json (make publish-report) must be what results/published gives today: a session that
+    publishes records or changes the statistics regenerates it, or this fails. Only the generation time may differ."""
+    from pathlib import Path
+
+    from wnbench.report import analyze, load_inputs
+    from wnbench.report.registry import load_registry
+
+    root = Path(__file__).resolve().parents[1]
+    committed = json.loads((root / "docs/results/verdicts.json").read_text())
+    registry = load_registry()
+    inputs = load_inputs([root / "results/published"])
+    results = analyze(inputs, reps=registry.defaults.reps, registry=registry)
+    fresh = json.loads(json.dumps([r.as_dict() for r in results]))
+    assert committed["records"] == len(inputs.records)
+    assert committed["registry"] == json.loads(json.dumps(registry.model_dump(mode="json")))
+    for theirs, ours in zip(committed["claims"], fresh, strict=True):
+        assert theirs == ours, f"{ours['claim']}: docs/results/verdicts.json is stale; run make publish-report"
