@@ -145,4 +145,6 @@ def test_the_committed_verdicts_are_what_the_committed_records_give():
     assert committed["records"] == len(inputs.records)
     assert committed["registry"] == json.loads(json.dumps(registry.model_dump(mode="json")))
     for theirs, ours in zip(committed["claims"], fresh, strict=True):
-        assert theirs == ours, f"{ours['claim']}: docs/results/verdicts.json is stale; run make publish-report"
+        assert theirs == ours, (
+            f"{ours['claim']}: docs/results/verdicts.json is stale; run make publish-report"
+        )

@@ -114,6 +114,24 @@ def test_minatar_ids_are_registered_without_importing_minatar_and_match_its_own_
     assert full.action_space.n == 6 and minimal.action_space.n < 6
 
 
+def test_a_minatar_episode_that_never_ends_by_itself_is_truncated():
+    """Seaquest's submarine that never dives neither scores nor dies: without a time limit one evaluation episode
+    never ends (it hung the full-profile cell test)."""
+    from wnbench.rl.tasks import MINATAR_MAX_EPISODE_STEPS
+
+    register_envs()
+    env = gym.make(
+        "MinAtar/Seaquest-v1", max_episode_steps=300
+    )  # the registered limit, shortened for the test
+    env.reset(seed=0)
+    steps, truncated, terminated = 0, False, False
+    while not (truncated or terminated):
+        _, _, terminated, truncated, _ = env.step(0)  # no-op: stay at the surface
+        steps += 1
+    assert truncated and not terminated and steps == 300
+    assert gym.spec("MinAtar/Seaquest-v1").max_episode_steps == MINATAR_MAX_EPISODE_STEPS
+
+
 def test_zoo_values_are_resolved():
     hp = load_hyperparams("ppo", "CartPole-v1")
     assert hp.n_envs == 8 and hp.n_timesteps == 100_000 and hp.normalize is None

@@ -83,11 +83,16 @@ def register_envs() -> None:
 
 #: MinAtar's games as ``minatar.gym.register_envs`` names them (v0: full action set, v1: the minimal one).
 MINATAR_GAMES = ("asterix", "breakout", "freeway", "seaquest", "space_invaders")
+#: MinAtar registers no time limit, so a policy that neither scores nor loses plays one episode forever (an untrained
+#: greedy DQN in Seaquest that never dives hung an evaluation for 10+ minutes). ALE caps an episode at 108,000
+#: frames, 27,000 agent steps at frame skip 4; MinAtar has no frame skip, and no game of it needs more than this.
+MINATAR_MAX_EPISODE_STEPS = 10_000
 
 
 def _register_minatar() -> None:
     """The ids and arguments ``minatar.gym.register_envs`` registers, made by :func:`make_minatar`, so that MinAtar
-    is imported only when one of its games is made (importing it costs ~2 s: pyplot and seaborn)."""
+    is imported only when one of its games is made (importing it costs ~2 s: pyplot and seaborn); plus a time
+    limit (``MINATAR_MAX_EPISODE_STEPS``), which MinAtar's registration lacks."""
     for game in MINATAR_GAMES:
         name = game.title().replace("_", "")
         for version, minimal in (("v0", False), ("v1", True)):
@@ -95,6 +100,7 @@ def _register_minatar() -> None:
                 f"MinAtar/{name}-{version}",
                 entry_point=make_minatar,
                 kwargs={"game": game, "use_minimal_action_set": minimal},
+                max_episode_steps=MINATAR_MAX_EPISODE_STEPS,
             )
 
 
