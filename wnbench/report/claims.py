@@ -205,9 +205,8 @@ class ClaimResult:
     tuned_verdict: str | None = None  # when the inputs hold a tuning stage for the claim
     headline: HypothesisResult | None = None
     tuned_headline: HypothesisResult | None = None
-    peer_verdict: str | None = (
-        None  # when some cells' baselines are below peer level: the headline without them
-    )
+    # When some cells' baselines are below peer level: the headline tested without them.
+    peer_verdict: str | None = None
     peer_headline: HypothesisResult | None = None
     hypotheses: list[HypothesisResult] = field(default_factory=list)
     iqm: dict[str, stats.Estimate] = field(default_factory=dict)
