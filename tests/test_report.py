@@ -588,3 +588,14 @@ def test_no_sensitivity_verdict_when_the_below_peer_cell_is_not_one_the_headline
     c1 = _c(analyze(Inputs(records=records), reps=REPS))
     assert [c.cell for c in c1.headline.cells] == ["Acrobot-v1/ppo", "CartPole-v1/ppo"]
     assert c1.peer_verdict is None and all(h.stage != "at-peer cells" for h in c1.hypotheses)
+
+
+def test_the_verdict_row_gives_the_effect_in_raw_units_cell_by_cell():
+    """Beside P(X > Y): median(X) - median(Y) per cell in the cell's own units (WN 102 vs BN 2 -> +100)."""
+    from wnbench.report.render import VERDICT_HEADER, verdict_rows
+
+    wide = {"weight": [100.0, 101, 102, 103, 104], "batch": [0.0, 1, 2, 3, 4]}
+    c1 = _c(analyze(Inputs(records=_records({"A-v0": wide, "B-v0": wide})), reps=REPS))
+    effect = verdict_rows([c1])[0][VERDICT_HEADER.index("effect: median X − Y per cell, raw units [95% CI]")]
+    assert effect.startswith("A-v0/ppo (final_return) 100 [") and "; B-v0/ppo (final_return) 100 [" in effect
+    assert c1.as_dict()["effect_text"] == effect

@@ -146,6 +146,17 @@ class HypothesisResult:
         return f"{len(self.cells)} cell{'s' * (len(self.cells) != 1)}, {rx} vs {ry} runs"
 
     @property
+    def effect_text(self) -> str:
+        """The effect in raw units, cell by cell: median(X) - median(Y) of the cell's metric with its 95% interval."""
+        if not self.cells:
+            return "—"
+        return "; ".join(
+            f"{c.cell} ({c.metric}) {_fmt(c.median_difference.point)} "
+            f"[{_fmt(c.median_difference.low)}, {_fmt(c.median_difference.high)}]"
+            for c in self.cells
+        )
+
+    @property
     def statistic_text(self) -> str:
         if not self.statistical:
             return self.text or "—"
@@ -238,6 +249,10 @@ class ClaimResult:
     def direction_text(self) -> str:
         return self.headline.direction_text if self.headline else "—"
 
+    @property
+    def effect_text(self) -> str:
+        return self.headline.effect_text if self.headline else "—"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "claim": self.claim,
@@ -250,6 +265,7 @@ class ClaimResult:
             "tuned_headline": None if self.tuned_headline is None else self.tuned_headline.as_dict(),
             "peer_headline": None if self.peer_headline is None else self.peer_headline.as_dict(),
             "headline_text": self.headline_text,
+            "effect_text": self.effect_text,
             "basis": self.basis,
             "hypotheses": [h.as_dict() for h in self.hypotheses],
             "iqm_normalized": {n: [e.point, e.low, e.high] for n, e in self.iqm.items()},

@@ -114,6 +114,7 @@ def verdict_rows(results: Sequence[ClaimResult]) -> list[list[str]]:
             r.peer_verdict or "—",
             (r.headline.name + ": " if r.headline else "") + r.headline_text,
             r.direction_text,
+            r.effect_text,
             r.basis,
             _counts_text(r),
         ]
@@ -123,7 +124,8 @@ def verdict_rows(results: Sequence[ClaimResult]) -> list[list[str]]:
 
 VERDICT_HEADER = ["claim", "statement", "verdict (shared hyperparameters)", "verdict (tuned per norm)",
                   "verdict (cells at peer level only)",
-                  "headline hypothesis: statistic [family-wise CI]", "direction over cells", "cells, runs X vs Y",
+                  "headline hypothesis: statistic [family-wise CI]", "direction over cells",
+                  "effect: median X − Y per cell, raw units [95% CI]", "cells, runs X vs Y",
                   "runs finished / diverged / failed / missing"]  # fmt: skip
 
 
