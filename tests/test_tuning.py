@@ -99,3 +99,20 @@ def test_tuned_runs_follow_the_tuning_stage_and_the_report_pairs_them(tmp_path):
         load_suite(_suite(tmp_path)), out, workers=1, tracking=NO_WANDB, rich=False, summary=False
     )
     assert again.records == [] and again.skipped == 16
+
+
+def test_a_choice_equal_to_the_shared_setting_reuses_the_shared_runs(tmp_path):
+    """suites/rl.yaml's `tuned` profile lists the zoo's value first: where an arm keeps it, its evaluation runs are
+    the paper's own runs (same ids), not a second copy."""
+    from wnbench.report import load_inputs
+    from wnbench.report.claims import stage_of, tuned_records
+
+    text = TUNED.replace("n_test: 64}", "n_test: 64, lr: 0.03}").replace("lr: [0.0001, 0.03]", "lr: [0.03, 0.0001]")
+    out = tmp_path / "out"
+    run_suite(load_suite(_suite(tmp_path, text)), out, workers=2, tracking=NO_WANDB, rich=False, summary=False)
+    records = list(iter_records(out))
+    assert not [r for r in records if stage_of(r) == "tuned"]  # no new evaluation runs
+    evals = {r["run_id"] for r in records if stage_of(r) == "eval"}
+    assert len(evals) == 4
+    chosen, keys, _ = tuned_records(load_inputs([out]).records)
+    assert keys == ["lr"] and {r["run_id"] for r in chosen} == evals
