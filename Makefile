@@ -62,7 +62,7 @@ publish: install
 # The published report, from the committed records only: Markdown, figures and verdicts.json under docs/results
 # (report.html is not committed). tests/test_publish.py checks that docs/results/verdicts.json is what they give.
 publish-report: install
-	$(BIN)/wnbench report results/published --out docs/results $(ARGS)
+	$(BIN)/wnbench report results/published --out docs/results --readme README.md $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

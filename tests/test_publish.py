@@ -148,3 +148,80 @@ def test_the_committed_verdicts_are_what_the_committed_records_give():
         assert theirs == ours, (
             f"{ours['claim']}: docs/results/verdicts.json is stale; run make publish-report"
         )
+    from wnbench.report.render import compute_payload
+
+    assert committed["compute"] == json.loads(json.dumps(compute_payload(inputs))), "stale CPU-hours"
+
+
+def test_the_readme_verdict_table_is_what_the_committed_verdicts_give():
+    """The README's table between its verdicts markers is rendered from docs/results/verdicts.json (make
+    publish-report); a hand edit or a stale table fails here."""
+    from pathlib import Path
+
+    from wnbench.report.readme import current_block, readme_block
+
+    root = Path(__file__).resolve().parents[1]
+    committed = json.loads((root / "docs/results/verdicts.json").read_text())
+    block = current_block((root / "README.md").read_text(encoding="utf-8"))
+    assert block == readme_block(committed), "README's verdict table is stale; run make publish-report"
+
+
+def _payload(per_cell, direction=(2, 1, 0), verdict="supported"):
+    head = {"name": "WN > BN", "x": ["weight", "weight_ddi"], "y": ["batch"], "verdict": verdict,
+            "probability": 0.71234, "ci_low": 0.6, "ci_high": 0.8, "ci_confidence": 0.975, "holm_rank": [1, 2],
+            "direction_counts": list(direction), "per_cell": per_cell}  # fmt: skip
+    return {
+        "records": 12,
+        "inputs": ["results/published"],
+        "registry": {"arm_sets": {"WN": ["weight", "weight_ddi"], "BN": ["batch"]}},
+        "compute": {"rl": {"cpu_hours": 1.25, "runs": 12, "missing": 3}},
+        "claims": [
+            {
+                "claim": "C1",
+                "title": "WN beats BN",
+                "verdict": verdict,
+                "headline": head,
+                "peer_headline": {**head, "verdict": "inconclusive", "probability": 0.55},
+            }
+        ],  # fmt: skip
+    }
+
+
+def test_the_readme_table_gives_verdict_interval_effect_size_and_direction_count():
+    from wnbench.report.readme import readme_block
+
+    cells = [
+        {"cell": "CartPole-v1/ppo", "metric": "final_return", "median_difference": [12.5, -3.25, 40.0],
+         "seeds": 5, "higher_is_better": True},
+        {"cell": "Pendulum-v1/sac", "metric": "final_return", "median_difference": [-150.0, -300.0, 2.0],
+         "seeds": 5, "higher_is_better": True},
+        {"cell": "digits/gan", "metric": "fid_classifier", "median_difference": [-4.0, -9.0, 1.0], "seeds": 3,
+         "higher_is_better": False},
+    ]  # fmt: skip
+    row = next(line for line in readme_block(_payload(cells)).splitlines() if line.startswith("| **C1**"))
+    assert "**supported**<br>cells at peer level only: inconclusive, P(X > Y) = 0.550" in row
+    assert "WN > BN: P(X > Y) = 0.712 [0.600, 0.800] (97.5%, Holm 1/2)" in row
+    assert "CartPole-v1/ppo (final_return) 12.5 [-3.25, 40]" in row
+    assert "Pendulum-v1/sac (final_return) -150 [-300, 2]" in row
+    assert "digits/gan (fid_classifier↓) -4 [-9, 1]" in row  # lower is better: marked
+    assert "3 cells (3 tasks) × 3–5 seeds" in row
+    assert "WN ahead in 2 of 3 cells, BN in 1" in row
+    block = readme_block(_payload(cells[:2]))
+    assert "final_return: CartPole-v1/ppo 12.5" in block  # one metric: named once
+    assert "rl: 1.2 CPU-h, 12 runs, 3 planned runs without a record yet" in block
+
+
+def test_report_readme_without_markers_is_refused_before_any_work(tmp_path):
+    import subprocess
+    import sys
+
+    readme = tmp_path / "README.md"
+    readme.write_text("# a readme without the generated table\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "wnbench.cli", "report", str(tmp_path / "nothing"), "--out", str(tmp_path / "r"),
+         "--readme", str(readme)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "no generated verdict table" in proc.stderr and "verdicts:begin" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "r").exists()

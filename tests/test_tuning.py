@@ -107,9 +107,13 @@ def test_a_choice_equal_to_the_shared_setting_reuses_the_shared_runs(tmp_path):
     from wnbench.report import load_inputs
     from wnbench.report.claims import stage_of, tuned_records
 
-    text = TUNED.replace("n_test: 64}", "n_test: 64, lr: 0.03}").replace("lr: [0.0001, 0.03]", "lr: [0.03, 0.0001]")
+    text = TUNED.replace("n_test: 64}", "n_test: 64, lr: 0.03}").replace(
+        "lr: [0.0001, 0.03]", "lr: [0.03, 0.0001]"
+    )
     out = tmp_path / "out"
-    run_suite(load_suite(_suite(tmp_path, text)), out, workers=2, tracking=NO_WANDB, rich=False, summary=False)
+    run_suite(
+        load_suite(_suite(tmp_path, text)), out, workers=2, tracking=NO_WANDB, rich=False, summary=False
+    )
     records = list(iter_records(out))
     assert not [r for r in records if stage_of(r) == "tuned"]  # no new evaluation runs
     evals = {r["run_id"] for r in records if stage_of(r) == "eval"}

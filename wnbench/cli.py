@@ -6,6 +6,7 @@ tracebacks are for bugs only.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -203,6 +204,11 @@ def report_command(
         None,
         help="Results to compare with, verdict by verdict and cell by cell (e.g. results/published).",
     ),
+    readme: Path = typer.Option(
+        None,
+        help="Also rewrite this Markdown file's generated verdict table (between its verdicts:begin/end markers) "
+        "from the new verdicts.json, as `make publish-report` does for README.md.",
+    ),
 ) -> None:
     """Verdicts for the registered claims from stored records: P(X > Y) with two-stage bootstrap CIs and Holm
     within families, per-cell effect sizes, plots, HTML/Markdown with the pre-registration."""
@@ -213,6 +219,13 @@ def report_command(
     from wnbench.report.render import VERDICT_HEADER, Reference, verdict_rows, write_report
 
     claims = load_registry(registry) if registry else load_registry()
+    if readme is not None:  # before the work: a README without the markers is a bad input
+        from wnbench.report.readme import current_block
+
+        try:
+            current_block(readme.read_text(encoding="utf-8"), f"--readme {readme}")
+        except (OSError, UnicodeDecodeError) as err:
+            raise UserError(f"--readme {readme}: cannot read it ({err})") from err
     inputs = load_inputs(directories)
     for line in inputs.skipped + inputs.warnings:
         typer.echo(f"note: {line}", err=True)
@@ -233,6 +246,11 @@ def report_command(
         table.add_row(*row)
     Console(width=200).print(table)
     typer.echo(f"wrote {paths['html']}, {paths['markdown']} and {paths['json']}")
+    if readme is not None:
+        from wnbench.report.readme import splice_readme
+
+        changed = splice_readme(readme, json.loads(paths["json"].read_text()))
+        typer.echo(f"{readme}: verdict table {'rewritten' if changed else 'unchanged'}")
     if wandb:
         from wnbench.tracking import resolve_options
         from wnbench.tracking.wandb_report import build_report as build_wandb_report

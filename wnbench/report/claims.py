@@ -78,6 +78,7 @@ class CellEstimate:
     median_y: float
     runs_x: int
     runs_y: int
+    seeds: int = 0  # runs per arm (each arm runs once per seed): the most among the cell's X and Y arms
 
     @property
     def direction(self) -> int:
@@ -201,6 +202,8 @@ class HypothesisResult:
                         c.median_difference.point, c.median_difference.low, c.median_difference.high,
                     ],
                     "runs": [c.runs_x, c.runs_y],
+                    "seeds": c.seeds,
+                    "higher_is_better": c.higher_is_better,
                 }
                 for c in self.cells
             ],
@@ -392,7 +395,9 @@ def _cell_params(records: Sequence[Mapping[str, Any]], exclude: Iterable[str] = 
 
 def cell_of(record: Mapping[str, Any], split: Sequence[str]) -> str:
     c = record["config"]
-    extra = ", ".join(f"{k}={json.dumps(cell_value(c, k))}" for k in split)
+    values = {k: cell_value(c, k) for k in split}
+    # a key no record of this (task, algo) sets (e.g. a generative run's step budget beside RL cells split by it)
+    extra = ", ".join(f"{k}={json.dumps(v)}" for k, v in values.items() if v is not None)
     return f"{c['task']}/{c['algo']}" + (f" [{extra}]" if extra else "")
 
 
@@ -525,6 +530,7 @@ def evaluate_hypothesis(
                 cell, scored.metric, scored.higher_is_better,
                 stats.percentile_interval(p_point, p_reps), stats.percentile_interval(diff, d_reps),
                 float(np.median(raw_x)), float(np.median(raw_y)), nx, ny,
+                max(len(v) for v in (*xs.values(), *ys.values())),
             )
         )  # fmt: skip
         usable.append(both)

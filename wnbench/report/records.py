@@ -57,6 +57,36 @@ class Inputs:
             out[manifest.suite] += sum(1 for run_id in manifest.run_ids if run_id not in have)
         return dict(out)
 
+    def compute(self) -> dict[str, dict[str, Any]]:
+        """What the records cost, per suite: runs by status and CPU-hours (the run processes' own CPU time,
+        ``timings.cpu_s``, summed over every record, failed ones too; ``wall_time_s`` where a record has no CPU
+        time), planned runs without a record, and the same per cell (task/algo, with the budget's steps)."""
+        out: dict[str, dict[str, Any]] = {}
+        missing = self.missing_by_suite()
+        for r in sorted(self.records, key=lambda r: (str(r.get("suite")), r["run_id"])):
+            c = r.get("config") or {}
+            suite = out.setdefault(
+                str(r.get("suite")),
+                {"runs": 0, "statuses": {}, "cpu_hours": 0.0, "missing": 0, "no_cpu_time": 0, "cells": {}},
+            )
+            cpu = (r.get("timings") or {}).get("cpu_s")
+            if not isinstance(cpu, int | float):
+                suite["no_cpu_time"] += 1
+                cpu = r.get("wall_time_s") if isinstance(r.get("wall_time_s"), int | float) else 0.0
+            steps = (c.get("budget") or {}).get("steps")
+            cell_name = f"{c.get('task')}/{c.get('algo')}" + (f" [steps={steps}]" if steps else "")
+            cell = suite["cells"].setdefault(cell_name, {"runs": 0, "cpu_hours": 0.0})
+            for d in (suite, cell):
+                d["runs"] += 1
+                d["cpu_hours"] += float(cpu) / 3600.0
+            suite["statuses"][r["status"]] = suite["statuses"].get(r["status"], 0) + 1
+        for name, n in missing.items():
+            out.setdefault(
+                name,
+                {"runs": 0, "statuses": {}, "cpu_hours": 0.0, "missing": 0, "no_cpu_time": 0, "cells": {}},
+            )["missing"] = n
+        return dict(sorted(out.items()))
+
 
 def _is_suite_dir(path: Path) -> bool:
     return (path / "runs").is_dir() or (path / "suite.json").is_file()

@@ -271,6 +271,7 @@ def markdown(
             ]
         if r.problems:
             out += ["Failed or timed-out runs (not scored):", ""] + [f"- `{p}`" for p in r.problems] + [""]
+    out += compute_markdown(compute_payload(inputs))
     out += ["## Inputs", ""] + [f"- `{s}`" for s in inputs.sources]
     if inputs.warnings:
         out += [""] + [f"**Note:** {w}." for w in inputs.warnings]
@@ -280,6 +281,65 @@ def markdown(
     for v in sorted(versions):
         out += ["", "Versions: " + ", ".join(f"{k} {val}" for k, val in json.loads(v).items())]
     return "\n".join(out) + "\n"
+
+
+def compute_payload(inputs: Inputs) -> dict[str, Any]:
+    """:meth:`Inputs.compute`, CPU-hours rounded (verdicts.json's ``compute``)."""
+    out = inputs.compute()
+    for suite in out.values():
+        suite["cpu_hours"] = round(suite["cpu_hours"], 3)
+        suite["cells"] = {
+            k: {**v, "cpu_hours": round(v["cpu_hours"], 3)} for k, v in sorted(suite["cells"].items())
+        }
+    return out
+
+
+def compute_markdown(compute: dict[str, Any]) -> list[str]:
+    """The report's "Compute" section: CPU-hours per suite, then per cell."""
+    if not compute:
+        return []
+    rows = [
+        [
+            name,
+            str(s["runs"]),
+            ", ".join(f"{k} {v}" for k, v in sorted(s["statuses"].items())) or "—",
+            f"{s['cpu_hours']:.2f}",
+            str(s["missing"]),
+        ]
+        for name, s in compute.items()
+    ]
+    cells = [
+        [name, cell, str(c["runs"]), f"{c['cpu_hours']:.2f}", f"{3600 * c['cpu_hours'] / c['runs']:.0f}"]
+        for name, s in compute.items()
+        for cell, c in s["cells"].items()
+    ]
+    out = [
+        "## Compute",
+        "",
+        "CPU time of the run processes themselves (`timings.cpu_s`, one torch thread each), summed over every record "
+        "read, whatever its status; wall time where a record has none. Wall-clock time is this divided by the "
+        "workers, on idle cores.",
+        "",
+        _md_table(
+            Table(
+                "CPU-hours per suite", ["suite", "runs", "by status", "CPU-hours", "planned, no record"], rows
+            )
+        ),
+        "",
+        _md_table(
+            Table("CPU-hours per cell", ["suite", "cell", "runs", "CPU-hours", "CPU s per run"], cells)
+        ),
+        "",
+    ]
+    no_cpu = {name: s["no_cpu_time"] for name, s in compute.items() if s["no_cpu_time"]}
+    if no_cpu:
+        out += [
+            "Records without CPU time (wall time used): "
+            + ", ".join(f"{k} {v}" for k, v in no_cpu.items())
+            + ".",
+            "",
+        ]
+    return out
 
 
 _NO_DATA_HINT = {
@@ -365,6 +425,7 @@ def write_report(
         "skipped": inputs.skipped,
         "warnings": inputs.warnings,
         "registry": registry.model_dump(mode="json"),
+        "compute": compute_payload(inputs),
         "claims": [r.as_dict() for r in results],
     }
     _atomic_write(paths["json"], json.dumps(payload, indent=1) + "\n")
