@@ -496,12 +496,55 @@ def test_the_peer_table_grades_the_no_norm_arm_against_the_zoo():
     table = peer_table(group_cells(at_peer + below + short + short_below + stock + other_arm))
     rows = {row[0]: row for row in table.rows}
     assert rows["CartPole-v1/ppo"][1] == "none" and rows["CartPole-v1/ppo"][-1] == "at peer level"
-    assert rows["CartPole-v1/ppo"][5] == "0.99 / 1.00"  # (495 - 23.68) / (500 - 23.68)
+    assert rows["CartPole-v1/ppo"][2] == "final_return"
+    assert rows["CartPole-v1/ppo"][6] == "0.99 / 1.00"  # (495 - 23.68) / (500 - 23.68)
     assert rows["CartPole-v1/dqn"][-1].startswith("below peer in the median; best seed at peer")
     assert rows["CartPole-v1/a2c"][-1] == "at peer level at 50% of the zoo's steps"
     assert rows["CartPole-v1/td3"][-1].startswith("short budget (50% of the zoo's steps)")
     assert rows["CartPole-v1/crossq"][1] == "batch_renorm[placement=pre]"
     assert rows["CartPole-v1/crossq"][-1] == "at peer level"
+
+
+def _gan_records(
+    task: str, norm: str, hq: list[float], modes: list[float], coverage: list[float]
+) -> list[dict]:
+    out = []
+    for seed, (h, m, c) in enumerate(zip(hq, modes, coverage, strict=True)):
+        r = _record(f"{task}-{norm}-{seed}", "gen", ["C2"], task, norm, seed, 0.0)
+        r["config"].update(kind="gen", algo="gan", budget={"steps": None})
+        r["metrics"] = {"high_quality_pct": h, "modes_covered_any": m, "hq_coverage_pct": c}
+        r["curves"] = {}
+        out.append(r)
+    return out
+
+
+def test_mixture_gan_baselines_are_graded_against_pacgan_and_a_below_peer_cell_gets_its_own_verdict():
+    """PacGAN Table 1's unmodified GAN: ring8 98.2 % high-quality samples and 6.3 modes, grid25 94.8 % and 17.3.
+    A no-norm grid25 GAN with 88 % high-quality samples covers more modes than PacGAN's but is below its HQ share
+    (88 / 94.8 = 0.93 < 0.95): the cell is below peer, and C2's headline is tested again without it."""
+    from wnbench.report.claims import group_cells, peer_table
+
+    records = (
+        _gan_records("ring8", "none", [97.0, 96.0, 98.0], [8, 7, 8], [80.0, 82, 84])
+        + _gan_records("ring8", "weight", [97.0, 96.0, 98.0], [8, 8, 8], [90.0, 91, 92])
+        + _gan_records("ring8", "batch", [97.0, 96.0, 98.0], [6, 6, 7], [60.0, 61, 62])
+        + _gan_records("grid25", "none", [88.0, 87.0, 89.0], [19, 18, 20], [45.0, 46, 47])
+        + _gan_records("grid25", "weight", [88.0, 87.0, 89.0], [19, 18, 20], [40.0, 41, 42])
+        + _gan_records("grid25", "batch", [88.0, 87.0, 89.0], [19, 18, 20], [50.0, 51, 52])
+        + _gan_records("moons", "none", [88.0, 87.0, 89.0], [1, 1, 1], [45.0, 46, 47])  # no published figure
+    )
+    rows = [row for row in peer_table(group_cells(records)).rows]
+    graded = {(row[0], row[2]): row for row in rows}
+    assert set(graded) == {(c, m) for c in ("ring8/gan", "grid25/gan") for m in ("modes_covered_any",
+                                                                                  "high_quality_pct")}  # fmt: skip
+    assert graded[("ring8/gan", "high_quality_pct")][-1] == "at peer level"
+    assert graded[("ring8/gan", "modes_covered_any")][6] == f"{8 / 6.3:.2f} / {8 / 6.3:.2f}"
+    assert graded[("grid25/gan", "modes_covered_any")][-1] == "at peer level"
+    assert graded[("grid25/gan", "high_quality_pct")][-1] == "below peer level"  # best 89 / 94.8 = 0.94
+    assert "PacGAN Table 1 GAN 94.8" in graded[("grid25/gan", "high_quality_pct")][4]
+    c2 = _c(analyze(Inputs(records=records), reps=REPS), "C2")
+    assert [c.cell for c in c2.headline.cells] == ["grid25/gan", "ring8/gan"]
+    assert [c.cell for c in c2.peer_headline.cells] == ["ring8/gan"]
 
 
 def test_runs_of_one_task_and_algorithm_at_two_budgets_are_two_cells_not_one_arm():

@@ -90,4 +90,11 @@ def _primary_of(config: Mapping[str, Any]) -> str:
     return primary_metric(str(config.get("algo")), str(config.get("task")))
 
 
-SCORING = Scoring(METRICS, _primary_of, arm=arm_label, arm_params=frozenset({"norm_on", "other_norm"}))
+def peer_arm(config: Mapping[str, Any]) -> str:
+    """The arm graded against published figures (PacGAN's unmodified GAN for the mixtures): no norm anywhere."""
+    return "none"
+
+
+SCORING = Scoring(
+    METRICS, _primary_of, arm=arm_label, arm_params=frozenset({"norm_on", "other_norm"}), peer_arm=peer_arm
+)

@@ -92,6 +92,20 @@ def record_anchor(record: Mapping[str, Any], metric: str) -> Anchor | None:
     return None
 
 
+def peer_figures(record: Mapping[str, Any], primary: str) -> list[tuple[str, Anchor]]:
+    """The published figures a cell's peer-baseline arm should reach, as (metric, anchor) with the figure as the
+    anchor's high end: RL, the primary metric against rl-baselines3-zoo (random policy low); a GAN on a Gaussian
+    mixture, PacGAN's Table 1 modes and high-quality share (low 0). Empty where nothing is published."""
+    c = record["config"]
+    if c["kind"] == "rl":
+        anchor = record_anchor(record, primary)
+        return [(primary, anchor)] if anchor is not None and anchor.fixed else []
+    table = load_anchor_table().get("gen_peer") or {}
+    figures = (table.get(str(c.get("algo"))) or {}).get(str(c.get("task"))) or {}
+    source = table.get("source", "published")
+    return [(m, Anchor(0.0, float(v), f"fixed: 0, {source} {float(v):.4g}")) for m, v in figures.items()]
+
+
 def minmax_anchor(values: Sequence[float], higher_is_better: bool) -> Anchor:
     """Worst and best finite value of the cell: the fallback where no fixed anchor exists."""
     finite = np.asarray([v for v in values if math.isfinite(v)], dtype=float)
