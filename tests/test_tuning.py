@@ -120,3 +120,27 @@ def test_a_choice_equal_to_the_shared_setting_reuses_the_shared_runs(tmp_path):
     assert len(evals) == 4
     chosen, keys, _ = tuned_records(load_inputs([out]).records)
     assert keys == ["lr"] and {r["run_id"] for r in chosen} == evals
+
+
+def test_only_runs_one_slice_with_the_profiles_run_ids_and_the_rest_resumes_after_it(tmp_path):
+    """`wnbench run --only norm=weight`: the slice's ids are the whole profile's, so running the profile afterwards
+    runs only what the slice left; its tuning group comes along. A filter that selects nothing is refused."""
+    from wnbench.suite import select_runs
+
+    path = _suite(tmp_path)
+    whole = load_suite(path)
+    part = select_runs(load_suite(path), ["norm=weight", "params.hidden=[8]"])
+    assert {r.norm_label for r in part.runs} == {"weight"} and len(part.runs) == len(whole.runs) // 2
+    assert {r.run_id for r in part.runs} <= {r.run_id for r in whole.runs}
+    assert len(part.tune_groups) == 1
+    out = tmp_path / "out"
+    first = run_suite(part, out, workers=2, tracking=NO_WANDB, rich=False, summary=False)
+    assert {r["config"]["norm"] for r in first.records} == {"weight"}
+    assert any(r["config"].get("stage") == "tuned" for r in first.records)
+    rest = run_suite(load_suite(path), out, workers=2, tracking=NO_WANDB, rich=False, summary=False)
+    assert {r["config"]["norm"] for r in rest.records} == {"none"} and rest.skipped == len(first.records)
+    with pytest.raises(UserError) as err:
+        select_runs(load_suite(path), ["norm=spectral"])
+    assert "selects none of the" in str(err.value) and any("none, weight" in p for p in err.value.problems)
+    with pytest.raises(UserError, match="unknown field 'seed'"):
+        select_runs(load_suite(path), ["seed=1"])

@@ -91,15 +91,21 @@ def run_command(
     overrides: list[str] = typer.Option(
         [], "--set", help="KEY=VALUE override, dotted path into the profile (repeatable)."
     ),
+    only: list[str] = typer.Option(
+        [],
+        "--only",
+        help="Run one slice: FIELD=V1[,V2] with FIELD task, algo, norm or params.KEY (repeatable; all must match). "
+        "Same run ids as the whole profile, so records resume and publish with it.",
+    ),
 ) -> None:
     """Run a suite's runs that are not done yet; exit 1 if any run failed or timed out."""
-    from wnbench.suite import load_suite, parse_overrides, plan, run_suite
+    from wnbench.suite import load_suite, parse_overrides, plan, run_suite, select_runs
     from wnbench.suite.executors import EXECUTORS
     from wnbench.tracking import resolve_options
 
     if executor not in EXECUTORS:
         raise UserError(f"--executor: unknown executor '{executor}'; known: {', '.join(EXECUTORS)}")
-    suite = load_suite(suite_file, profile, parse_overrides(overrides))
+    suite = select_runs(load_suite(suite_file, profile, parse_overrides(overrides)), only)
     out_dir = out or Path("results") / suite.name
     if dry_run:
         rows = plan(suite, out_dir)

@@ -10,7 +10,7 @@ Run kinds plug in through :mod:`wnbench.suite.kinds` (read its docstring to add 
 from .engine import SuiteResult, plan, run_suite, status_of
 from .kinds import Budget, Diverged, RunContext, RunSpec, available_kinds, get_kind, register_kind
 from .signals import Interrupted
-from .spec import ResolvedRun, Suite, load_suite, parse_overrides, run_id_of
+from .spec import ResolvedRun, Suite, load_suite, parse_overrides, run_id_of, select_runs
 from .store import DONE_STATUSES, STATUSES, is_done, iter_records, read_record, record_path, write_record
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "iter_records",
     "load_suite",
     "parse_overrides",
+    "select_runs",
     "plan",
     "read_record",
     "record_path",

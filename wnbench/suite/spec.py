@@ -238,6 +238,64 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+#: Run fields ``--only`` can select on (besides ``params.KEY``).
+ONLY_FIELDS = ("task", "algo", "norm")
+
+
+def _only_value(raw: str) -> Any:
+    value = yaml.safe_load(raw) if raw.strip() else None
+    if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+        value = float(value)
+    return value
+
+
+def select_runs(suite: Suite, only: Sequence[str]) -> Suite:
+    """Keep the runs that match every ``FIELD=V1,V2`` filter (``task``, ``algo``, ``norm`` as the run label
+    prints it, or ``params.KEY`` compared as YAML values): one slice of a profile, with the same run ids, so its
+    records resume and publish with the rest. Tuning groups go with their runs. A bad filter, or one that selects
+    nothing, is a :class:`UserError`."""
+    if not only:
+        return suite
+    filters: list[tuple[str, list[Any]]] = []
+    for pair in only:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not raw.strip():
+            raise UserError(f"--only {pair!r}: expected FIELD=VALUE[,VALUE...]")
+        if key not in ONLY_FIELDS and not (key.startswith("params.") and len(key) > len("params.")):
+            raise UserError(
+                f"--only {pair!r}: unknown field {key!r}; use {', '.join(ONLY_FIELDS)} or params.KEY"
+            )
+        try:
+            values = [_only_value(v) if key.startswith("params.") else v.strip() for v in raw.split(",")]
+        except yaml.YAMLError as err:
+            raise UserError(f"--only {pair!r}: value is not valid YAML ({err})") from err
+        filters.append((key, values))
+
+    def field_of(run: ResolvedRun, key: str) -> Any:
+        if key.startswith("params."):
+            return run.params.get(key.removeprefix("params."))
+        return run.norm_label if key == "norm" else getattr(run, key)
+
+    def keep(run: ResolvedRun) -> bool:
+        return all(field_of(run, key) in values for key, values in filters)
+
+    runs = [r for r in suite.runs if keep(r)]
+    if not runs:
+        seen = {key: sorted({str(field_of(r, key)) for r in suite.runs}) for key, _ in filters}
+        raise UserError(
+            f"--only {' '.join(only)}: selects none of the {len(suite.runs)} runs of {suite.name}/{suite.profile}",
+            [
+                f"{key}: the profile has {', '.join(v[:12])}{' ...' if len(v) > 12 else ''}"
+                for key, v in seen.items()
+            ],
+        )
+    ids = {r.run_id for r in runs}
+    suite.runs = runs
+    suite.tune_groups = [g for g in suite.tune_groups if ids.intersection(g.run_ids)]
+    return suite
+
+
 def _apply_overrides(grid: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
     grid = copy.deepcopy(grid)
     for key, value in overrides.items():
