@@ -455,6 +455,26 @@ def test_mechanism_diagnostics_get_a_table_and_a_figure_per_diagnostic(tmp_path)
     assert not (tmp_path / "out" / "figures" / "c1_diag_q_bias.png").exists()
 
 
+def test_gradient_noise_reads_full_batch_where_the_update_uses_the_whole_rollout(tmp_path):
+    """PPO whose minibatch is its rollout (the zoo's CartPole-v1: 256 = 8 envs x 32 steps) has no sampling noise:
+    its grad_noise cell reads "full batch" (not a rounding-level number) and gets no curve; a PPO cell with
+    minibatches smaller than the rollout keeps its measured values."""
+    records = _records({"A-v0": {"weight": [5.0, 6, 7], "batch": [1.0, 2, 3]},
+                        "B-v0": {"weight": [5.0, 6, 7], "batch": [1.0, 2, 3]}})  # fmt: skip
+    for r in records:
+        full = r["config"]["task"] == "A-v0"
+        hp = {"n_envs": 8, "n_steps": 32, "batch_size": 256} if full else {"n_envs": 4, "n_steps": 1024}
+        r["config"]["resolved"] = {"hyperparams": hp}
+        value = 1e-14 if full else 2.0
+        r["curves"]["diag/grad_noise"] = {"step": [1000, 2000], "value": [value, value]}
+    for r in records:
+        write_record(tmp_path / "rl", r)
+    build_report([tmp_path / "rl"], tmp_path / "out", reps=REPS)
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "| A-v0/ppo | grad_noise | full batch | full batch |" in text
+    assert "| B-v0/ppo | grad_noise | 2 n=3 | 2 n=3 |" in text
+
+
 def test_an_auc_hypothesis_is_tested_on_auc_not_on_final_return():
     """Both arms end at 500 (final return ties), but weight gets there earlier: the AUC hypothesis sees it."""
     records = _records({"A-v0": {"weight": [500.0] * 3, "batch": [500.0] * 3},

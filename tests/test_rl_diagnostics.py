@@ -49,3 +49,18 @@ def test_diagnostics_do_not_change_the_run():
     finite = [v for v in observed["diag_q_bias"] if math.isfinite(v)]
     assert finite and all(math.isfinite(v) for v in observed["diag_weight_norm"])
     assert math.isfinite(observed["diag_grad_noise"][-1]) and observed["diag_grad_noise"][-1] > 0
+
+
+def test_gradient_noise_is_not_measured_where_the_update_uses_the_whole_rollout():
+    """A PPO minibatch equal to the rollout (2 envs x 64 steps = 128) makes the update's gradient a function of the
+    rollout: no sampling noise to measure (NaN points), while 64-sample minibatches of it have some."""
+    full = train_rl(
+        "ppo",
+        "CartPole-v1",
+        "weight",
+        **{**PPO_TINY, "hyperparams": {**PPO_TINY["hyperparams"], "batch_size": 128}},
+    )
+    assert full["diag_grad_noise"] and not any(math.isfinite(v) for v in full["diag_grad_noise"])
+    assert all(math.isfinite(v) for v in full["diag_weight_norm"])  # the other diagnostics still run
+    mini = _ppo("weight")
+    assert all(math.isfinite(v) and v > 0 for v in mini["diag_grad_noise"])

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from wnbench.rl.scoring import DIAGNOSTIC_KEYS
+from wnbench.rl.scoring import DIAGNOSTIC_KEYS, full_batch_config
 from wnbench.suite.kinds import Scoring, get_kind
 
 from . import stats
@@ -617,6 +617,8 @@ def _median_table(cells: Mapping[str, Mapping[str, Sequence[dict[str, Any]]]], t
 
 #: Mechanism diagnostics a run's curves may carry (wnbench.rl.diagnostics), in the order they are shown.
 DIAGNOSTICS = tuple(f"diag/{key}" for key in DIAGNOSTIC_KEYS)
+#: The diagnostics of minibatch sampling noise: shown as "full batch" where the update uses the whole rollout.
+SAMPLING_NOISE = ("diag/grad_noise", "diag/grad_var")
 
 
 def diagnostic_value(record: Mapping[str, Any], key: str) -> float:
@@ -636,7 +638,16 @@ def _diagnostics_table(cells: Mapping[str, Mapping[str, Sequence[Mapping[str, An
             row = [cell, key.removeprefix("diag/")]
             seen = False
             for norm in norms:
-                values = np.array([diagnostic_value(r, key) for r in by_norm.get(norm, []) if is_scored(r)])
+                scored = [r for r in by_norm.get(norm, []) if is_scored(r)]
+                if (
+                    key in SAMPLING_NOISE
+                    and scored
+                    and all(full_batch_config(r.get("config", {})) for r in scored)
+                ):
+                    row.append("full batch")  # no minibatch sampling: any value is rounding (older records)
+                    seen = True
+                    continue
+                values = np.array([diagnostic_value(r, key) for r in scored])
                 values = values[np.isfinite(values)]
                 seen |= bool(values.size)
                 row.append(f"{_fmt(float(np.median(values)))} n={values.size}" if values.size else "—")
@@ -647,7 +658,9 @@ def _diagnostics_table(cells: Mapping[str, Mapping[str, Sequence[Mapping[str, An
     return Table(
         "Mechanism diagnostics per cell (median over runs of each run's mean over its probe points; "
         "wnbench.rl.diagnostics): ratio_dev = mean |pi_new/pi_old - 1| on the first minibatch of each PPO update "
-        "(0 when train and rollout functions agree); grad_noise = tr(Sigma)/|g|^2 over probe minibatches; "
+        "(0 when train and rollout functions agree); grad_noise = tr(Sigma)/|g|^2 over probe minibatches of the "
+        "algorithm's size (full batch: the update uses the whole rollout -- A2C, PPO CartPole's 256 = 8 x 32 -- so it "
+        "has no minibatch sampling noise); "
         "weight_norm, eff_lr = the critic's hidden weights and their relative change per step; q_bias = mean Q "
         "minus the Monte-Carlo return",
         ["cell", "diagnostic", *norms],

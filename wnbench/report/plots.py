@@ -17,7 +17,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .claims import ClaimResult, is_scored, metric_of, norm_order  # noqa: E402
+from wnbench.rl.scoring import full_batch_config  # noqa: E402
+
+from .claims import SAMPLING_NOISE, ClaimResult, is_scored, metric_of, norm_order  # noqa: E402
 
 DPI = 110
 #: The curve a kind's records plot (first present): RL evaluation return, else the headline metric itself.
@@ -63,8 +65,15 @@ def learning_curves(result: ClaimResult, path: Path) -> bool:
 def diagnostics(result: ClaimResult, key: str, path: Path) -> bool:
     """One diagnostic's curve (``diag/...``, wnbench.rl.diagnostics) per cell that logs it, per norm."""
     name = key.removeprefix("diag/")
+
+    def has(r: Mapping[str, Any]) -> str | None:
+        if key not in (r.get("curves") or {}):
+            return None
+        # a full-batch update has no sampling noise: older records hold rounding there, not a measurement
+        return None if key in SAMPLING_NOISE and full_batch_config(r.get("config") or {}) else key
+
     return _curve_panels(
-        result, path, lambda r: key if key in (r.get("curves") or {}) else None,
+        result, path, has,
         f"{result.claim}: {name} (mechanism diagnostic), median over seeds, band = interquartile range",
         log=name in ("grad_noise", "grad_var", "eff_lr"),
     )  # fmt: skip

@@ -9,7 +9,8 @@ under a forked torch RNG and with its own NumPy generator, and leaves no gradien
 * ``grad_noise`` (every evaluation point): the gradient noise scale ``tr(Sigma) / |mean g|^2`` (McCandlish et al.
   2018) of the loss the algorithm optimizes -- PPO's clipped objective, DQN's TD loss, SAC/TD3/CrossQ's critic
   loss -- over ``probe_batches`` minibatches drawn from the current rollout or replay buffer, and ``grad_var``
-  (``tr(Sigma)``, raw). Minibatch statistics add variance here.
+  (``tr(Sigma)``, raw). Minibatch statistics add variance here. Not measured where the update's gradient uses
+  the whole rollout (A2C; PPO with one minibatch per epoch): it has no sampling noise (see ``full_batch_update``).
 * ``weight_norm`` and ``eff_lr`` (every evaluation point): mean over the critic's (value net's, Q-net's) hidden
   layers of the norm of the weight the optimizer updates (``v`` for WN), and its relative change per gradient
   step since the last point (the effective learning rate; for a scale-invariant layer ~ lr / |w|^2, the
@@ -36,7 +37,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 from torch import nn
 
 from wnbench.norms.weightnorm import WeightNormMixin
-from wnbench.rl.scoring import DIAGNOSTIC_KEYS
+from wnbench.rl.scoring import DIAGNOSTIC_KEYS, full_batch_update
 
 __all__ = ["DiagnosticsCallback", "DIAGNOSTIC_KEYS"]
 
@@ -279,10 +280,10 @@ class DiagnosticsCallback(BaseCallback):
         if isinstance(model, OnPolicyAlgorithm):
             params = [p for p in model.policy.parameters() if p.requires_grad]
             data = self._flat_rollout()
-            n, size = (
-                int(data["n"]),
-                min(model.batch_size if hasattr(model, "batch_size") else 64, int(data["n"])),
-            )
+            n = int(data["n"])
+            if full_batch_update(model.__class__.__name__, getattr(model, "batch_size", None), n):
+                return None, None  # the update's gradient is a function of the rollout: no sampling noise
+            size = model.batch_size
             batches = [self.rng.choice(n, size, replace=False) for _ in range(self.probe_batches)]
         else:
             buffer = model.replay_buffer

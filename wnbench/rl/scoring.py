@@ -24,6 +24,28 @@ EVAL_CURVE = "eval/mean_return"
 DIAGNOSTIC_KEYS = ("ratio_dev", "grad_noise", "grad_var", "weight_norm", "eff_lr", "q_bias")
 
 
+#: SB3's on-policy defaults (n_steps, batch_size) where a config leaves them out.
+_ON_POLICY_DEFAULTS = {"ppo": (2048, 64), "recurrentppo": (128, 128), "a2c": (5, None)}
+
+
+def full_batch_update(algo: str, batch_size: int | None, rollout_size: int) -> bool:
+    """Whether an on-policy update's gradient uses the whole rollout (A2C always; PPO when its minibatch is the
+    rollout, as in the zoo's CartPole-v1 entry, 256 = 8 envs x 32 steps). Such an update has no minibatch
+    sampling noise, so the ``grad_noise`` diagnostic is not measured there (it would be 0 up to rounding)."""
+    return algo.lower() == "a2c" or batch_size is None or batch_size >= rollout_size
+
+
+def full_batch_config(config: Mapping[str, Any]) -> bool:
+    """:func:`full_batch_update` for a run record's config (its resolved zoo hyperparameters)."""
+    algo = str(config.get("algo", "")).lower()
+    if algo not in _ON_POLICY_DEFAULTS:
+        return False
+    hp = (config.get("resolved") or {}).get("hyperparams") or {}
+    n_steps, batch = _ON_POLICY_DEFAULTS[algo]
+    rollout = int(hp.get("n_envs") or 1) * int(hp.get("n_steps") or n_steps)
+    return full_batch_update(algo, hp.get("batch_size") or batch, rollout)
+
+
 def primary_metric(config: Mapping[str, Any]) -> str:
     """Final return, whatever the task or algorithm."""
     return "final_return"
