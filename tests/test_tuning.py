@@ -144,3 +144,18 @@ def test_only_runs_one_slice_with_the_profiles_run_ids_and_the_rest_resumes_afte
     assert "selects none of the" in str(err.value) and any("none, weight" in p for p in err.value.problems)
     with pytest.raises(UserError, match="unknown field 'seed'"):
         select_runs(load_suite(path), ["seed=1"])
+
+
+def test_only_keeps_commas_inside_a_norm_label_or_a_yaml_list():
+    """`--only "norm=batch[bn_mode=running,placement=pre],weight"` is two labels, not three fragments; so is a list
+    value of ``params.KEY``."""
+    from wnbench.suite import select_runs
+    from wnbench.suite.spec import _split_top_level
+
+    assert _split_top_level("batch[bn_mode=running,placement=pre],weight") == [
+        "batch[bn_mode=running,placement=pre]", "weight"]  # fmt: skip
+    assert _split_top_level("[8, 8],[16]") == ["[8, 8]", "[16]"]
+    suite = load_suite(Path(__file__).resolve().parents[1] / "suites" / "rl.yaml", profile="paper")
+    part = select_runs(suite, ["algo=crossq", "norm=batch[bn_mode=running,placement=pre],weight"])
+    assert {r.norm_label for r in part.runs} == {"batch[bn_mode=running,placement=pre]", "weight"}
+    assert len(part.runs) == 10

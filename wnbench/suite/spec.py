@@ -249,6 +249,22 @@ def _only_value(raw: str) -> Any:
     return value
 
 
+def _split_top_level(raw: str) -> list[str]:
+    """``a,b[x=1,y=2],[1, 2]`` -> ``a``, ``b[x=1,y=2]``, ``[1, 2]``: commas inside brackets belong to the value (a
+    norm label such as ``batch[bn_mode=running,placement=pre]``, a YAML list)."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(raw):
+        if ch in "[{(":
+            depth += 1
+        elif ch in "]})":
+            depth = max(0, depth - 1)
+        elif ch == "," and depth == 0:
+            parts.append(raw[start:i])
+            start = i + 1
+    parts.append(raw[start:])
+    return parts
+
+
 def select_runs(suite: Suite, only: Sequence[str]) -> Suite:
     """Keep the runs that match every ``FIELD=V1,V2`` filter (``task``, ``algo``, ``norm`` as the run label
     prints it, or ``params.KEY`` compared as YAML values): one slice of a profile, with the same run ids, so its
@@ -267,7 +283,9 @@ def select_runs(suite: Suite, only: Sequence[str]) -> Suite:
                 f"--only {pair!r}: unknown field {key!r}; use {', '.join(ONLY_FIELDS)} or params.KEY"
             )
         try:
-            values = [_only_value(v) if key.startswith("params.") else v.strip() for v in raw.split(",")]
+            values = [
+                _only_value(v) if key.startswith("params.") else v.strip() for v in _split_top_level(raw)
+            ]
         except yaml.YAMLError as err:
             raise UserError(f"--only {pair!r}: value is not valid YAML ({err})") from err
         filters.append((key, values))
