@@ -153,6 +153,32 @@ def test_c5_width_verdict_from_a_sweep(tmp_path):
     assert "diverged runs" in paths["markdown"].read_text()
 
 
+def test_c5_a_norm_that_fails_at_every_rate_has_no_good_range(tmp_path):
+    """Relative to its own best alone, a norm flat at a low score would be "good" at every rate and look the most
+    robust; the floor (0.5 of the way from the lower anchor to the reference) gives it width 0. WN here works at two
+    adjacent rates and fails at the third; BN sits at 20% of the reference at all three."""
+    from wnbench.report.claims import own_best_threshold
+
+    assert own_best_threshold(0.2, 0.1, floor=0.5) == float("inf")
+    assert own_best_threshold(0.6, 0.1, floor=0.5) == pytest.approx(0.54)
+    assert own_best_threshold(0.52, 0.1, floor=0.5) == pytest.approx(0.5)  # the floor, not 0.468
+    out = tmp_path / "lr"
+    rates = [1e-4, 1e-3, 1e-2]
+    for task in ("CartPole-v1", "Acrobot-v1"):
+        low, high = {"CartPole-v1": (23.68, 500.0), "Acrobot-v1": (-500.0, -76.64)}[task]  # random, zoo
+        for norm in ("weight", "batch"):
+            for lr in rates:
+                for seed in range(3):
+                    frac = 0.2 if norm == "batch" else (1.0 if lr < 1e-2 else 0.0)
+                    write_record(out, _record(f"{task}{norm}{lr}{seed}", "rl-lr", ["C5"], task, norm, seed,
+                                              low + frac * (high - low), learning_rate=lr))  # fmt: skip
+    results, _ = build_report([out], tmp_path / "report", reps=REPS)
+    c5 = {r.claim: r for r in results}["C5"]
+    assert np.all(c5.cell_scores["CartPole-v1/ppo"]["batch"] == 0.0)
+    assert np.all(c5.cell_scores["CartPole-v1/ppo"]["weight"] == pytest.approx(2.0))  # 2 good rates = 2 steps
+    assert c5.headline.counts == (2, 0, 0)
+
+
 def test_records_of_another_schema_are_skipped_with_a_line(tmp_path):
     write_fixture(tmp_path / "rl")
     old = _record("old0", "rl", ["C1"], "CartPole-v1", "weight", 9, 1.0)

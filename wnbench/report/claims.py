@@ -1222,11 +1222,14 @@ def good_lr_width(lrs: Sequence[float], scores: Sequence[float], threshold: floa
     return widest * step
 
 
-def own_best_threshold(best: float, tolerance: float) -> float:
+def own_best_threshold(best: float, tolerance: float, floor: float = 0.0) -> float:
     """A rate is good for a norm when its normalized score is at least (1 - tolerance) x the norm's own best median
-    (normalized scores: 0 = the random policy or the lower anchor); a norm whose best is not above 0 has no good
-    rate (threshold +inf)."""
-    return best * (1.0 - tolerance) if best > 0 else math.inf
+    and at least ``floor`` (normalized scores: 0 = the random policy or the lower anchor, 1 = the reference): a
+    norm that fails at every rate has no good rate, rather than a wide range of equally bad ones. A norm whose
+    best is below the floor, or not above 0, has none (threshold +inf)."""
+    if best <= 0 or best < floor:
+        return math.inf
+    return max(best * (1.0 - tolerance), floor)
 
 
 def analyze_lr(
@@ -1235,6 +1238,7 @@ def analyze_lr(
     """C5: per (cell, norm, seed) the width of the good-LR range relative to the norm's own best rate; P(width X >
     width Y); peak performance per norm reported separately."""
     tolerance = claim.tolerance or 0.1
+    floor = claim.floor or 0.0
     records = [r for r in records_for(inputs, claim) if stage_of(r) == "eval"]
     _base(result, claim, records, inputs)
     records = [r for r in records if _lr_of(r) is not None]
@@ -1269,7 +1273,7 @@ def analyze_lr(
             if not medians:
                 continue
             best_lr = max(medians, key=medians.get)
-            threshold = own_best_threshold(medians[best_lr], tolerance)
+            threshold = own_best_threshold(medians[best_lr], tolerance, floor)
             result.lr_thresholds[cell][norm] = threshold
             # one width per seed, over every rate that seed ran (all runs count; a missing rate is not good)
             seeds = sorted({r["config"]["seed"] for r in rs if is_scored(r)})
@@ -1303,7 +1307,7 @@ def analyze_lr(
     result.tables.append(
         Table(
             f"Good-LR range per norm, relative to its own best (normalized score ≥ {1 - tolerance:g} × the norm's "
-            "best median)",
+            f"best median, and ≥ {floor:g})",
             ["cell", "norm", "median width (decades)", "good rates (medians)", "diverged runs", "seeds"],
             sorted(width_rows, key=lambda r: (r[0], norm_order(r[1]))),
         )
