@@ -155,7 +155,7 @@ def test_c5_width_verdict_from_a_sweep(tmp_path):
 
 def test_c5_a_norm_that_fails_at_every_rate_has_no_good_range(tmp_path):
     """Relative to its own best alone, a norm flat at a low score would be "good" at every rate and look the most
-    robust; the floor (0.5 of the way from the lower anchor to the reference) gives it width 0. WN here works at two
+    robust; the floor (half the cell's best median above the lower anchor) gives it width 0. WN here works at two
     adjacent rates and fails at the third; BN sits at 20% of the reference at all three."""
     from wnbench.report.claims import own_best_threshold
 

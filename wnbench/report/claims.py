@@ -1264,6 +1264,10 @@ def analyze_lr(
         result.lr_curves[cell] = defaultdict(dict)
         result.lr_thresholds[cell] = {}
         cell_widths: dict[str, np.ndarray] = {}
+        # the floor is a share of the cell's best median (norms and rates together) above the lower anchor: fixed
+        # anchors differ in reach (RL's reference is the zoo's figure; a VAE's upper anchor, 0 nats, is unreachable)
+        group_medians = [float(np.median(v)) for v in scored.normalized.values() if len(v)]
+        cell_floor = floor * max(0.0, max(group_medians, default=0.0))
         for norm, rs in by_norm.items():
             rates = sorted({_lr_of(r) for r in rs})
             per_rate = {lr: scored.normalized.get(f"{norm}\t{lr}", np.array([])) for lr in rates}
@@ -1273,7 +1277,7 @@ def analyze_lr(
             if not medians:
                 continue
             best_lr = max(medians, key=medians.get)
-            threshold = own_best_threshold(medians[best_lr], tolerance, floor)
+            threshold = own_best_threshold(medians[best_lr], tolerance, cell_floor)
             result.lr_thresholds[cell][norm] = threshold
             # one width per seed, over every rate that seed ran (all runs count; a missing rate is not good)
             seeds = sorted({r["config"]["seed"] for r in rs if is_scored(r)})
@@ -1307,7 +1311,7 @@ def analyze_lr(
     result.tables.append(
         Table(
             f"Good-LR range per norm, relative to its own best (normalized score ≥ {1 - tolerance:g} × the norm's "
-            f"best median, and ≥ {floor:g})",
+            f"best median, and ≥ {floor:g} × the cell's best median)",
             ["cell", "norm", "median width (decades)", "good rates (medians)", "diverged runs", "seeds"],
             sorted(width_rows, key=lambda r: (r[0], norm_order(r[1]))),
         )

@@ -226,7 +226,7 @@ def _median_iqr_line(
 
 def lr_sensitivity(result: ClaimResult, path: Path) -> bool:
     """C5: median normalized score against the learning rate per norm, one panel per cell; a dashed line in each
-    norm's colour is its own good-range threshold ((1 - tolerance) x its best median, at least the floor)."""
+    norm's colour is its own good-range threshold ((1 - tolerance) x its best median, at least the floor share of the cell's best)."""
     curves = result.lr_curves
     if not curves:
         return False

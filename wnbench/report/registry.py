@@ -57,7 +57,7 @@ class Claim(BaseModel):
     min_runs: int | None = Field(None, ge=1)
     min_cells: int | None = Field(None, ge=1)
     tolerance: float | None = Field(None, gt=0, lt=1)
-    #: lr_robustness: a good rate's normalized score is also at least this (training worked at all)
+    #: lr_robustness: a good rate's normalized score is also at least this share of the cell's best median
     floor: float | None = Field(None, ge=0, le=1)
     #: keep only cells whose config field has one of these values
     cells: dict[str, tuple[str, ...]] | None = None

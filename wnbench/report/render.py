@@ -227,7 +227,8 @@ def markdown(
         "",
         "C5 (learning rate): each norm's runs are normalized with the cell's fixed anchors; a rate is good for a "
         "run when its normalized score is at least (1 - tolerance) × the norm's own best median over rates and at "
-        "least the claim's floor (a norm that fails at every rate has no good rate); a "
+        "least the claim's floor × the cell's best median over norms and rates (a norm that fails at every rate "
+        "has no good rate); a "
         "run's width is the widest stretch of adjacent good rates in decades (one grid step for a single rate); a "
         "seed's width uses every rate it ran. Peak performance (the best rate's median) is a separate table.",
         "",
