@@ -621,6 +621,11 @@ DIAGNOSTICS = tuple(f"diag/{key}" for key in DIAGNOSTIC_KEYS)
 SAMPLING_NOISE = ("diag/grad_noise", "diag/grad_var")
 
 
+def unmeasured_diagnostic(record: Mapping[str, Any], key: str) -> bool:
+    """A sampling-noise diagnostic of a full-batch update: nothing to measure (older records hold rounding)."""
+    return key in SAMPLING_NOISE and full_batch_config(record.get("config") or {})
+
+
 def diagnostic_value(record: Mapping[str, Any], key: str) -> float:
     """A run's summary of one diagnostic: the mean over its probe points (NaN when it has none)."""
     curve = (record.get("curves") or {}).get(key) or {}
@@ -639,11 +644,7 @@ def _diagnostics_table(cells: Mapping[str, Mapping[str, Sequence[Mapping[str, An
             seen = False
             for norm in norms:
                 scored = [r for r in by_norm.get(norm, []) if is_scored(r)]
-                if (
-                    key in SAMPLING_NOISE
-                    and scored
-                    and all(full_batch_config(r.get("config", {})) for r in scored)
-                ):
+                if scored and all(unmeasured_diagnostic(r, key) for r in scored):
                     row.append("full batch")  # no minibatch sampling: any value is rounding (older records)
                     seen = True
                     continue

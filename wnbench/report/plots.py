@@ -17,9 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from wnbench.rl.scoring import full_batch_config  # noqa: E402
-
-from .claims import SAMPLING_NOISE, ClaimResult, is_scored, metric_of, norm_order  # noqa: E402
+from .claims import ClaimResult, is_scored, metric_of, norm_order, unmeasured_diagnostic  # noqa: E402
 
 DPI = 110
 #: The curve a kind's records plot (first present): RL evaluation return, else the headline metric itself.
@@ -69,8 +67,7 @@ def diagnostics(result: ClaimResult, key: str, path: Path) -> bool:
     def has(r: Mapping[str, Any]) -> str | None:
         if key not in (r.get("curves") or {}):
             return None
-        # a full-batch update has no sampling noise: older records hold rounding there, not a measurement
-        return None if key in SAMPLING_NOISE and full_batch_config(r.get("config") or {}) else key
+        return None if unmeasured_diagnostic(r, key) else key
 
     return _curve_panels(
         result, path, has,
