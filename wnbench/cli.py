@@ -216,7 +216,7 @@ def report_command(
         "from the new verdicts.json, as `make publish-report` does for README.md.",
     ),
 ) -> None:
-    """Verdicts for the registered claims from stored records: P(X > Y) with two-stage bootstrap CIs and Holm
+    """Verdicts for the registered claims from stored records: P(X > Y) with task-level bootstrap CIs and Holm
     within families, per-cell effect sizes, plots, HTML/Markdown with the pre-registration."""
     from rich.console import Console
     from rich.table import Table

@@ -1,4 +1,4 @@
-"""Verdicts for the registered claims (C1-C8, ``registry.yaml``) from stored results: two-stage bootstrap
+"""Verdicts for the registered claims (C1-C8, ``registry.yaml``) from stored results: task-level bootstrap
 statistics with Holm-Bonferroni, plots, Markdown/HTML report with the pre-registration, W&B report.
 
     from wnbench.report import build_report

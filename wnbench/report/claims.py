@@ -13,8 +13,9 @@ Scoring (written into every report):
 - Per cell: P(X > Y) (mean over arm pairs of the chance a run of one beats a run of the other, ties half) with a
   95% interval over runs; the difference of medians, X minus Y, in the metric's raw units, with its interval.
   Direction count: the cells whose point estimate favours X, favours Y, or ties.
-- Aggregate: the mean over cells of P(X > Y), with an interval from a two-stage bootstrap (cells drawn with
-  replacement, then each arm's runs inside each drawn cell), at the level Holm-Bonferroni gives the hypothesis
+- Aggregate: the mean over tasks of the mean over each task's cells of P(X > Y), with an interval from a
+  multi-stage bootstrap (tasks drawn with replacement, then the cells of each drawn task, then each arm's runs
+  inside each drawn cell), at the level Holm-Bonferroni gives the hypothesis
   in its family (the pre-registration lists families and equivalence regions).
 - Normalized scores (IQM, performance profiles, C5) use fixed anchors: RL (return - random policy) /
   (rl-zoo reference - random policy); VAE ELBO between the independent-pixel model and 0 nats; modes covered
@@ -117,6 +118,17 @@ class HypothesisResult:
     verdict: str = NO_DATA
     text: str = ""  # deterministic measurements: what was measured
     statistical: bool = True  # False: a benchmark decided by its stated rule, no bootstrap, no Holm
+    # the rule before the 2026-12-03 amendment (cells weighted equally, cells then runs resampled), kept beside
+    # the task-level figure where some task holds more than one cell
+    cell_point: float | None = None
+    cell_replicates: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def cell_level(self) -> stats.Estimate | None:
+        """The cell-weighted estimate at the same (Holm) confidence as :attr:`estimate`."""
+        if self.cell_point is None or self.cell_replicates is None or self.estimate is None:
+            return None
+        return stats.percentile_interval(self.cell_point, self.cell_replicates, self.estimate.confidence)
 
     @property
     def family_key(self) -> tuple[str, str]:
@@ -169,7 +181,9 @@ class HypothesisResult:
             if self.holm and self.holm.family_size > 1
             else ""
         )
-        return f"P(X > Y) = {self.estimate} ({level}{holm})"
+        cells = self.cell_level
+        tasks = f"; cells weighted equally (rule before 2026-12-03): {cells}" if cells is not None else ""
+        return f"P(X > Y) = {self.estimate} ({level}{holm}{tasks})"
 
     def as_dict(self) -> dict[str, Any]:
         est, nom = self.estimate, self.nominal
@@ -186,6 +200,8 @@ class HypothesisResult:
             "ci_high": None if est is None else est.high,
             "ci_confidence": None if est is None else est.confidence,
             "nominal_ci": None if nom is None else [nom.low, nom.high],
+            "cell_weighted": None if self.cell_level is None else
+            [self.cell_level.point, self.cell_level.low, self.cell_level.high],
             "p_value": self.p_value,
             "holm_rank": None if self.holm is None else [self.holm.rank, self.holm.family_size],
             "cells": len(self.cells),
@@ -432,6 +448,13 @@ class CellScores:
     oriented: dict[str, np.ndarray]
     normalized: dict[str, np.ndarray]
     anchor: Anchor
+    task: str = (
+        ""  # the environment or dataset: the bootstrap resamples tasks, then the cells inside each task
+    )
+
+
+def task_of(by_norm: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
+    return next((r["config"]["task"] for recs in by_norm.values() for r in recs), "")
 
 
 def score_cell(
@@ -464,6 +487,7 @@ def score_cell(
         {n: sign * v for n, v in raw.items()},
         {n: anchor.normalize(v) for n, v in raw.items()},
         anchor,
+        task_of(by_norm),
     )
 
 
@@ -505,6 +529,7 @@ def evaluate_hypothesis(
     all_arms = registry.arms()
     min_runs = registry.min_runs(claim)
     usable: list[dict[str, np.ndarray]] = []
+    tasks: list[str] = []
     for i, (cell, scored) in enumerate(cells.items()):
         xs = arm_runs(scored.oriented, hyp.x, all_arms)
         ys = arm_runs(scored.oriented, hyp.y, all_arms)
@@ -534,17 +559,25 @@ def evaluate_hypothesis(
             )
         )  # fmt: skip
         usable.append(both)
+        tasks.append(scored.task or cell)
     result.enough = len(usable) >= registry.min_cells(claim)
     if usable:
         xk_all = sorted({k for c in usable for k in c if k.startswith("x:")})
         yk_all = sorted({k for c in usable for k in c if k.startswith("y:")})
-        result.point = float(np.mean([c.probability.point for c in result.cells]))
-        result.replicates = stats.probability_distribution(usable, xk_all, yk_all, reps=reps, seed=seed)
+        result.point = stats.task_mean([c.probability.point for c in result.cells], tasks)
+        result.replicates = stats.probability_distribution(
+            usable, xk_all, yk_all, reps=reps, seed=seed, groups=tasks
+        )
         result.p_value = stats.bootstrap_p_value(result.replicates)
         result.nominal = stats.percentile_interval(
             result.point, result.replicates, registry.defaults.confidence
         )
         result.estimate = result.nominal
+        if len(set(tasks)) < len(tasks):  # the rule before the 2026-12-03 amendment, printed beside it
+            result.cell_point = float(np.mean([c.probability.point for c in result.cells]))
+            result.cell_replicates = stats.probability_distribution(
+                usable, xk_all, yk_all, reps=reps, seed=seed
+            )
     return result
 
 
@@ -724,7 +757,9 @@ def _iqm_table(iqm: Mapping[str, stats.Estimate], anchors: Mapping[str, str]) ->
     mark = (
         f"; *min-max* in {len(minmax)} of {len(anchors)} cells" if minmax else "; fixed anchors in every cell"
     )
-    return Table(f"IQM of normalized score [95% two-stage CI]{mark}", ["norm", "IQM"], rows)
+    return Table(
+        f"IQM of normalized score [95% CI: tasks, cells, runs resampled]{mark}", ["norm", "IQM"], rows
+    )
 
 
 #: A cell's no-norm arm is at peer level when its median normalized score is at least this (1 = the zoo's figure).
@@ -876,11 +911,14 @@ def iqm_by_norm(cells: Mapping[str, CellScores], reps: int) -> dict[str, stats.E
     norms = sorted({n for c in cells.values() for n in c.normalized}, key=norm_order)
     out = {}
     for i, norm in enumerate(norms):
-        arrays = [c.normalized[norm] for c in cells.values() if len(c.normalized.get(norm, ())) >= 2]
-        if not arrays:
+        having = [c for c in cells.values() if len(c.normalized.get(norm, ())) >= 2]
+        if not having:
             continue
+        arrays = [c.normalized[norm] for c in having]
+        groups = [c.task or str(j) for j, c in enumerate(having)]
         point = stats.iqm_point(np.concatenate(arrays))
-        out[norm] = stats.percentile_interval(point, stats.iqm_distribution(arrays, reps=reps, seed=i))
+        replicates = stats.iqm_distribution(arrays, reps=reps, seed=i, groups=groups)
+        out[norm] = stats.percentile_interval(point, replicates)
     return out
 
 
@@ -1303,7 +1341,7 @@ def analyze_lr(
             peak_rows.append([cell, norm, f"{best_lr:g}", _fmt(float(np.median(raw_best))),
                               _fmt(medians[best_lr], 3)])  # fmt: skip
         widths[cell] = CellScores("good-LR width (decades)", True, cell_widths, cell_widths, cell_widths,
-                                  Anchor(0.0, 1.0, "decades"))  # fmt: skip
+                                  Anchor(0.0, 1.0, "decades"), task_of(by_norm))  # fmt: skip
     result.cell_records = cells
     result.cell_scores = {c: s.raw for c, s in widths.items()}
     out = [evaluate_hypothesis(claim, h, widths, registry, reps) for h in claim.hypotheses]

@@ -24,7 +24,7 @@ END = "<!-- verdicts:end -->"
 HEADER = [
     "claim",
     "verdict",
-    "headline: statistic [family-wise CI over cells, then runs]",
+    "headline: statistic [family-wise CI over tasks, then cells, then runs]",
     "effect in raw units: median X − Y per cell [95% CI]",
     "cells × seeds",
     "direction over cells",
@@ -53,7 +53,13 @@ def _statistic(h: Mapping[str, Any]) -> str:
     level = f"{h['ci_confidence']:.1%}".replace(".0%", "%")
     holm = h.get("holm_rank")
     holm_text = f", Holm {holm[0]}/{holm[1]}" if holm and holm[1] > 1 else ""
-    return f"P(X > Y) = {h['probability']:.3f} [{h['ci_low']:.3f}, {h['ci_high']:.3f}] ({level}{holm_text})"
+    by_cell = h.get(
+        "cell_weighted"
+    )  # the rule before the 2026-12-03 amendment, where a task holds several cells
+    cell_text = (
+        f"; cells weighted equally: {by_cell[0]:.3f} [{by_cell[1]:.3f}, {by_cell[2]:.3f}]" if by_cell else ""
+    )
+    return f"P(X > Y) = {h['probability']:.3f} [{h['ci_low']:.3f}, {h['ci_high']:.3f}] ({level}{holm_text}{cell_text})"
 
 
 def _effect(h: Mapping[str, Any]) -> str:

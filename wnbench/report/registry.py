@@ -206,9 +206,9 @@ PREREGISTRATION_HEADER = ["claim", "statement", "hypothesis (first = headline)",
 def preregistration_text(registry: Registry) -> str:
     d = registry.defaults
     return (
-        f"Verdict rule, fixed before any record is read: P(X > Y) per cell and averaged over cells, "
-        f"{d.confidence:.0%} family-wise intervals from a two-stage bootstrap ({d.reps} resamples: cells, then "
-        f"runs), Holm-Bonferroni step-down within each family over the hypotheses that have data. *Equivalent* "
+        f"Verdict rule, fixed before any record is read: P(X > Y) per cell, averaged over each task's cells "
+        f"and then over tasks, {d.confidence:.0%} family-wise intervals from a multi-stage bootstrap ({d.reps} "
+        f"resamples: tasks, then cells inside each drawn task, then runs), Holm-Bonferroni step-down within each family over the hypotheses that have data. *Equivalent* "
         f"when the interval lies inside 0.5 ± ROPE; else *supported* when Holm rejects P = 0.5 with the interval "
         f"above 0.5, *contradicted* below; else *inconclusive*. *Insufficient data* with fewer than "
         f"{d.min_cells} cells that have at least {d.min_runs} scored runs on each side. Every scored run counts "

@@ -1,18 +1,23 @@
-"""Statistics behind every verdict: two-stage (cells, then runs) bootstrap intervals, Holm-Bonferroni step-down
+"""Statistics behind every verdict: multi-stage (tasks, cells, runs) bootstrap intervals, Holm-Bonferroni step-down
 within a family, equivalence regions, per-cell effect sizes, and the verdict rule.
 
 Data enter per cell: ``{arm: 1-D array of one score per run}``, any number of runs per arm and cell (every run
 counts; nothing is trimmed to equal counts). Scores are oriented so that higher is better.
 
 - Probability of improvement P(X > Y) of arm set X over arm set Y: per cell, the Mann-Whitney U / (n m) of each
-  (x arm, y arm) pair present (ties count half), averaged over the pairs; aggregated as the mean over cells. The
+  (x arm, y arm) pair present (ties count half), averaged over the pairs; aggregated as the mean over tasks of the mean over each task's cells. The
   per-pair statistic is rliable's ``metrics.probability_of_improvement`` (a test checks equality).
-- Intervals: a two-stage bootstrap. Each resample draws the cells with replacement, then, inside every drawn
-  cell, each arm's runs with replacement (Davison & Hinkley 1997, sec. 3.8), so disagreement between cells widens
-  the interval as much as seed noise does. With ``resample_cells=False`` it is rliable's stratified bootstrap
-  (runs resampled inside fixed cells); a test checks the two agree there. Percentile intervals.
+- Intervals: a multi-stage bootstrap (Davison & Hinkley 1997, sec. 3.8). Given each cell's task (``groups``),
+  each resample draws the tasks with replacement, then, inside every drawn task, its cells with replacement, then,
+  inside every drawn cell, each arm's runs with replacement; the statistic is the mean over tasks of the mean over
+  the task's cells. So disagreement between tasks widens the interval as much as seed noise does, and a task that
+  holds three cells (CartPole under PPO, A2C and DQN) weighs as much as a task that holds one. Without ``groups``
+  every cell is its own task (the two-stage cells-then-runs bootstrap). With ``resample_cells=False`` it is
+  rliable's stratified bootstrap (runs resampled inside fixed cells); a test checks the two agree there.
+  Percentile intervals. With few tasks (C1 has 3) a bootstrap over tasks is coarse and, if anything, too narrow
+  (its variance is (n-1)/n of the plug-in's): read such an interval as a lower bound on the uncertainty.
 - IQM: interquartile mean of all runs of all cells pooled (``scipy.stats.trim_mean(.., 0.25)``, as rliable's
-  ``aggregate_iqm``), same two-stage bootstrap.
+  ``aggregate_iqm``), same bootstrap (tasks, cells, runs).
 - Per cell: P(X > Y) and the difference of medians in raw units, each with a bootstrap interval over runs.
 """
 
@@ -85,12 +90,47 @@ def iqm_point(values: np.ndarray) -> float:
     return float(trim_mean(np.asarray(values, dtype=float), proportiontocut=0.25, axis=None))
 
 
-# -- two-stage bootstrap -----------------------------------------------------------------------------------------
-def _cell_draws(rng: np.random.Generator, n_cells: int, reps: int, resample_cells: bool) -> np.ndarray:
-    """``(reps, n_cells)`` cell indices: drawn with replacement, or every cell once (stratified)."""
-    if resample_cells:
-        return rng.integers(0, n_cells, size=(reps, n_cells))
-    return np.tile(np.arange(n_cells), (reps, 1))
+# -- multi-stage bootstrap ---------------------------------------------------------------------------------------
+def task_mean(values: Sequence[float], groups: Sequence[str] | None = None) -> float:
+    """The mean over tasks of the mean of each task's cells (the plain mean over cells without ``groups``)."""
+    v = np.asarray(values, dtype=float)
+    if groups is None:
+        return float(v.mean())
+    g = np.asarray(groups, dtype=object)
+    return float(np.mean([v[g == t].mean() for t in dict.fromkeys(groups)]))
+
+
+def _cell_draws(
+    rng: np.random.Generator,
+    n_cells: int,
+    reps: int,
+    resample_cells: bool,
+    groups: Sequence[str] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(index, weight)``, both ``(reps, slots)``: the cells each resample draws (index -1 for an unused slot) and
+    the weight of each slot in the resample's statistic (a slot of a task of k cells, of n tasks, weighs 1/(n k)).
+    Stratified (``resample_cells`` false): every cell once, equal weights. Without ``groups`` or when every task
+    holds one cell: cells drawn with replacement, equal weights."""
+    if groups is not None and len(groups) != n_cells:
+        raise ValueError(f"groups: {len(groups)} labels for {n_cells} cells")
+    if not resample_cells:
+        return np.tile(np.arange(n_cells), (reps, 1)), np.full((reps, n_cells), 1.0 / n_cells)
+    tasks = list(dict.fromkeys(groups)) if groups is not None else []
+    if groups is None or len(tasks) == n_cells:
+        return rng.integers(0, n_cells, size=(reps, n_cells)), np.full((reps, n_cells), 1.0 / n_cells)
+    members = [[c for c in range(n_cells) if groups[c] == t] for t in tasks]
+    size = np.array([len(m) for m in members])
+    width = int(size.max())
+    table = np.full((len(tasks), width), -1)
+    for t, m in enumerate(members):
+        table[t, : len(m)] = m
+    drawn = rng.integers(0, len(tasks), size=(reps, len(tasks)))  # tasks
+    k = size[drawn][..., None]  # cells in each drawn task
+    slot = np.arange(width)[None, None, :]
+    within = np.where(slot < k, np.floor(rng.random((reps, len(tasks), width)) * k).astype(int), 0)
+    index = np.where(slot < k, table[drawn[..., None], within], -1)
+    weight = np.where(slot < k, 1.0 / (len(tasks) * k), 0.0)
+    return index.reshape(reps, -1), weight.reshape(reps, -1)
 
 
 def _resampled_counts(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
@@ -105,12 +145,14 @@ def probability_distribution(
     reps: int = 2000,
     seed: int = 0,
     resample_cells: bool = True,
+    groups: Sequence[str] | None = None,
 ) -> np.ndarray:
-    """``reps`` bootstrap replicates of the mean over cells of P(X > Y) (two-stage unless ``resample_cells``
-    is false). Every cell must hold at least one run of an x arm and one of a y arm."""
+    """``reps`` bootstrap replicates of P(X > Y) averaged over cells, or over ``groups`` (each cell's task) and then
+    cells: tasks, then cells, then runs resampled (cells and runs without ``groups``; runs only unless
+    ``resample_cells``). Every cell must hold at least one run of an x arm and one of a y arm."""
     rng = np.random.default_rng(seed)
-    draws = _cell_draws(rng, len(cells), reps, resample_cells)
-    values = np.empty(draws.shape)
+    draws, weights = _cell_draws(rng, len(cells), reps, resample_cells, groups)
+    values = np.zeros(draws.shape)
     for c, cell in enumerate(cells):
         where = draws == c
         k = int(where.sum())
@@ -126,19 +168,25 @@ def probability_distribution(
             w = win_matrix(cell[a], cell[b])
             total += np.einsum("ki,ij,kj->k", counts[a], w, counts[b]) / (len(cell[a]) * len(cell[b]))
         values[where] = total / len(pairs)
-    return values.mean(axis=1)
+    return (values * weights).sum(axis=1)
 
 
 def iqm_distribution(
-    cells: Sequence[np.ndarray], reps: int = 2000, seed: int = 0, resample_cells: bool = True
+    cells: Sequence[np.ndarray],
+    reps: int = 2000,
+    seed: int = 0,
+    resample_cells: bool = True,
+    groups: Sequence[str] | None = None,
 ) -> np.ndarray:
-    """Bootstrap replicates of the IQM of all runs pooled over cells (runs per cell may differ)."""
+    """Bootstrap replicates of the IQM of all runs pooled over cells (runs per cell may differ); tasks, then cells,
+    then runs resampled, as :func:`probability_distribution`."""
     rng = np.random.default_rng(seed)
-    draws = _cell_draws(rng, len(cells), reps, resample_cells)
+    draws, _ = _cell_draws(rng, len(cells), reps, resample_cells, groups)
     arrays = [np.asarray(c, dtype=float) for c in cells]
     out = np.empty(reps)
     for r in range(reps):
-        pooled = np.concatenate([a[rng.integers(0, len(a), len(a))] for a in (arrays[c] for c in draws[r])])
+        drawn = (arrays[c] for c in draws[r] if c >= 0)
+        pooled = np.concatenate([a[rng.integers(0, len(a), len(a))] for a in drawn])
         out[r] = iqm_point(pooled)
     return out
 
