@@ -276,3 +276,15 @@ def test_bootstrap_replicates_do_not_depend_on_the_process_hash_seed():
         for h in (0, 1, 2, 3)
     }  # fmt: skip
     assert len(outs) == 1
+
+
+def test_performance_profile_weighs_tasks_equally_and_its_band_spans_them():
+    from wnbench.report.plots import profile_with_band
+
+    high, low = np.ones(5), np.zeros(5)
+    taus = np.array([0.5])
+    point, band = profile_with_band([high, high, low], taus, reps=200, groups=["a", "a", "b"])
+    assert point[0] == pytest.approx(0.5)  # not 2/3: task a's two cells count once
+    assert band[:, 0] == pytest.approx([0.0, 1.0])
+    point, _ = profile_with_band([high, high, low], taus, reps=50)
+    assert point[0] == pytest.approx(2 / 3)

@@ -17,7 +17,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .claims import ClaimResult, is_scored, metric_of, norm_order, unmeasured_diagnostic  # noqa: E402
+from . import stats  # noqa: E402
+from .claims import ClaimResult, is_scored, metric_of, norm_order, task_of, unmeasured_diagnostic  # noqa: E402
 
 DPI = 110
 #: The curve a kind's records plot (first present): RL evaluation return, else the headline metric itself.
@@ -155,27 +156,32 @@ def iqm_intervals(result: ClaimResult, path: Path, xlabel: str = "IQM of normali
 
 
 def profile_with_band(
-    cells: Sequence[np.ndarray], taus: np.ndarray, reps: int = 300, seed: int = 0
+    cells: Sequence[np.ndarray],
+    taus: np.ndarray,
+    reps: int = 300,
+    seed: int = 0,
+    groups: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Score-distribution profile (per cell the fraction of runs above tau, averaged over cells: every run counts,
-    each cell weighs the same) and its 95% two-stage bootstrap band (cells, then runs)."""
+    """Score-distribution profile (per cell the fraction of runs above tau, averaged over each task's cells and
+    then over tasks: every run counts) and its 95% bootstrap band (tasks, then cells, then runs, as the verdicts'
+    intervals; cells, then runs without ``groups``)."""
     rng = np.random.default_rng(seed)
-    point = np.mean([(c[:, None] > taus[None, :]).mean(axis=0) for c in cells], axis=0)
-    boot = np.empty((reps, len(taus)))
+    above = [(c[:, None] > taus[None, :]).mean(axis=0) for c in cells]
+    labels = list(groups) if groups is not None else [str(i) for i in range(len(cells))]
+    share = {t: labels.count(t) for t in labels}
+    point = sum(a / (len(share) * share[t]) for a, t in zip(above, labels, strict=True))
+    draws, weights = stats.cell_draws(rng, len(cells), reps, True, groups)
+    boot = np.zeros((reps, len(taus)))
     for r in range(reps):
-        picked = rng.integers(0, len(cells), len(cells))
-        boot[r] = np.mean(
-            [
-                (c[rng.integers(0, len(c), len(c))][:, None] > taus[None, :]).mean(axis=0)
-                for c in (cells[i] for i in picked)
-            ],
-            axis=0,
-        )
+        for i, w in zip(draws[r], weights[r], strict=True):
+            if i >= 0:
+                c = cells[i]
+                boot[r] += w * (c[rng.integers(0, len(c), len(c))][:, None] > taus[None, :]).mean(axis=0)
     return point, np.percentile(boot, [2.5, 97.5], axis=0)
 
 
 def performance_profiles(result: ClaimResult, path: Path, reps: int = 300) -> bool:
-    """Score-distribution performance profiles over the cells every norm ran, all runs, 95% two-stage bands
+    """Score-distribution performance profiles over the cells every norm ran, all runs, 95% task-level bands
     (rliable's plotting; rliable's own profile needs equal run counts)."""
     scores = result.cell_scores
     norms = sorted({n for by in scores.values() for n in by}, key=norm_order)
@@ -187,10 +193,11 @@ def performance_profiles(result: ClaimResult, path: Path, reps: int = 300) -> bo
     hi = max(1.0, max(float(np.max(scores[c][n])) for c in cells for n in norms))
     lo = min(0.0, min(float(np.min(scores[c][n])) for c in cells for n in norms))
     taus = np.linspace(lo, hi, 41)
+    groups = [task_of(result.cell_records[c]) if c in result.cell_records else c for c in cells]
     profiles, cis = {}, {}
     for i, norm in enumerate(norms):
         profiles[norm], cis[norm] = profile_with_band(
-            [np.asarray(scores[c][norm]) for c in cells], taus, reps, i
+            [np.asarray(scores[c][norm]) for c in cells], taus, reps, i, groups
         )
     minmax = [c for c in cells if result.anchors.get(c, "").startswith("min-max")]
     with warnings.catch_warnings():

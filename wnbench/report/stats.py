@@ -100,7 +100,7 @@ def task_mean(values: Sequence[float], groups: Sequence[str] | None = None) -> f
     return float(np.mean([v[g == t].mean() for t in dict.fromkeys(groups)]))
 
 
-def _cell_draws(
+def cell_draws(
     rng: np.random.Generator,
     n_cells: int,
     reps: int,
@@ -151,7 +151,7 @@ def probability_distribution(
     cells: tasks, then cells, then runs resampled (cells and runs without ``groups``; runs only unless
     ``resample_cells``). Every cell must hold at least one run of an x arm and one of a y arm."""
     rng = np.random.default_rng(seed)
-    draws, weights = _cell_draws(rng, len(cells), reps, resample_cells, groups)
+    draws, weights = cell_draws(rng, len(cells), reps, resample_cells, groups)
     values = np.zeros(draws.shape)
     for c, cell in enumerate(cells):
         where = draws == c
@@ -181,7 +181,7 @@ def iqm_distribution(
     """Bootstrap replicates of the IQM of all runs pooled over cells (runs per cell may differ); tasks, then cells,
     then runs resampled, as :func:`probability_distribution`."""
     rng = np.random.default_rng(seed)
-    draws, _ = _cell_draws(rng, len(cells), reps, resample_cells, groups)
+    draws, _ = cell_draws(rng, len(cells), reps, resample_cells, groups)
     arrays = [np.asarray(c, dtype=float) for c in cells]
     out = np.empty(reps)
     for r in range(reps):
