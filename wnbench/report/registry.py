@@ -206,7 +206,10 @@ PREREGISTRATION_HEADER = ["claim", "statement", "hypothesis (first = headline)",
 def preregistration_text(registry: Registry) -> str:
     d = registry.defaults
     return (
-        f"Verdict rule, fixed before any record is read: P(X > Y) per cell, averaged over each task's cells "
+        "Verdict rule, fixed before any record is read and amended once, on 2026-12-03, after v2 records had been "
+        "read (until then cells weighed equally and the bootstrap drew cells, then runs; that figure is printed "
+        "beside every headline where a task holds several cells): "
+        f"P(X > Y) per cell, averaged over each task's cells "
         f"and then over tasks, {d.confidence:.0%} family-wise intervals from a multi-stage bootstrap ({d.reps} "
         f"resamples: tasks, then cells inside each drawn task, then runs), Holm-Bonferroni step-down within each family over the hypotheses that have data. *Equivalent* "
         f"when the interval lies inside 0.5 ± ROPE; else *supported* when Holm rejects P = 0.5 with the interval "
