@@ -321,6 +321,47 @@ def test_recurrent_capable_norms_wrap_an_lstm_with_its_interface(kind):
     assert torch.allclose(torch.cat(steps), out, atol=1e-5)
 
 
+def _input_term(lstm: nn.LSTM, layer: int, x: torch.Tensor) -> torch.Tensor:
+    w, b = getattr(lstm, f"weight_ih_l{layer}"), getattr(lstm, f"bias_ih_l{layer}")
+    return (x.reshape(-1, x.shape[-1]) @ w.T + b).detach()
+
+
+def test_lstm_ddi_standardizes_each_layers_input_term_and_keeps_the_recurrent_weights():
+    from wnbench.norms.weightnorm import initialize_lstm
+
+    torch.manual_seed(0)
+    lstm = make_norm("weight", ddi=True, init_scale=0.5).lstm(3, 8, num_layers=2)
+    w_hh = [getattr(lstm, f"weight_hh_l{k}").detach().clone() for k in range(2)]
+    x = torch.randn(20, 5, 3) * 0.05 + 2.0  # tiny, off-centre inputs, as masked CartPole observations are
+    starts = torch.zeros(20, 5)
+    starts[0], starts[9, :2] = 1.0, 1.0  # two of the five sequences restart at step 9
+    assert initialize_lstm(lstm, x, starts) == 2
+    first = _input_term(lstm, 0, x)
+    assert first.mean(0).abs().max() < 1e-4 and (first.std(0, unbiased=False) - 0.5).abs().max() < 1e-4
+    # layer 1 is standardized on what layer 0 outputs over the sequences, state zeroed at each start
+    bottom = nn.LSTM(3, 8)
+    names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    bottom.load_state_dict({f"{n}_l0": getattr(lstm, f"{n}_l0") for n in names})
+    with torch.no_grad():
+        head, (h, c) = bottom(x[:9])  # steps 0-8, all five sequences from a zero state
+        restarted, _ = bottom(x[9:, :2])  # sequences 0-1 start again at step 9
+        carried, _ = bottom(x[9:, 2:], (h[:, 2:], c[:, 2:]))  # sequences 2-4 carry their state
+    hidden = torch.cat([head, torch.cat([restarted, carried], dim=1)])
+    second = _input_term(lstm, 1, hidden)
+    assert second.mean(0).abs().max() < 1e-4 and (second.std(0, unbiased=False) - 0.5).abs().max() < 1e-4
+    for k in range(2):  # the recurrent weights keep their standard init
+        assert torch.equal(getattr(lstm, f"weight_hh_l{k}").detach(), w_hh[k])
+
+
+def test_lstm_ddi_leaves_lstms_built_without_ddi_alone():
+    from wnbench.norms.weightnorm import initialize_lstm
+
+    for lstm in (make_norm("weight").lstm(3, 4), make_norm("none").lstm(3, 4)):
+        before = {k: v.clone() for k, v in lstm.state_dict().items()}
+        assert initialize_lstm(lstm, torch.randn(6, 2, 3)) == 0
+        assert all(torch.equal(before[k], v) for k, v in lstm.state_dict().items())
+
+
 def test_weight_normalized_lstm_reparameterizes_each_gate_unit():
     lstm = make_norm("weight").lstm(4, 6)
     g = lstm.parametrizations.weight_hh_l0.original0

@@ -215,6 +215,32 @@ def test_bad_bn_mode_is_refused():
         build(NormActorCriticPolicy, "batch", bn_mode="train")
 
 
+def test_recurrent_ddi_initializes_lstm_inputs_then_heads_on_carried_state_sequences():
+    """The heads see what they see in training: LSTM outputs over sequences, hidden state carried."""
+    policy = NormRecurrentActorCriticPolicy(
+        BOX_OBS, DISCRETE, lr, net_arch=HIDDEN, lstm_hidden_size=16, norm="weight_ddi"
+    )
+    rng = np.random.default_rng(0)
+    steps, envs = 24, 4
+    obs = (rng.normal(0.0, 0.05, size=(steps * envs, 4)) + 0.5).astype(np.float32)  # row t * envs + n
+    actions = rng.integers(0, 3, size=steps * envs)
+    starts = np.zeros((steps, envs), dtype=np.float32)
+    starts[0], starts[11, 1] = 1.0, 1.0
+    assert initialize_policy(policy, obs, actions, starts) == 4 + 2  # 2 x 2 head layers, 2 LSTMs
+    x = torch.as_tensor(obs).reshape(steps, envs, 4)
+    lstm_in = x.reshape(-1, 4) @ policy.lstm_actor.weight_ih_l0.T + policy.lstm_actor.bias_ih_l0
+    assert (lstm_in.std(0, unbiased=False) - 1).abs().max() < 1e-3
+    zeros = torch.zeros(1, envs, 16)
+    with torch.no_grad():  # sb3-contrib's own sequence processing, rows sequence by sequence
+        latent, _ = policy._process_sequence(
+            x.transpose(0, 1).reshape(-1, 4), (zeros, zeros),
+            torch.as_tensor(starts).T.reshape(-1), policy.lstm_actor,
+        )  # fmt: skip
+        pre = policy.mlp_extractor.policy_net[0](latent)
+    assert pre.mean(0).abs().max() < 1e-3
+    assert (pre.std(0, unbiased=False) - 1).abs().max() < 1e-3
+
+
 def test_ddi_standardizes_first_layer_on_real_data_and_copies_targets():
     policy = build(NormSACPolicy, "weight_ddi")
     obs = np.random.default_rng(0).normal(2.0, 3.0, size=(256, 4)).astype(np.float32)

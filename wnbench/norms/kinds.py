@@ -10,7 +10,7 @@ from torch.nn.utils import parametrizations
 from .factory import ActivationNorm, Norm, NormError, register_norm
 from .layers import BatchNormLSTM, LayerNormLSTM, MeanOnlyBatchNorm, PerChannel
 from .spectral import spectral_norm
-from .weightnorm import WNConv2d, WNConvTranspose2d, WNLinear
+from .weightnorm import _LSTM_DDI_ATTR, WNConv2d, WNConvTranspose2d, WNLinear
 
 LinearFactory = Callable[[int, int], nn.Module]
 
@@ -204,8 +204,11 @@ class WeightNorm(Norm):
     def _lstm(self, lstm):
         # One norm per gate unit (row of weight_ih / weight_hh). torch's parametrization is used here:
         # nn.LSTM re-reads parametrized weights on each call, and the recurrent kernel dominates the cost.
+        # With ddi=True, wnbench.norms.weightnorm.initialize_lstm data-initializes the input-to-hidden weights.
         for weight_name in _lstm_weight_names(lstm):
             parametrizations.weight_norm(lstm, name=weight_name, dim=0)
+        if self.ddi:
+            setattr(lstm, _LSTM_DDI_ATTR, self.init_scale)
         return lstm
 
 

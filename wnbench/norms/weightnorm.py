@@ -17,6 +17,11 @@ single-observation forward. Here:
 
 Data-dependent init (DDI) is armed by :func:`arm_ddi`; the next forward pass sets ``g`` and ``b`` so that
 each unit's pre-activation has mean 0 and variance 1 on that batch.
+
+LSTMs carry WN as torch's parametrization (``WeightNorm._lstm`` in ``kinds.py``). The paper gives DDI for
+networks without recursion and falls back to standard init for RNNs/LSTMs; :func:`initialize_lstm` applies it
+exactly where the layer has no recursion -- the input-to-hidden term ``W_ih x_t + b_ih``, whose input is data
+(or the layer below) -- and leaves ``W_hh`` at its standard init.
 """
 
 from __future__ import annotations
@@ -25,7 +30,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["WNLinear", "WNConv2d", "WNConvTranspose2d", "WeightNormMixin", "arm_ddi", "weight_norm_modules"]
+__all__ = [
+    "WNLinear",
+    "WNConv2d",
+    "WNConvTranspose2d",
+    "WeightNormMixin",
+    "arm_ddi",
+    "weight_norm_modules",
+    "initialize_lstm",
+    "lstm_ddi_scale",
+]
 
 
 class WeightNormMixin(nn.Module):
@@ -277,3 +291,60 @@ def arm_ddi(model: nn.Module) -> list[WeightNormMixin]:
     for m in armed:
         m._ddi_armed = True
     return armed
+
+
+#: Attribute a WN-DDI norm sets on the ``nn.LSTM`` it parametrizes (value: the DDI ``init_scale``).
+_LSTM_DDI_ATTR = "wn_ddi_init_scale"
+
+
+def lstm_ddi_scale(lstm: nn.Module) -> float | None:
+    """The DDI ``init_scale`` of an LSTM weight-normalized with ``ddi=True``; None for any other module."""
+    return getattr(lstm, _LSTM_DDI_ATTR, None)
+
+
+def _run_lstm_layer(lstm: nn.LSTM, layer: int, x: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+    """Outputs of layer ``layer`` of ``lstm`` over sequences ``x`` (T, N, D), state zeroed where ``starts``."""
+    names = [f"{kind}_l{layer}" for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    params = [getattr(lstm, name) for name in names]  # effective weights, through any parametrization
+    steps, batch = x.shape[:2]
+    h = x.new_zeros(batch, lstm.hidden_size)
+    c = x.new_zeros(batch, lstm.hidden_size)
+    out = []
+    for t in range(steps):
+        keep = (1.0 - starts[t]).view(-1, 1)
+        h, c = torch._VF.lstm_cell(x[t], (h * keep, c * keep), *params)
+        out.append(h)
+    return torch.stack(out)
+
+
+@torch.no_grad()
+def initialize_lstm(lstm: nn.LSTM, x: torch.Tensor, episode_starts: torch.Tensor | None = None) -> int:
+    """DDI for a weight-normalized ``nn.LSTM``: standardize each layer's input-to-hidden term on real sequences.
+
+    ``x``: input sequences ``(T, N, input_size)`` (time first); ``episode_starts`` ``(T, N)``: 1 where a new
+    sequence begins (the state is zeroed there, as sb3-contrib does). For each layer, bottom up, ``g`` of
+    ``W_ih`` and ``b_ih`` are set so that ``W_ih x_t + b_ih`` has mean 0 and standard deviation ``init_scale``
+    per gate unit over all ``T * N`` steps; ``W_hh`` and ``b_hh`` keep their standard init (the recurrent
+    term's input depends on the layer's own weights, which is why the paper gives no DDI for recursions).
+    Returns the number of weights initialized (0 when the LSTM was not built with ``ddi=True``).
+    """
+    scale = lstm_ddi_scale(lstm)
+    if scale is None:
+        return 0
+    if lstm.batch_first or lstm.bidirectional or getattr(lstm, "proj_size", 0) or not lstm.bias:
+        raise ValueError("LSTM DDI needs a unidirectional, time-first LSTM with biases and no projection")
+    starts = (
+        torch.zeros(x.shape[:2], dtype=x.dtype, device=x.device) if episode_starts is None else episode_starts
+    )
+    starts = starts.to(x.dtype)
+    for layer in range(lstm.num_layers):
+        name = f"weight_ih_l{layer}"
+        wn = lstm.parametrizations[name]
+        g, v = wn.original0, wn.original1  # torch's weight_norm: original0 = g, original1 = v
+        t = x.reshape(-1, x.shape[-1]) @ (v / torch.norm_except_dim(v, 2, 0)).T
+        mean, std = t.mean(0), t.var(0, unbiased=False).add(1e-8).sqrt()
+        g.copy_((scale / std).view_as(g))
+        getattr(lstm, f"bias_ih_l{layer}").copy_(-mean * scale / std)
+        if layer + 1 < lstm.num_layers:
+            x = _run_lstm_layer(lstm, layer, x, starts)
+    return lstm.num_layers
