@@ -353,6 +353,12 @@ def test_lstm_ddi_standardizes_each_layers_input_term_and_keeps_the_recurrent_we
         assert torch.equal(getattr(lstm, f"weight_hh_l{k}").detach(), w_hh[k])
 
 
+def test_a_composed_lstm_with_ddi_is_refused_with_the_reason():
+    with pytest.raises(NormError, match="ddi=True.*zero first hidden state"):
+        make_norm("weight+layer", ddi=True).lstm(3, 4)
+    make_norm("weight+layer").lstm(3, 4)  # without DDI it builds
+
+
 def test_lstm_ddi_leaves_lstms_built_without_ddi_alone():
     from wnbench.norms.weightnorm import initialize_lstm
 

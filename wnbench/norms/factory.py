@@ -511,5 +511,11 @@ class ComposedNorm(Norm):
         )  # fmt: skip
 
     def _lstm(self, lstm: nn.LSTM) -> nn.Module:
+        if getattr(self.weight_part, "ddi", False):
+            raise NormError(
+                f"norm '{self.label}' cannot go into a recurrent layer with ddi=True: inside a normalized LSTM "
+                "cell W_h would be data-initialized on the zero first hidden state (the WN paper gives DDI "
+                f"for layers without recursion); use '{self.label}' with ddi=False in recurrent networks"
+            )
         # The activation part builds the recurrent cell; the weight part builds its W_x and W_h.
         return self.activation_part._recurrent_cell(lstm, lambda i, o: self.weight_part._linear(i, o, False))
