@@ -215,6 +215,29 @@ def test_bad_bn_mode_is_refused():
         build(NormActorCriticPolicy, "batch", bn_mode="train")
 
 
+def test_wn_lstm_weights_are_formed_once_per_sequence_pass_with_the_same_outputs():
+    from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
+
+    policy = NormRecurrentActorCriticPolicy(
+        BOX_OBS, DISCRETE, lr, net_arch=HIDDEN, lstm_hidden_size=16, norm="weight"
+    )
+    lstm = policy.lstm_actor
+    calls = []
+    for plist in lstm.parametrizations.values():
+        plist[0].register_forward_hook(lambda *_: calls.append(1))
+    steps, n_seq = 12, 3
+    x = torch.randn(n_seq * steps, 4)
+    starts = torch.zeros(n_seq * steps)
+    starts[5] = 1.0  # an episode start mid-sequence: sb3-contrib steps the LSTM one time step at a time
+    h = torch.zeros(1, n_seq, 16)
+    out, _ = policy._process_sequence(x, (h, h), starts, lstm)
+    assert len(calls) == 2  # weight_ih and weight_hh, once each for the whole pass
+    calls.clear()
+    reference, _ = RecurrentActorCriticPolicy._process_sequence(x, (h, h), starts, lstm)
+    assert len(calls) >= 2 * steps  # the stock pass forms both weights at every step (or more often)
+    assert torch.equal(out, reference)
+
+
 def test_recurrent_ddi_initializes_lstm_inputs_then_heads_on_carried_state_sequences():
     """The heads see what they see in training: LSTM outputs over sequences, hidden state carried."""
     policy = NormRecurrentActorCriticPolicy(

@@ -333,6 +333,28 @@ class NormRecurrentActorCriticPolicy(_NormPolicyMixin, RecurrentActorCriticPolic
         # The LSTMs' parameters changed: rebuild the optimizer exactly as the parent does.
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
 
+    @staticmethod
+    def _process_sequence(
+        features: th.Tensor,
+        lstm_states: tuple[th.Tensor, th.Tensor],
+        episode_starts: th.Tensor,
+        lstm: nn.Module,
+    ) -> tuple[th.Tensor, tuple[th.Tensor, th.Tensor]]:
+        """sb3-contrib's sequence pass, with a WN-LSTM's weights formed once per call instead of once per step.
+
+        torch's weight-norm parametrization recomputes ``g * v / ||v||`` at every access, and sb3-contrib calls
+        the LSTM once per time step whenever a sequence holds an episode start (every update on PendulumNoVel).
+        ``parametrize.cached()`` reuses one computation for the call: the same weights, so the same outputs
+        (measured on a 256-unit WN-LSTM, 128 steps x 8 sequences, forward + backward: 1.6-2.8x faster). Only
+        pure weight-norm LSTMs are cached: spectral norm's power iteration runs on each access and stays so.
+        """
+        if _weight_norm_only(lstm):
+            with parametrize.cached():
+                return RecurrentActorCriticPolicy._process_sequence(
+                    features, lstm_states, episode_starts, lstm
+                )
+        return RecurrentActorCriticPolicy._process_sequence(features, lstm_states, episode_starts, lstm)
+
     def _build_mlp_extractor(self) -> None:
         self.mlp_extractor = NormMlpExtractor(
             self.lstm_output_dim, self.net_arch, self.activation_fn, self.actor_norm, self.critic_norm
@@ -342,6 +364,13 @@ class NormRecurrentActorCriticPolicy(_NormPolicyMixin, RecurrentActorCriticPolic
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         return {**super()._get_constructor_parameters(), **self._norm_constructor_parameters()}
+
+
+def _weight_norm_only(module: nn.Module) -> bool:
+    """Whether ``module`` is parametrized and every parametrization on it is torch's weight norm."""
+    if not parametrize.is_parametrized(module):
+        return False
+    return all(type(p).__name__ == "_WeightNorm" for plist in module.parametrizations.values() for p in plist)
 
 
 # -- DQN ---------------------------------------------------------------------------------------------
