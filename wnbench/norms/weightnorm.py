@@ -333,10 +333,7 @@ def initialize_lstm(lstm: nn.LSTM, x: torch.Tensor, episode_starts: torch.Tensor
         return 0
     if lstm.batch_first or lstm.bidirectional or getattr(lstm, "proj_size", 0) or not lstm.bias:
         raise ValueError("LSTM DDI needs a unidirectional, time-first LSTM with biases and no projection")
-    starts = (
-        torch.zeros(x.shape[:2], dtype=x.dtype, device=x.device) if episode_starts is None else episode_starts
-    )
-    starts = starts.to(x.dtype)
+    starts = x.new_zeros(x.shape[:2]) if episode_starts is None else episode_starts.to(x.dtype)
     for layer in range(lstm.num_layers):
         name = f"weight_ih_l{layer}"
         wn = lstm.parametrizations[name]

@@ -96,6 +96,7 @@ from stable_baselines3.td3.policies import Actor as TD3Actor
 from stable_baselines3.td3.policies import TD3Policy
 from torch import nn
 from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import _WeightNorm
 
 from wnbench.norms import MeanOnlyBatchNorm, Norm, SequenceBatchNorm, make_norm, norm_state_buffers
 from wnbench.norms.weightnorm import WeightNormMixin, initialize_lstm, lstm_ddi_scale
@@ -371,7 +372,7 @@ def _weight_norm_only(module: nn.Module) -> bool:
     """Whether ``module`` is parametrized and every parametrization on it is torch's weight norm."""
     if not parametrize.is_parametrized(module):
         return False
-    return all(type(p).__name__ == "_WeightNorm" for plist in module.parametrizations.values() for p in plist)
+    return all(isinstance(p, _WeightNorm) for plist in module.parametrizations.values() for p in plist)
 
 
 # -- DQN ---------------------------------------------------------------------------------------------
@@ -651,14 +652,12 @@ def initialize_policy(
     input-to-hidden terms; the recurrent weights keep their standard init, as the paper prescribes for
     recursions), then the heads on the LSTM outputs of those sequences, hidden state carried.
     """
+    if not _needs_data_init(policy):
+        return 0
     online = [
         name for name in ("actor", "critic", "q_net") if isinstance(getattr(policy, name, None), nn.Module)
     ]
     recurrent = isinstance(policy, RecurrentActorCriticPolicy)
-    lstms = [getattr(policy, n, None) for n in ("lstm_actor", "lstm_critic")] if recurrent else []
-    lstm_ddi = any(lstm is not None and lstm_ddi_scale(lstm) is not None for lstm in lstms)
-    if not (lstm_ddi or any(m.ddi for m in _wn_layers(policy, online))):
-        return 0
     obs = th.as_tensor(observations, device=policy.device)
     act = th.as_tensor(_policy_actions(policy, np.asarray(actions)), device=policy.device)
     if isinstance(policy, ActorCriticPolicy):
@@ -671,7 +670,7 @@ def initialize_policy(
         act = act.reshape(len(obs), -1).float()
     starts = None
     if recurrent:
-        starts = th.as_tensor(
+        starts = th.tensor(  # a copy: the first row is set below, the caller's array stays as it was
             np.zeros((len(obs), 1)) if episode_starts is None else episode_starts,
             dtype=th.float32, device=policy.device,
         )  # fmt: skip
@@ -701,6 +700,13 @@ def initialize_policy(
         raise RuntimeError(f"data-dependent init: {len(missed)} of {len(armed)} WN layers saw no data")
     _sync_targets(policy)
     return len(armed) + lstm_layers
+
+
+def _needs_data_init(policy: nn.Module) -> bool:
+    """Whether any layer of ``policy`` was built for WN data-dependent init (WN layers, WN-LSTMs)."""
+    return any(
+        (isinstance(m, WeightNormMixin) and m.ddi) or lstm_ddi_scale(m) is not None for m in policy.modules()
+    )
 
 
 def _wn_layers(policy: BasePolicy, online: list[str]) -> list[WeightNormMixin]:
@@ -771,9 +777,7 @@ class NormCallback(BaseCallback):
         model = self.model
         self._extend_target_state_copies(model)
         policy = model.policy
-        if any(getattr(m, "ddi", False) for m in policy.modules() if isinstance(m, WeightNormMixin)) or any(
-            lstm_ddi_scale(m) is not None for m in policy.modules()
-        ):
+        if _needs_data_init(policy):
             obs, actions, starts = random_rollout(model.env, self.ddi_steps)
             self.ddi_layers = initialize_policy(policy, obs, actions, starts)
             model._last_obs = model.env.reset()
