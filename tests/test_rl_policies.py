@@ -350,6 +350,24 @@ def test_running_mode_statistics_move_only_through_the_refresh():
     assert running_mean_after(NormCallback()) > 0.0
 
 
+def test_running_mode_refresh_feeds_a_recurrent_policy_its_rollout_as_sequences():
+    """The refresh passes RecurrentPPO's rollout with the hidden state carried: the hidden-to-hidden BN then sees
+    non-zero inputs (a one-step, zero-state pass would give it W_hh 0 = 0 only, leaving its running mean at 0)."""
+    from sb3_contrib import RecurrentPPO
+
+    from wnbench.rl.policies import refresh_batch_stats
+
+    model = RecurrentPPO(NormRecurrentActorCriticPolicy, "CartPole-v1", n_steps=16, batch_size=32, n_epochs=1,
+                         seed=0, policy_kwargs=dict(norm="batch", bn_mode="running", net_arch=[16],
+                                                    lstm_hidden_size=8))  # fmt: skip
+    model.learn(32)  # no callback: in running mode the updates leave the statistics alone
+    recurrent = [m for m in model.policy.lstm_actor.modules() if isinstance(m, BatchNormLSTM)][0].cells[0]
+    assert recurrent.norm_hh.running_mean.abs().sum().item() == 0.0
+    assert refresh_batch_stats(model)
+    assert recurrent.norm_hh.running_mean.abs().sum().item() > 0.0
+    assert recurrent.norm_ih.running_mean.abs().sum().item() > 0.0
+
+
 def _target_sigmas_seen_in_forward(model, target_name: str) -> list[float]:
     """sigma of every SN layer's effective weight, as used in the target's last forward pass."""
     seen: dict[int, float] = {}

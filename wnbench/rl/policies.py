@@ -573,12 +573,17 @@ class MinAtarCNN(BaseFeaturesExtractor):
 
 # -- data-dependent init and batch-statistics upkeep -------------------------------------------------
 def _forward_everything(
-    policy: BasePolicy, obs: th.Tensor, actions: th.Tensor, episode_starts: th.Tensor | None = None
+    policy: BasePolicy,
+    obs: th.Tensor,
+    actions: th.Tensor,
+    episode_starts: th.Tensor | None = None,
+    lstm_states: Any = None,
 ) -> None:
     """One pass through every online network of ``policy`` (actions already in the policy's scale).
 
     Recurrent policies: ``obs``/``actions`` hold ``N`` sequences of ``T`` steps in step order (row
-    ``t * N + n``), ``episode_starts`` is ``(T, N)`` (None: one-step sequences from a zero state).
+    ``t * N + n``), ``episode_starts`` is ``(T, N)`` (None: one-step sequences from a zero state), and
+    ``lstm_states`` the sequences' first hidden states (sb3-contrib ``RNNStates``; None: zeros).
     """
     if isinstance(policy, RecurrentActorCriticPolicy):
         from sb3_contrib.common.recurrent.type_aliases import RNNStates
@@ -590,11 +595,12 @@ def _forward_everything(
         obs = obs.reshape(steps, n_seq, *obs.shape[1:]).transpose(0, 1).reshape(obs.shape)
         actions = actions.reshape(steps, n_seq, *actions.shape[1:]).transpose(0, 1).reshape(actions.shape)
         starts = episode_starts.transpose(0, 1).reshape(-1).float()
-        zeros = th.zeros(
-            (policy.lstm_actor.num_layers, n_seq, policy.lstm_actor.hidden_size), device=obs.device
-        )
-        states = RNNStates((zeros, zeros), (zeros, zeros))
-        policy.evaluate_actions(obs, actions, states, starts)
+        if lstm_states is None:
+            zeros = th.zeros(
+                (policy.lstm_actor.num_layers, n_seq, policy.lstm_actor.hidden_size), device=obs.device
+            )
+            lstm_states = RNNStates((zeros, zeros), (zeros, zeros))
+        policy.evaluate_actions(obs, actions, lstm_states, starts)
     elif isinstance(policy, ActorCriticPolicy):
         policy.evaluate_actions(obs, actions)
     elif isinstance(policy, DQNPolicy):
@@ -724,12 +730,15 @@ def _wn_layers(policy: BasePolicy, online: list[str]) -> list[WeightNormMixin]:
 def refresh_batch_stats(model: Any) -> bool:
     """``bn_mode="running"``: move the running statistics with a no-grad train-mode pass over fresh data.
 
-    On-policy: the whole rollout buffer; off-policy: one replay batch. Returns whether a pass ran.
+    On-policy: the whole rollout buffer (recurrent policies: as one sequence per environment, hidden state
+    carried from the rollout's first state and reset at episode starts, as the rollout ran); off-policy: one
+    replay batch. Returns whether a pass ran.
     """
     policy = model.policy
     layers = batch_stat_modules(policy)
     if not layers:
         return False
+    starts = lstm_states = None
     if isinstance(model, OnPolicyAlgorithm):
         buffer = model.rollout_buffer
         obs = th.as_tensor(
@@ -738,6 +747,17 @@ def refresh_batch_stats(model: Any) -> bool:
         act = th.as_tensor(buffer.actions.reshape(len(obs), -1), device=policy.device)
         if not isinstance(policy.action_space, spaces.Box):
             act = act.reshape(len(obs))
+        if isinstance(policy, RecurrentActorCriticPolicy):
+            from sb3_contrib.common.recurrent.type_aliases import RNNStates
+
+            def first(states: np.ndarray) -> th.Tensor:  # (T, layers, N, hidden) -> the rollout's first state
+                return th.as_tensor(states[0], device=policy.device)
+
+            starts = th.as_tensor(buffer.episode_starts, device=policy.device).float()
+            lstm_states = RNNStates(
+                (first(buffer.hidden_states_pi), first(buffer.cell_states_pi)),
+                (first(buffer.hidden_states_vf), first(buffer.cell_states_vf)),
+            )
     else:
         buffer = model.replay_buffer
         if buffer is None or buffer.size() < 2:
@@ -751,7 +771,7 @@ def refresh_batch_stats(model: Any) -> bool:
         m.train(True)
     try:
         with th.no_grad():
-            _forward_everything(policy, obs, act)
+            _forward_everything(policy, obs, act, starts, lstm_states)
     finally:
         for m, mode in zip(layers, modes, strict=True):
             m.train(mode)
