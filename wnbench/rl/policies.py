@@ -81,6 +81,7 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
+from sb3_contrib.common.recurrent.type_aliases import RNNStates
 from sb3_contrib.common.torch_layers import BatchRenorm
 from sb3_contrib.crossq.policies import Actor as CrossQActor
 from sb3_contrib.crossq.policies import CrossQCritic, CrossQPolicy
@@ -586,8 +587,6 @@ def _forward_everything(
     ``lstm_states`` the sequences' first hidden states (sb3-contrib ``RNNStates``; None: zeros).
     """
     if isinstance(policy, RecurrentActorCriticPolicy):
-        from sb3_contrib.common.recurrent.type_aliases import RNNStates
-
         if episode_starts is None:
             episode_starts = th.ones((1, obs.shape[0]), device=obs.device)
         steps, n_seq = episode_starts.shape
@@ -748,7 +747,6 @@ def refresh_batch_stats(model: Any) -> bool:
         if not isinstance(policy.action_space, spaces.Box):
             act = act.reshape(len(obs))
         if isinstance(policy, RecurrentActorCriticPolicy):
-            from sb3_contrib.common.recurrent.type_aliases import RNNStates
 
             def first(states: np.ndarray) -> th.Tensor:  # (T, layers, N, hidden) -> the rollout's first state
                 return th.as_tensor(states[0], device=policy.device)
