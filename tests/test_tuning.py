@@ -142,8 +142,27 @@ def test_only_runs_one_slice_with_the_profiles_run_ids_and_the_rest_resumes_afte
     with pytest.raises(UserError) as err:
         select_runs(load_suite(path), ["norm=spectral"])
     assert "selects none of the" in str(err.value) and any("none, weight" in p for p in err.value.problems)
-    with pytest.raises(UserError, match="unknown field 'seed'"):
-        select_runs(load_suite(path), ["seed=1"])
+    with pytest.raises(UserError, match="unknown field 'stage'"):
+        select_runs(load_suite(path), ["stage=1"])
+
+
+def test_only_seed_splits_a_profile_into_disjoint_slices_that_cover_it():
+    """`--only seed=0,1` and `--only seed=2,3,4` on two machines: disjoint slices whose union is the profile's runs
+    (so nothing is run twice); a seed that is not an integer is refused with the field named."""
+    from wnbench.suite import select_runs
+
+    path = Path(__file__).resolve().parents[1] / "suites" / "rl-recurrent.yaml"
+    whole = {r.run_id for r in load_suite(path, profile="paper").runs}
+    pend = ["task=wnbench/PendulumNoVel-v1", "norm=batch"]
+    first = select_runs(load_suite(path, profile="paper"), [*pend, "seed=0,1"]).runs
+    second = select_runs(load_suite(path, profile="paper"), [*pend, "seed=2, 3,4"]).runs
+    assert sorted(r.seed for r in first) == [0, 1] and sorted(r.seed for r in second) == [2, 3, 4]
+    both = {r.run_id for r in first} | {r.run_id for r in second}
+    assert len(both) == 5 and both <= whole
+    with pytest.raises(UserError, match="seeds must be integers"):
+        select_runs(load_suite(path, profile="paper"), ["seed=one"])
+    with pytest.raises(UserError, match="selects none"):
+        select_runs(load_suite(path, profile="paper"), [*pend, "seed=7"])
 
 
 def test_only_keeps_commas_inside_a_norm_label_or_a_yaml_list():

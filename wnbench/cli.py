@@ -94,8 +94,8 @@ def run_command(
     only: list[str] = typer.Option(
         [],
         "--only",
-        help="Run one slice: FIELD=V1[,V2] with FIELD task, algo, norm or params.KEY (repeatable; all must match). "
-        "Same run ids as the whole profile, so records resume and publish with it.",
+        help="Run one slice: FIELD=V1[,V2] with FIELD task, algo, norm, seed or params.KEY (repeatable; all must "
+        "match). Same run ids as the whole profile, so records resume and publish with it.",
     ),
 ) -> None:
     """Run a suite's runs that are not done yet; exit 1 if any run failed or timed out."""

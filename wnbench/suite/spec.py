@@ -239,7 +239,7 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
 
 
 #: Run fields ``--only`` can select on (besides ``params.KEY``).
-ONLY_FIELDS = ("task", "algo", "norm")
+ONLY_FIELDS = ("task", "algo", "norm", "seed")
 
 
 def _only_value(raw: str) -> Any:
@@ -267,7 +267,7 @@ def _split_top_level(raw: str) -> list[str]:
 
 def select_runs(suite: Suite, only: Sequence[str]) -> Suite:
     """Keep the runs that match every ``FIELD=V1,V2`` filter (``task``, ``algo``, ``norm`` as the run label
-    prints it, or ``params.KEY`` compared as YAML values): one slice of a profile, with the same run ids, so its
+    prints it, ``seed`` as integers, or ``params.KEY`` compared as YAML values): one slice of a profile, with the same run ids, so its
     records resume and publish with the rest. Tuning groups go with their runs. A bad filter, or one that selects
     nothing, is a :class:`UserError`."""
     if not only:
@@ -288,6 +288,10 @@ def select_runs(suite: Suite, only: Sequence[str]) -> Suite:
             ]
         except yaml.YAMLError as err:
             raise UserError(f"--only {pair!r}: value is not valid YAML ({err})") from err
+        if key == "seed":
+            if not all(re.fullmatch(r"-?\d+", v) for v in values):
+                raise UserError(f"--only {pair!r}: seeds must be integers")
+            values = [int(v) for v in values]
         filters.append((key, values))
 
     def field_of(run: ResolvedRun, key: str) -> Any:
