@@ -225,6 +225,60 @@ def test_two_suites_cannot_run_into_one_folder_at_once(tmp_path):
     assert not list((tmp_path / "out").glob("runs/*"))
 
 
+STOP_AFTER_SUITE = """
+  default:
+    kind: toy
+    tasks: [regression]
+    algos: [mlp]
+    norms: [none, weight]
+    params: {hidden: [32], n_train: 256}
+    seeds: 2
+    budget: {steps: 6000, time_limit_s: 120}
+"""
+
+
+def test_stop_after_starts_nothing_past_the_deadline_and_lets_runs_in_flight_finish(tmp_path):
+    suite = load_suite(make_suite(tmp_path, STOP_AFTER_SUITE))
+    out = tmp_path / "out"
+
+    nothing = run_suite(suite, out, workers=1, tracking=NO_WANDB, rich=False, start_until=time.time())
+    assert nothing.records == [] and nothing.left == 4 and not list(out.glob("runs/*/record.json"))
+
+    # One worker, a deadline 1 s away, runs of several seconds each: the first run starts before the deadline and
+    # is allowed to finish; nothing starts after it.
+    some = run_suite(suite, out, workers=1, tracking=NO_WANDB, rich=False, start_until=time.time() + 1.0)
+    assert 1 <= len(some.records) < 4 and some.left == 4 - len(some.records)
+    assert [r["status"] for r in some.records] == ["finished"] * len(some.records)  # in flight: not killed
+    assert len(list(out.glob("runs/*/record.json"))) == len(some.records)
+
+    rest = run_suite(suite, out, workers=2, tracking=NO_WANDB, rich=False)
+    assert len(rest.records) == some.left and rest.skipped == len(some.records) and rest.left == 0
+    assert {r["run_id"] for r in iter_records(out)} == {r.run_id for r in suite.runs}
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--stop-after", "soon"], "--stop-after: 'soon' is not a duration; write e.g. 2h30m"),
+        (["--stop-after", "2h30"], "--stop-after: '2h30' is not a duration"),
+        (["--stop-after", "1h", "--executor", "ray"], "--stop-after: works with the local executor only"),
+    ],
+)
+def test_a_bad_stop_after_exits_2_naming_the_option(tmp_path, monkeypatch, capsys, extra, message):
+    from wnbench import cli
+
+    path = make_suite(tmp_path, STOP_AFTER_SUITE)
+    monkeypatch.setattr(
+        sys, "argv", [WNBENCH, "run", str(path), "--out", str(tmp_path / "out"), "--no-wandb", *extra]
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
 PROBE_KIND = """
 import time
 from pydantic import BaseModel, ConfigDict

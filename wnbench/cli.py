@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import typer
@@ -97,6 +98,12 @@ def run_command(
         help="Run one slice: FIELD=V1[,V2] with FIELD task, algo, norm, seed or params.KEY (repeatable; all must "
         "match). Same run ids as the whole profile, so records resume and publish with it.",
     ),
+    stop_after: str | None = typer.Option(
+        None,
+        "--stop-after",
+        help="Start no run after this long (e.g. 2h30m, 90m, 3600s); runs in flight finish, the rest wait for the "
+        "next invocation. For time-limited sessions and batch jobs: leave the longest run's time to spare.",
+    ),
 ) -> None:
     """Run a suite's runs that are not done yet; exit 1 if any run failed or timed out."""
     from wnbench.suite import load_suite, parse_overrides, plan, run_suite, select_runs
@@ -105,6 +112,9 @@ def run_command(
 
     if executor not in EXECUTORS:
         raise UserError(f"--executor: unknown executor '{executor}'; known: {', '.join(EXECUTORS)}")
+    start_until = None if stop_after is None else time.time() + parse_duration(stop_after, "--stop-after")
+    if start_until is not None and executor != "local":
+        raise UserError("--stop-after: works with the local executor only (Ray is handed every run at once)")
     suite = select_runs(load_suite(suite_file, profile, parse_overrides(overrides)), only)
     out_dir = out or Path("results") / suite.name
     if dry_run:
@@ -126,13 +136,32 @@ def run_command(
         flush=True,
     )
     try:
-        result = run_suite(suite, out_dir, executor=executor, workers=workers, tracking=tracking)
+        result = run_suite(
+            suite, out_dir, executor=executor, workers=workers, tracking=tracking, start_until=start_until
+        )
     except KeyboardInterrupt as err:  # SIGTERM/SIGHUP/SIGINT: in-flight runs were stopped and have no record
         from wnbench.suite.signals import Interrupted
 
         print("interrupted; rerun the same command to resume", file=sys.stderr, flush=True)
         raise typer.Exit(err.exit_code if isinstance(err, Interrupted) else 130) from None
     raise typer.Exit(result.exit_code)
+
+
+DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+def parse_duration(text: str, option: str) -> float:
+    """Seconds in a duration such as ``2h30m``, ``90m``, ``45s`` or ``3600`` (seconds); UserError otherwise."""
+    import re
+
+    spec = text.strip().lower()
+    number = r"(\d+(?:\.\d+)?)"
+    if re.fullmatch(number, spec):
+        spec += "s"
+    parts = re.fullmatch(f"(?:{number}h)?(?:{number}m)?(?:{number}s)?", spec)
+    if parts is None or not any(parts.groups()):
+        raise UserError(f"{option}: '{text}' is not a duration; write e.g. 2h30m, 90m, 45s or 3600 (seconds)")
+    return sum(float(v) * unit for v, unit in zip(parts.groups(), DURATION_UNITS.values(), strict=True) if v)
 
 
 def _short_params(params: dict) -> str:

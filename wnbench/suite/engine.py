@@ -47,6 +47,7 @@ class SuiteResult:
     records: list[dict[str, Any]] = field(default_factory=list)
     skipped: int = 0
     wall_s: float = 0.0
+    left: int = 0  # runs not started because the start deadline (--stop-after) passed
 
     @property
     def counts(self) -> Counter[str]:
@@ -101,8 +102,12 @@ def run_suite(
     tracking: Any = None,
     rich: bool | None = None,
     summary: bool = True,
+    start_until: float | None = None,
 ) -> SuiteResult:
     """Execute the suite's runs that have no finished/diverged record; return what happened.
+
+    ``start_until`` (a ``time.time()`` value, the CLI's ``--stop-after``): start no run after it, let the runs in
+    flight finish, and leave the rest for the next invocation (``SuiteResult.left``). Local executor only.
 
     Raises :class:`~wnbench.suite.signals.Interrupted` on SIGTERM/SIGHUP/SIGINT after stopping in-flight runs,
     :class:`~wnbench.suite.store.StorageError` when OUT is full or cannot be written.
@@ -111,21 +116,27 @@ def run_suite(
 
     if executor not in EXECUTORS:
         raise UserError(f"unknown executor '{executor}'; known: {', '.join(EXECUTORS)}")
+    if start_until is not None and executor != "local":
+        raise UserError(
+            f"--stop-after: works with the local executor only (Ray is handed every run at once), not '{executor}'"
+        )
     out_dir = Path(out_dir)
     tracking = arm_breaker(tracking or TrackingOptions(mode="disabled"))  # one W&B circuit breaker per call
     result = SuiteResult()
     try:
-        result = _run_locked(suite, out_dir, executor, workers, tracking, rich, summary, result)
+        result = _run_locked(suite, out_dir, executor, workers, tracking, rich, summary, result, start_until)
     except OSError as err:
         problem = storage_problem(err, out_dir)
         if problem is None:
             raise
         raise StorageError(_stopped(problem, suite, result)) from None
-    if add_tuned_runs(suite, out_dir):  # a tuning stage finished just now: run its chosen settings
+    if add_tuned_runs(suite, out_dir) and not (start_until is not None and time.time() >= start_until):
+        # a tuning stage finished just now: run its chosen settings
         more = run_suite(suite, out_dir, executor=executor, workers=workers, tracking=tracking, rich=rich,
-                         summary=summary)  # fmt: skip
+                         summary=summary, start_until=start_until)  # fmt: skip
         result.records += more.records
         result.wall_s += more.wall_s
+        result.left = more.left
     return result
 
 
@@ -144,6 +155,7 @@ def _run_locked(
     rich: bool | None,
     summary: bool,
     result: SuiteResult,
+    start_until: float | None = None,
 ) -> SuiteResult:
     """Body of :func:`run_suite`, holding ``OUT/.lock``; fills in ``result`` as runs complete."""
     from wnbench.tracking import PRELOAD_MODULES, breaker_notice, prepare
@@ -166,8 +178,9 @@ def _run_locked(
             progress = make_progress(len(todo), result.skipped, rich=rich)
             started = time.time()
             runner = EXECUTORS[executor](
-                todo, out_dir, tracking, workers=workers, preload=preload, on_start=progress.started
-            )
+                todo, out_dir, tracking, workers=workers, preload=preload, on_start=progress.started,
+                start_until=start_until,
+            )  # fmt: skip
             # closing(): on a stop signal the executor kills its in-flight runs now, not at garbage collection.
             breaker_shown = False
             with progress, contextlib.closing(runner):
@@ -182,6 +195,7 @@ def _run_locked(
                         print(notice, file=sys.stderr, flush=True)
                         breaker_shown = True
             result.wall_s = time.time() - started
+            result.left = len(todo) - len(result.records)
             if summary:
                 _print_summary(suite, result)
     finally:
@@ -196,6 +210,10 @@ def _print_summary(suite: Suite, result: SuiteResult) -> None:
         print(
             f"{len(result.records)} runs in {result.wall_s:.1f} s wall; their own time adds up to {busy:.1f} s "
             f"({busy / max(result.wall_s, 1e-9):.2f} runs in parallel on average)"
+        )
+    if result.left:
+        print(
+            f"--stop-after: {result.left} runs not started (the deadline passed); rerun the same command to run them"
         )
 
 

@@ -49,14 +49,23 @@ def run_local(
     workers: int | None = None,
     preload: Sequence[str] = (),
     on_start: OnStart | None = None,
+    start_until: float | None = None,
 ) -> Iterator[tuple[ResolvedRun, dict[str, Any]]]:
-    """Yield ``(run, record)`` as runs complete, at most ``workers`` at a time."""
+    """Yield ``(run, record)`` as runs complete, at most ``workers`` at a time.
+
+    With ``start_until`` (a ``time.time()`` value), no run starts after that moment: the runs in flight finish and
+    the rest are left pending, so a time-limited session or job ends with nothing in flight to lose.
+    """
     workers = max(1, workers or default_workers())
     ctx = mp_context(list(preload))
     pending = list(runs)
     active: list[RunProcess] = []
     try:
         while pending or active:
+            if pending and start_until is not None and time.time() >= start_until:
+                pending.clear()  # past the start deadline: drain what is in flight, start nothing more
+                if not active:
+                    break
             while pending and len(active) < workers:
                 with deferred():  # a stop signal here waits until the new process is on the list to kill
                     handle = RunProcess(pending.pop(0), out_dir, tracking, ctx)
@@ -96,8 +105,13 @@ def run_ray(
     workers: int | None = None,
     preload: Sequence[str] = (),
     on_start: OnStart | None = None,
+    start_until: float | None = None,
 ) -> Iterator[tuple[ResolvedRun, dict[str, Any]]]:
-    """Yield ``(run, record)`` from Ray tasks: one per run, reserving the run's ``budget.cpus``/``budget.gpus``."""
+    """Yield ``(run, record)`` from Ray tasks: one per run, reserving the run's ``budget.cpus``/``budget.gpus``.
+
+    Every task is submitted at once and Ray does not tell queued tasks from running ones, so ``start_until`` is
+    refused (:func:`wnbench.suite.run_suite` checks it before anything starts).
+    """
     try:
         import ray
     except ImportError as err:
