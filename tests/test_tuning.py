@@ -153,7 +153,7 @@ def test_only_seed_splits_a_profile_into_disjoint_slices_that_cover_it():
 
     path = Path(__file__).resolve().parents[1] / "suites" / "rl-recurrent.yaml"
     whole = {r.run_id for r in load_suite(path, profile="paper").runs}
-    pend = ["task=wnbench/PendulumNoVel-v1", "norm=batch"]
+    pend = ["task=wnbench/PendulumNoVel-v1", "norm=layer"]
     first = select_runs(load_suite(path, profile="paper"), [*pend, "seed=0,1"]).runs
     second = select_runs(load_suite(path, profile="paper"), [*pend, "seed=2, 3,4"]).runs
     assert sorted(r.seed for r in first) == [0, 1] and sorted(r.seed for r in second) == [2, 3, 4]

@@ -19,6 +19,7 @@ arrays) is written to ``run_dir/rl_record.json`` beside SB3's ``progress.csv``.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from typing import Any, Literal
@@ -154,12 +155,48 @@ def validate(spec: RunSpec) -> list[str]:
         _field_message(m)
         for m in validate_rl(algo, spec.task, spec.norm, {**hp.policy_kwargs, **policy_overrides(params)})
     ]
+    problems += _recurrent_bn_problems(algo, spec, hp)
     steps = spec.budget.steps or hp.n_timesteps
     if not steps:
         problems.append(
             f"params: no budget.steps and no n_timesteps for {spec.task} in configs/rl/{algo}.yaml"
         )
     return problems
+
+
+def _recurrent_bn_problems(algo: str, spec: RunSpec, hp: Any) -> list[str]:
+    """Recurrent BN in RecurrentPPO needs at least two sequences in every minibatch.
+
+    sb3-contrib cuts each minibatch from the rollout buffer flattened env by env, so a minibatch of
+    ``batch_size <= n_steps`` steps can lie inside one env's trajectory and, within one episode, hold a single
+    sequence: each time step then has one sample and no batch statistics (the zoo's PendulumNoVel values,
+    batch 128 of 1,024-step rollouts with 200-step episodes, fail at the first update). ``batch_size > n_steps``
+    makes every minibatch span two envs.
+    """
+    if algo != "recurrentppo":
+        return []
+    from wnbench.norms import NormError
+    from wnbench.rl.policies import resolve_norm
+
+    try:
+        norm = resolve_norm(spec.norm)
+    except (NormError, ValueError):
+        return []  # validate_rl reports it
+    if not norm.uses_batch_statistics:
+        return []
+    from sb3_contrib import RecurrentPPO
+
+    defaults = inspect.signature(RecurrentPPO.__init__).parameters
+    batch_size = hp.algo_kwargs.get("batch_size", defaults["batch_size"].default)
+    n_steps = hp.algo_kwargs.get("n_steps", defaults["n_steps"].default)
+    if batch_size > n_steps:
+        return []
+    return [
+        f"norm: recurrent BN ('{norm.label}') in recurrentppo needs at least two sequences in every minibatch, "
+        f"i.e. batch_size > n_steps, and {spec.task} has batch_size {batch_size}, n_steps {n_steps} "
+        f"(configs/rl/recurrentppo.yaml): sb3-contrib cuts minibatches from one env's consecutive steps, so a "
+        f"minibatch inside one episode is one sequence and a time step has no batch to normalize over"
+    ]
 
 
 def identity(spec: RunSpec) -> dict[str, Any]:
