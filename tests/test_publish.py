@@ -209,6 +209,13 @@ def test_the_readme_table_gives_verdict_interval_effect_size_and_direction_count
     block = readme_block(_payload(cells[:2]))
     assert "final_return: CartPole-v1/ppo 12.5" in block  # one metric: named once
     assert "rl: 1.2 CPU-h, 12 runs, 3 planned runs without a record yet" in block
+    # Tasks are counted by the cells' task (an env id may hold a slash), not by the cell name's first part.
+    masked = [
+        {**cells[0], "cell": "wnbench/CartPoleNoVel-v1/recurrentppo", "task": "wnbench/CartPoleNoVel-v1"},
+        {**cells[0], "cell": "wnbench/PendulumNoVel-v1/recurrentppo", "task": "wnbench/PendulumNoVel-v1"},
+        {**cells[0], "cell": "wnbench/PendulumNoVel-v1/ppo", "task": "wnbench/PendulumNoVel-v1"},
+    ]
+    assert "3 cells (2 tasks) × 5 seeds" in readme_block(_payload(masked))
 
 
 def test_report_readme_without_markers_is_refused_before_any_work(tmp_path):

@@ -80,6 +80,7 @@ class CellEstimate:
     runs_x: int
     runs_y: int
     seeds: int = 0  # runs per arm (each arm runs once per seed): the most among the cell's X and Y arms
+    task: str = ""  # the environment or dataset the cell belongs to (what the bootstrap resamples first)
 
     @property
     def direction(self) -> int:
@@ -212,6 +213,7 @@ class HypothesisResult:
             "per_cell": [
                 {
                     "cell": c.cell,
+                    "task": c.task,
                     "metric": c.metric,
                     "probability": [c.probability.point, c.probability.low, c.probability.high],
                     "median_difference": [
@@ -555,7 +557,7 @@ def evaluate_hypothesis(
                 cell, scored.metric, scored.higher_is_better,
                 stats.percentile_interval(p_point, p_reps), stats.percentile_interval(diff, d_reps),
                 float(np.median(raw_x)), float(np.median(raw_y)), nx, ny,
-                max(len(v) for v in (*xs.values(), *ys.values())),
+                max(len(v) for v in (*xs.values(), *ys.values())), scored.task or cell,
             )
         )  # fmt: skip
         usable.append(both)

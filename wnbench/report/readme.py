@@ -84,7 +84,7 @@ def _size(h: Mapping[str, Any]) -> str:
     cells = h.get("per_cell") or []
     if not cells:
         return "—"
-    tasks = {c["cell"].split("/")[0] for c in cells}
+    tasks = {c.get("task") or c["cell"] for c in cells}
     seeds = sorted({c.get("seeds", 0) for c in cells})
     seed_text = "—" if seeds == [0] else (f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}–{seeds[-1]}")
     return f"{len(cells)} cells ({len(tasks)} task{'s' * (len(tasks) != 1)}) × {seed_text} seeds"
