@@ -5,6 +5,9 @@ from __future__ import annotations
 import gzip
 import json
 
+import pytest
+
+from wnbench.errors import UserError
 from wnbench.suite.engine import run_suite
 from wnbench.suite.spec import load_suite
 from wnbench.suite.store import export_published, import_published, iter_records
@@ -232,3 +235,23 @@ def test_report_readme_without_markers_is_refused_before_any_work(tmp_path):
     assert proc.returncode == 2
     assert "no generated verdict table" in proc.stderr and "verdicts:begin" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "r").exists()
+
+
+def test_records_waiting_in_published_pending_reach_no_report(tmp_path):
+    """An unfinished sweep waits in ``results/published/pending/``: neither ``wnbench report results/published``
+    nor ``wnbench report results`` (its parent) reads it, so half a sweep never makes a verdict; named directly,
+    it reads like any published folder."""
+    from wnbench.report import load_inputs
+
+    results = tmp_path / "results"
+    for name, dest in (("toypub", results / "published"), ("toypend", results / "published" / "pending")):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(SUITE.replace("name: toypub", f"name: {name}"))
+        run_suite(load_suite(path), tmp_path / name, workers=2, tracking=NO_WANDB, rich=False, summary=False)
+        export_published(tmp_path / name, dest)
+    for folder in (results, results / "published"):
+        assert {m.suite for m in load_inputs([folder]).manifests} == {"toypub"}
+    assert {m.suite for m in load_inputs([results / "published" / "pending"]).manifests} == {"toypend"}
+    (results / "published" / "toypub.jsonl.gz").unlink()  # even when published/ itself holds nothing yet
+    with pytest.raises(UserError):
+        load_inputs([results / "published"])

@@ -97,6 +97,11 @@ def _published_files(path: Path) -> list[Path]:
     return sorted(path.glob("*.jsonl.gz")) if path.is_dir() else []
 
 
+#: ``results/published/pending/``: records of a learning-rate sweep or tuning stage still running (same format as
+#: a published folder); a parent folder's report skips it, so half a sweep never makes a verdict.
+PENDING = "pending"
+
+
 def _is_bench_dir(path: Path) -> bool:
     return any((path / name).is_file() for name in BENCH_FILES)
 
@@ -114,7 +119,9 @@ def _expand(directories: Sequence[Path]) -> list[Path]:
         found += [
             c
             for c in sorted(directory.iterdir())
-            if c.is_dir() and (_is_suite_dir(c) or _is_bench_dir(c) or _published_files(c))
+            if c.is_dir()
+            and c.name != PENDING  # unfinished stages: read only when named directly
+            and (_is_suite_dir(c) or _is_bench_dir(c) or _published_files(c))
         ]
     return list(dict.fromkeys(found))
 
