@@ -225,29 +225,17 @@ def test_two_suites_cannot_run_into_one_folder_at_once(tmp_path):
     assert not list((tmp_path / "out").glob("runs/*"))
 
 
-STOP_AFTER_SUITE = """
-  default:
-    kind: toy
-    tasks: [regression]
-    algos: [mlp]
-    norms: [none, weight]
-    params: {hidden: [32], n_train: 256}
-    seeds: 2
-    budget: {steps: 6000, time_limit_s: 120}
-"""
-
-
 def test_stop_after_starts_nothing_past_the_deadline_and_lets_runs_in_flight_finish(tmp_path):
-    suite = load_suite(make_suite(tmp_path, STOP_AFTER_SUITE))
-    out = tmp_path / "out"
+    suite = load_suite(make_suite(tmp_path, SIGKILL_SUITE), overrides={"budget.steps": 6000})  # seconds a run
+    out, total = tmp_path / "out", len(suite.runs)
 
     nothing = run_suite(suite, out, workers=1, tracking=NO_WANDB, rich=False, start_until=time.time())
-    assert nothing.records == [] and nothing.left == 4 and not list(out.glob("runs/*/record.json"))
+    assert nothing.records == [] and nothing.left == total and not list(out.glob("runs/*/record.json"))
 
     # One worker, a deadline 1 s away, runs of several seconds each: the first run starts before the deadline and
     # is allowed to finish; nothing starts after it.
     some = run_suite(suite, out, workers=1, tracking=NO_WANDB, rich=False, start_until=time.time() + 1.0)
-    assert 1 <= len(some.records) < 4 and some.left == 4 - len(some.records)
+    assert 1 <= len(some.records) < total and some.left == total - len(some.records)
     assert [r["status"] for r in some.records] == ["finished"] * len(some.records)  # in flight: not killed
     assert len(list(out.glob("runs/*/record.json"))) == len(some.records)
 
@@ -267,7 +255,7 @@ def test_stop_after_starts_nothing_past_the_deadline_and_lets_runs_in_flight_fin
 def test_a_bad_stop_after_exits_2_naming_the_option(tmp_path, monkeypatch, capsys, extra, message):
     from wnbench import cli
 
-    path = make_suite(tmp_path, STOP_AFTER_SUITE)
+    path = make_suite(tmp_path, SIGKILL_SUITE)
     monkeypatch.setattr(
         sys, "argv", [WNBENCH, "run", str(path), "--out", str(tmp_path / "out"), "--no-wandb", *extra]
     )

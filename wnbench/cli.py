@@ -113,8 +113,6 @@ def run_command(
     if executor not in EXECUTORS:
         raise UserError(f"--executor: unknown executor '{executor}'; known: {', '.join(EXECUTORS)}")
     start_until = None if stop_after is None else time.time() + parse_duration(stop_after, "--stop-after")
-    if start_until is not None and executor != "local":
-        raise UserError("--stop-after: works with the local executor only (Ray is handed every run at once)")
     suite = select_runs(load_suite(suite_file, profile, parse_overrides(overrides)), only)
     out_dir = out or Path("results") / suite.name
     if dry_run:

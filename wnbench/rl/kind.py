@@ -27,7 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from wnbench.errors import UserError
-from wnbench.rl.hyperparams import load_hyperparams, parse_zoo_expression
+from wnbench.rl.hyperparams import algorithm_class, load_hyperparams, parse_zoo_expression
 from wnbench.rl.tasks import ALGORITHMS, register_envs, validate_env_id, validate_rl
 from wnbench.rl.train import RunDiverged, train_rl
 from wnbench.suite.kinds import Diverged, RunContext, RunSpec
@@ -184,9 +184,7 @@ def _recurrent_bn_problems(algo: str, spec: RunSpec, hp: Any) -> list[str]:
         return []  # validate_rl reports it
     if not norm.uses_batch_statistics:
         return []
-    from sb3_contrib import RecurrentPPO
-
-    defaults = inspect.signature(RecurrentPPO.__init__).parameters
+    defaults = inspect.signature(algorithm_class(algo).__init__).parameters
     batch_size = hp.algo_kwargs.get("batch_size", defaults["batch_size"].default)
     n_steps = hp.algo_kwargs.get("n_steps", defaults["n_steps"].default)
     if batch_size > n_steps:
