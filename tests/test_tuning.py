@@ -99,6 +99,14 @@ def test_tuned_runs_follow_the_tuning_stage_and_the_report_pairs_them(tmp_path):
         load_suite(_suite(tmp_path)), out, workers=1, tracking=NO_WANDB, rich=False, summary=False
     )
     assert again.records == [] and again.skipped == 16
+    # publishing keeps the tuned runs: they are in no profile's grid, only in what the tuning records chose
+    from wnbench.suite.store import export_published, import_published
+
+    _, _, count = export_published(out, tmp_path / "published")
+    assert count == 16
+    back = tmp_path / "back"
+    import_published(tmp_path / "published" / "tuned.jsonl.gz", back)
+    assert {r["run_id"] for r in tuned} <= {r["run_id"] for r in iter_records(back)}
 
 
 def test_a_choice_equal_to_the_shared_setting_reuses_the_shared_runs(tmp_path):

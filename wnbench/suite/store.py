@@ -32,7 +32,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -237,10 +237,12 @@ def versions() -> dict[str, str | None]:
 
 
 # -- published records: one compressed file per suite, committed with its plan --------------------------------------
-def _current_run_ids(plan: dict[str, Any]) -> set[str] | None:
-    """The run ids the plan's profiles have *now* (suite file and configs as they are), or ``None`` when the
-    suite file cannot be read from here (then the plan's ids stand)."""
+def _current_run_ids(plan: dict[str, Any], records: Mapping[str, dict[str, Any]]) -> set[str] | None:
+    """The run ids the plan's profiles have *now* (suite file and configs as they are), the evaluation runs their
+    tuning stages chose from ``records`` (run id -> record) included, or ``None`` when the suite file cannot be
+    read from here (then the plan's ids stand)."""
     from wnbench.suite.spec import load_suite
+    from wnbench.suite.tuning import add_tuned_runs
 
     path = Path(str(plan.get("path", "")))
     if not path.is_file():
@@ -248,7 +250,9 @@ def _current_run_ids(plan: dict[str, Any]) -> set[str] | None:
     ids: set[str] = set()
     for profile in plan.get("profiles") or [plan.get("profile")]:
         try:
-            ids |= {run.run_id for run in load_suite(path, profile, run_kind_checks=False).runs}
+            suite = load_suite(path, profile, run_kind_checks=False)
+            add_tuned_runs(suite, None, lookup=records.get)
+            ids |= {run.run_id for run in suite.runs}
         except Exception:  # noqa: BLE001 - a profile since renamed: keep what the plan says
             return None
     return ids
@@ -274,7 +278,7 @@ def export_published(out_dir: str | Path, dest_dir: str | Path) -> tuple[Path, P
         plan["profiles"] = sorted(
             set(earlier.get("profiles", [earlier.get("profile")])) | {plan.get("profile")}
         )
-    current = _current_run_ids(plan)
+    current = _current_run_ids(plan, merged)
     if (
         current is not None
     ):  # a record whose config has changed since (a new zoo value) is no longer a planned run

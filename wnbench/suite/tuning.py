@@ -280,19 +280,24 @@ def matches_choice(record: Mapping[str, Any], choice: Mapping[str, Any]) -> bool
 
 
 # -- the engine's hook --------------------------------------------------------------------------------------------------
-def add_tuned_runs(suite: Any, out_dir: str | Path) -> int:
+def add_tuned_runs(
+    suite: Any, out_dir: str | Path | None, lookup: Callable[[str], Mapping[str, Any] | None] | None = None
+) -> int:
     """Decide every tuning group whose tuning runs all have a result (finished or diverged) and add its evaluation
     runs (stage ``tuned``) to ``suite.runs``; returns how many runs were added. A group with a failed or missing
-    tuning run waits (the next ``wnbench run`` reruns it)."""
+    tuning run waits (the next ``wnbench run`` reruns it). Records are read from ``out_dir``, or by ``lookup``
+    (run id -> record or None; ``wnbench publish`` passes the records it is writing)."""
     from .spec import _Problems
     from .store import DONE_STATUSES, read_record
 
+    if lookup is None:
+        lookup = lambda run_id: read_record(out_dir, run_id)  # noqa: E731
     added = 0
     have = {r.run_id for r in suite.runs}
     for group in getattr(suite, "tune_groups", []):
         if group.decided is not None:
             continue
-        records = [read_record(out_dir, run_id) for run_id in group.run_ids]
+        records = [lookup(run_id) for run_id in group.run_ids]
         if any(r is None or r.get("status") not in DONE_STATUSES for r in records):
             continue
         chosen = choose(records, group.keys, group.tune_sweep)
