@@ -74,13 +74,31 @@ def test_choice_is_the_best_median_and_ties_go_to_the_first_point():
     assert tie.choice == {"lr": 0.1}
 
 
-def test_tuned_runs_follow_the_tuning_stage_and_the_report_pairs_them(tmp_path):
+def _dry_run(monkeypatch, capsys, suite_file: Path, out: Path) -> str:
+    import sys
+
+    from wnbench import cli
+
+    monkeypatch.setattr(sys, "argv", ["wnbench", "run", str(suite_file), "--out", str(out), "--dry-run"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    assert exit_info.value.code in (0, None)
+    return capsys.readouterr().out
+
+
+def test_tuned_runs_follow_the_tuning_stage_and_the_report_pairs_them(tmp_path, monkeypatch, capsys):
     from wnbench.report import load_inputs
     from wnbench.report.claims import stage_of, tuned_records
 
     out = tmp_path / "out"
+    # before the tuning runs, a dry run cannot list the evaluation runs at the chosen rate, and says so
+    dry = _dry_run(monkeypatch, capsys, _suite(tmp_path), out)
+    assert "12 runs in tuned/default: 0 done, 12 to run" in dry and "2 tuning groups wait" in dry
     suite = load_suite(_suite(tmp_path))
     run_suite(suite, out, workers=2, tracking=NO_WANDB, rich=False, summary=False)
+    # after them, it lists the evaluation runs the choice added, all done
+    dry = _dry_run(monkeypatch, capsys, _suite(tmp_path), out)
+    assert "16 runs in tuned/default: 16 done, 0 to run" in dry and "wait" not in dry
     records = list(iter_records(out))
     stages = {s: [r for r in records if stage_of(r) == s] for s in ("tune", "eval", "tuned")}
     assert len(stages["tune"]) == 8 and len(stages["eval"]) == 4

@@ -116,6 +116,9 @@ def run_command(
     suite = select_runs(load_suite(suite_file, profile, parse_overrides(overrides)), only)
     out_dir = out or Path("results") / suite.name
     if dry_run:
+        from wnbench.suite.tuning import add_tuned_runs
+
+        add_tuned_runs(suite, out_dir)  # evaluation runs of every tuning group already decided
         rows = plan(suite, out_dir)
         done = 0
         for run, record in rows:
@@ -126,6 +129,12 @@ def run_command(
         print(
             f"{len(rows)} runs in {suite.name}/{suite.profile}: {done} done, {to_run} to run (out: {out_dir})"
         )
+        undecided = sum(g.decided is None for g in getattr(suite, "tune_groups", []))
+        if undecided:
+            print(
+                f"{undecided} tuning groups wait for their tuning runs: their evaluation runs are added (and "
+                "listed) once those are done"
+            )
         return
     tracking = resolve_options(out_dir, enabled=not no_wandb, project=wandb_project, entity=wandb_entity)
     print(
