@@ -116,10 +116,7 @@ def run_command(
     suite = select_runs(load_suite(suite_file, profile, parse_overrides(overrides)), only)
     out_dir = out or Path("results") / suite.name
     if dry_run:
-        from wnbench.suite.tuning import add_tuned_runs
-
-        add_tuned_runs(suite, out_dir)  # evaluation runs of every tuning group already decided
-        rows = plan(suite, out_dir)
+        rows = plan(suite, out_dir)  # with the evaluation runs of every tuning group already decided
         done = 0
         for run, record in rows:
             state = record["status"] if record else "pending"
@@ -129,7 +126,7 @@ def run_command(
         print(
             f"{len(rows)} runs in {suite.name}/{suite.profile}: {done} done, {to_run} to run (out: {out_dir})"
         )
-        undecided = sum(g.decided is None for g in getattr(suite, "tune_groups", []))
+        undecided = sum(g.decided is None for g in suite.tune_groups)
         if undecided:
             print(
                 f"{undecided} tuning groups wait for their tuning runs: their evaluation runs are added (and "

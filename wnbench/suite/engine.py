@@ -60,7 +60,9 @@ class SuiteResult:
 
 
 def plan(suite: Suite, out_dir: str | Path) -> list[tuple[Any, dict[str, Any] | None]]:
-    """Each run of the suite with its stored record (``None`` when it has none)."""
+    """Each run of the suite with its stored record (``None`` when it has none). Tuning stages whose tuning runs
+    are stored in ``out_dir`` are decided first, so their evaluation runs are in ``suite.runs`` and listed too."""
+    add_tuned_runs(suite, out_dir)
     return [(run, read_record(out_dir, run.run_id)) for run in suite.runs]
 
 
@@ -163,9 +165,7 @@ def _run_locked(
     lock = _lock_out_dir(out_dir)
     try:
         with interrupts_stop_the_suite():
-            add_tuned_runs(
-                suite, out_dir
-            )  # tuning stages an earlier invocation finished (wnbench.suite.tuning)
+            # plan() adds the evaluation runs of tuning stages an earlier invocation finished (wnbench.suite.tuning)
             todo = [run for run, record in plan(suite, out_dir) if not is_done(record)]
             result.skipped = len(suite.runs) - len(todo)
             _write_manifest(suite, out_dir)
