@@ -27,11 +27,11 @@ _EXPORTS = {
     "NormSACPolicy": "policies",
     "NormTD3Policy": "policies",
     "NormCrossQPolicy": "policies",
-    "MinAtarCNN": "policies",
-    "NormCallback": "policies",
-    "initialize_policy": "policies",
+    "MinAtarCNN": "extractors",
+    "NormCallback": "norm_callback",
+    "initialize_policy": "norm_callback",
     "policy_class_for": "policies",
-    "BN_MODES": "policies",
+    "BN_MODES": "batch_stats",
 }
 
 __all__ = sorted(_EXPORTS)

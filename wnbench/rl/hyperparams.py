@@ -85,7 +85,7 @@ def linear_schedule(initial: float) -> Callable[[float], float]:
 
 
 def _extractors() -> dict[str, Any]:
-    from wnbench.rl.policies import MinAtarCNN
+    from wnbench.rl.extractors import MinAtarCNN
 
     return {"MinAtarCNN": MinAtarCNN}
 

@@ -22,11 +22,12 @@ from __future__ import annotations
 import inspect
 import json
 import math
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from wnbench.errors import UserError
+from wnbench.norms.kinds import BN_MODES
 from wnbench.rl.hyperparams import algorithm_class, load_hyperparams, parse_zoo_expression
 from wnbench.rl.tasks import ALGORITHMS, register_envs, validate_env_id, validate_rl
 from wnbench.rl.train import RunDiverged, train_rl
@@ -55,7 +56,9 @@ class Params(BaseModel):
     )
     norm_actor: bool = Field(True, description="normalize the actor's hidden layers")
     norm_critic: bool = Field(True, description="normalize the critic's (or Q-network's) hidden layers")
-    bn_mode: Literal["sb3", "running"] = Field("sb3", description="batch-statistics mode (see rl.policies)")
+    bn_mode: str = Field(
+        "sb3", description=f"batch-statistics mode: {' | '.join(BN_MODES)} (see rl.batch_stats)"
+    )
     learning_rate: float | str | None = Field(
         None, description="initial learning rate; keeps the config's schedule shape (lin_ stays linear)"
     )
@@ -63,6 +66,14 @@ class Params(BaseModel):
     hyperparams: dict[str, Any] = Field(
         default_factory=dict, description="any other zoo-style override of the config (gamma, n_steps, ...)"
     )
+
+    @field_validator("bn_mode")
+    @classmethod
+    def _bn_mode(cls, value: str) -> str:
+        """One of the modes the norms define (:data:`wnbench.norms.kinds.BN_MODES`)."""
+        if value not in BN_MODES:
+            raise ValueError(f"must be one of {', '.join(BN_MODES)}, got {value!r}")
+        return value
 
     @field_validator("learning_rate")
     @classmethod
@@ -176,7 +187,7 @@ def _recurrent_bn_problems(algo: str, spec: RunSpec, hp: Any) -> list[str]:
     if algo != "recurrentppo":
         return []
     from wnbench.norms import NormError
-    from wnbench.rl.policies import resolve_norm
+    from wnbench.rl.extractors import resolve_norm
 
     try:
         norm = resolve_norm(spec.norm)

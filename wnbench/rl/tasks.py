@@ -178,7 +178,8 @@ def validate_rl(
     problems += env_problems
 
     policy_kwargs = dict(policy_kwargs or {})
-    from wnbench.rl.policies import BN_MODES, resolve_norm
+    from wnbench.rl.batch_stats import BN_MODES
+    from wnbench.rl.extractors import resolve_norm
 
     resolved = None
     try:

@@ -35,8 +35,10 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
 from wnbench.errors import UserError
 from wnbench.rl.diagnostics import DiagnosticsCallback
+from wnbench.rl.extractors import resolve_norm
 from wnbench.rl.hyperparams import RLHyperparams, algorithm_class, load_hyperparams
-from wnbench.rl.policies import NormCallback, policy_class_for, resolve_norm
+from wnbench.rl.norm_callback import NormCallback
+from wnbench.rl.policies import policy_class_for
 from wnbench.rl.tasks import register_envs, validate_rl
 
 __all__ = [
