@@ -1,0 +1,88 @@
+"""Norms compared on a claim's metric: every hypothesis on the shared stage, at peer level, and tuned per norm."""
+
+from __future__ import annotations
+
+from ..cells import (
+    _base,
+    _filter_cells,
+    below_peer_cells,
+    group_cells,
+    metric_score,
+    records_for,
+    scored_cells,
+    stage_of,
+    tuned_records,
+)
+from ..hypotheses import evaluate_hypothesis, iqm_by_norm
+from ..records import Inputs
+from ..registry import Claim, Registry
+from ..results import AT_PEER, TUNED, ClaimResult, HypothesisResult
+from ..tables import _diagnostics_table, _median_table, peer_table
+
+
+def analyze_comparison(
+    claim: Claim, registry: Registry, inputs: Inputs, reps: int, result: ClaimResult
+) -> list[HypothesisResult]:
+    """Norms compared on the claim's metric (C1, C2, C6, C7): every hypothesis, shared and (when the inputs
+    hold a tuning stage) tuned per norm."""
+    records = records_for(inputs, claim)
+    _base(result, claim, records, inputs)
+    if not records:
+        return []
+    shared = [r for r in records if stage_of(r) == "eval"]
+    cells = group_cells(shared)
+    scored = scored_cells(cells)
+    result.cell_records = cells
+    result.cell_scores = {c: s.normalized for c, s in scored.items()}
+    result.anchors = {c: s.anchor.source for c, s in scored.items()}
+    test_cells = _filter_cells(claim, scored, cells)
+    if claim.cells and len(test_cells) < len(scored):
+        result.notes.append(
+            "Hypotheses are tested on the cells with "
+            + ", ".join(f"{k} in {{{', '.join(v)}}}" for k, v in claim.cells.items())
+            + f" ({len(test_cells)} of {len(scored)}); the others are shown for reference."
+        )
+    out = []
+    for h in claim.hypotheses:
+        if h.metric:  # another recorded metric of the same runs (C1: normalized AUC beside final return)
+            alt = _filter_cells(claim, scored_cells(cells, metric_score(h.metric)), cells)
+            out.append(evaluate_hypothesis(claim, h, alt, registry, reps))
+        else:
+            out.append(evaluate_hypothesis(claim, h, test_cells, registry, reps))
+    result.iqm = iqm_by_norm(test_cells, reps)
+    first = next((i for i, h in enumerate(claim.hypotheses) if not h.metric), None)  # the headline, as shared
+    used = [c.cell for c in out[first].cells] if first is not None else []  # the cells it was estimated on
+    below = [c for c in below_peer_cells(cells) if c in used]
+    if below and len(below) < len(used):
+        at_peer = {c: s for c, s in test_cells.items() if c not in below}
+        out.append(
+            evaluate_hypothesis(claim, claim.hypotheses[first], at_peer, registry, reps, stage=AT_PEER)
+        )
+        result.notes.append(
+            f"Baselines below peer level in {len(below)} of {len(used)} cells ({', '.join(below)}; see the "
+            f"peer table): the headline is tested again without them, as its own family ({AT_PEER})."
+        )
+    peers = peer_table(cells)
+    if peers is not None:
+        result.tables.append(peers)
+    result.tables.append(
+        _median_table(cells, "Median of the headline metric per cell (raw units), every run")
+    )
+    diagnostics = _diagnostics_table(cells)
+    if diagnostics is not None:
+        result.tables.append(diagnostics)
+    tuned, keys, lines = tuned_records(records)
+    if tuned:
+        tuned_cells = _filter_cells(
+            claim,
+            scored_cells(group_cells(tuned, exclude_params=keys)),
+            group_cells(tuned, exclude_params=keys),
+        )
+        out += [
+            evaluate_hypothesis(claim, h, tuned_cells, registry, reps, stage=TUNED) for h in claim.hypotheses
+        ]
+        result.notes.append(
+            f"Tuned per norm: {', '.join(keys)} chosen per (cell, norm) on tuning seeds disjoint from the "
+            "evaluation seeds, then evaluated on the evaluation seeds — " + "; ".join(lines) + "."
+        )
+    return out

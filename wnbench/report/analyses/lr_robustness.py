@@ -1,0 +1,156 @@
+"""Robustness to the learning rate: the width of each norm's good-LR range relative to its own best rate."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..anchors import Anchor
+from ..cells import (
+    CellScores,
+    _base,
+    group_cells,
+    is_scored,
+    records_for,
+    score_cell,
+    stage_of,
+    task_of,
+)
+from ..hypotheses import evaluate_hypothesis
+from ..records import Inputs
+from ..registry import Claim, Registry
+from ..results import ClaimResult, HypothesisResult, Table, _fmt
+from ..tables import norm_order
+
+LR_KEYS = ("learning_rate", "lr")
+
+
+def _lr_of(record: Mapping[str, Any]) -> float | None:
+    for key in LR_KEYS:
+        value = record["config"]["params"].get(key)
+        if isinstance(value, int | float):
+            return float(value)
+    return None
+
+
+def good_lr_width(lrs: Sequence[float], scores: Sequence[float], threshold: float) -> float:
+    """Width, in decades, of the widest run of adjacent grid rates whose score is at least ``threshold`` (NaN, a
+    rate the run lacks, is not good; a single good rate counts as one grid step; grids are log-spaced)."""
+    order = np.argsort(lrs)
+    lrs_sorted = np.log10(np.asarray(lrs, dtype=float)[order])
+    values = np.asarray(scores, dtype=float)[order]
+    good = np.isfinite(values) & (values >= threshold)
+    step = float(np.median(np.diff(lrs_sorted))) if len(lrs_sorted) > 1 else 1.0
+    widest = run = 0
+    for flag in good:
+        run = run + 1 if flag else 0
+        widest = max(widest, run)
+    return widest * step
+
+
+def own_best_threshold(best: float, tolerance: float, floor: float = 0.0) -> float:
+    """A rate is good for a norm when its normalized score is at least (1 - tolerance) x the norm's own best median
+    and at least ``floor`` (normalized scores: 0 = the random policy or the lower anchor, 1 = the reference): a
+    norm that fails at every rate has no good rate, rather than a wide range of equally bad ones. A norm whose
+    best is below the floor, or not above 0, has none (threshold +inf)."""
+    if best <= 0 or best < floor:
+        return math.inf
+    return max(best * (1.0 - tolerance), floor)
+
+
+def analyze_lr(
+    claim: Claim, registry: Registry, inputs: Inputs, reps: int, result: ClaimResult
+) -> list[HypothesisResult]:
+    """C5: per (cell, norm, seed) the width of the good-LR range relative to the norm's own best rate; P(width X >
+    width Y); peak performance per norm reported separately."""
+    tolerance = claim.tolerance or 0.1
+    floor = claim.floor or 0.0
+    records = [r for r in records_for(inputs, claim) if stage_of(r) == "eval"]
+    _base(result, claim, records, inputs)
+    records = [r for r in records if _lr_of(r) is not None]
+    if not records:
+        return [HypothesisResult(claim.id, h.name, h.family, h.x, h.y) for h in claim.hypotheses]
+    cells = group_cells(records, exclude_params=LR_KEYS)
+    single = [c for c, by in cells.items() if len({_lr_of(r) for rs in by.values() for r in rs}) < 2]
+    if single:
+        result.notes.append(f"Not a sweep (one learning rate), left out of C5: {', '.join(single)}.")
+    widths: dict[str, CellScores] = {}
+    width_rows, peak_rows = [], []
+    for cell, by_norm in cells.items():
+        if cell in single:
+            continue
+        groups = {f"{n}\t{_lr_of(r)}": [] for n, rs in by_norm.items() for r in rs}
+        for n, rs in by_norm.items():
+            for r in rs:
+                groups[f"{n}\t{_lr_of(r)}"].append(r)
+        scored = score_cell(groups)
+        if scored is None:
+            continue
+        result.anchors[cell] = scored.anchor.source
+        result.lr_curves[cell] = defaultdict(dict)
+        result.lr_thresholds[cell] = {}
+        cell_widths: dict[str, np.ndarray] = {}
+        # the floor is a share of the cell's best median (norms and rates together) above the lower anchor: fixed
+        # anchors differ in reach (RL's reference is the zoo's figure; a VAE's upper anchor, 0 nats, is unreachable)
+        group_medians = [float(np.median(v)) for v in scored.normalized.values() if len(v)]
+        cell_floor = floor * max(0.0, max(group_medians, default=0.0))
+        for norm, rs in by_norm.items():
+            rates = sorted({_lr_of(r) for r in rs})
+            per_rate = {lr: scored.normalized.get(f"{norm}\t{lr}", np.array([])) for lr in rates}
+            for lr in rates:
+                result.lr_curves[cell][norm][lr] = per_rate[lr]
+            medians = {lr: float(np.median(v)) for lr, v in per_rate.items() if len(v)}
+            if not medians:
+                continue
+            best_lr = max(medians, key=medians.get)
+            threshold = own_best_threshold(medians[best_lr], tolerance, cell_floor)
+            result.lr_thresholds[cell][norm] = threshold
+            # one width per seed, over every rate that seed ran (all runs count; a missing rate is not good)
+            seeds = sorted({r["config"]["seed"] for r in rs if is_scored(r)})
+            by_seed_rate = {(r["config"]["seed"], _lr_of(r)): r for r in rs if is_scored(r)}
+            seed_widths = []
+            for s in seeds:
+                values = []
+                for lr in rates:
+                    rec = by_seed_rate.get((s, lr))
+                    if rec is None:
+                        values.append(math.nan)
+                        continue
+                    idx = [x["run_id"] for x in groups[f"{norm}\t{lr}"] if is_scored(x)].index(rec["run_id"])
+                    values.append(float(per_rate[lr][idx]))
+                seed_widths.append(good_lr_width(rates, values, threshold))
+            cell_widths[norm] = np.array(seed_widths)
+            good = [lr for lr in rates if medians.get(lr, -math.inf) >= threshold]
+            diverged = sum(1 for r in rs if r["status"] == "diverged")
+            width_rows.append([cell, norm, f"{float(np.median(seed_widths)):.2f}", ", ".join(f"{lr:g}" for lr in good)
+                               or "none", str(diverged), str(len(seeds))])  # fmt: skip
+            raw_best = scored.raw.get(f"{norm}\t{best_lr}", np.array([math.nan]))
+            peak_rows.append([cell, norm, f"{best_lr:g}", _fmt(float(np.median(raw_best))),
+                              _fmt(medians[best_lr], 3)])  # fmt: skip
+        widths[cell] = CellScores("good-LR width (decades)", True, cell_widths, cell_widths, cell_widths,
+                                  Anchor(0.0, 1.0, "decades"), task_of(by_norm))  # fmt: skip
+    result.cell_records = cells
+    result.cell_scores = {c: s.raw for c, s in widths.items()}
+    out = [evaluate_hypothesis(claim, h, widths, registry, reps) for h in claim.hypotheses]
+    for h in out:
+        h.metric = "good-LR width (decades)"
+    result.tables.append(
+        Table(
+            f"Good-LR range per norm, relative to its own best (normalized score ≥ {1 - tolerance:g} × the norm's "
+            f"best median, and ≥ {floor:g} × the cell's best median)",
+            ["cell", "norm", "median width (decades)", "good rates (medians)", "diverged runs", "seeds"],
+            sorted(width_rows, key=lambda r: (r[0], norm_order(r[1]))),
+        )
+    )
+    result.tables.append(
+        Table(
+            "Peak performance per norm (reported separately from robustness)",
+            ["cell", "norm", "best rate", "median headline metric there (raw)", "normalized"],
+            sorted(peak_rows, key=lambda r: (r[0], norm_order(r[1]))),
+        )
+    )
+    return out

@@ -1,0 +1,311 @@
+"""The report's tables: medians, diagnostics, hypotheses, per cell, IQM, peers, anchors, throughput,
+seed spread, and a user's runs against a reference."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import stats
+from .cells import (
+    DIAGNOSTICS,
+    PEER_LEVEL,
+    arm_label_of,
+    diagnostic_value,
+    is_scored,
+    metric_of,
+    peer_checks,
+    raw_score,
+    stage_of,
+    throughput,
+    unmeasured_diagnostic,
+)
+from .results import STAGE_SUFFIX, ClaimResult, HypothesisResult, Table, _fmt
+
+NONE = "none"
+
+
+# -- tables ------------------------------------------------------------------------------------------------------------
+
+_ORDER = ["none", "batch", "batch_renorm", "layer", "group", "weight", "weight_ddi", "weight+meanonly",
+          "weight_meanonly", "spectral"]  # fmt: skip
+
+
+def norm_order(norm: str) -> tuple[int, str]:
+    """Sort key: the usual norm order (none, batch, ..., spectral), options after their kind, unknowns last."""
+    base = norm.split("[", 1)[0]
+    return (_ORDER.index(base) if base in _ORDER else len(_ORDER), norm)
+
+
+def _median_table(cells: Mapping[str, Mapping[str, Sequence[dict[str, Any]]]], title: str) -> Table:
+    """Median raw headline metric per cell and norm (diverged runs counted as such), with run counts."""
+    norms = sorted({n for by in cells.values() for n in by}, key=norm_order)
+    rows = []
+    for cell, by_norm in cells.items():
+        metric = next(filter(None, (metric_of(r) for recs in by_norm.values() for r in recs)), None)
+        row = [cell, metric[0] if metric else "—"]
+        for norm in norms:
+            recs = [r for r in by_norm.get(norm, []) if is_scored(r)]
+            if not recs or metric is None:
+                row.append("—")
+                continue
+            values = np.array([raw_score(r, metric[0]) for r in recs])
+            finite = values[np.isfinite(values)]
+            diverged = int((~np.isfinite(values)).sum())
+            text = _fmt(float(np.median(finite))) if finite.size else "diverged"
+            row.append(text + (f" ({diverged} div.)" if diverged and finite.size else "") + f" n={len(recs)}")
+        rows.append(row)
+    return Table(title, ["cell", "metric", *norms], rows)
+
+
+def _diagnostics_table(cells: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]]) -> Table | None:
+    """Per cell and diagnostic: the median over runs of each run's mean over its probe points, per arm."""
+    norms = sorted({n for by in cells.values() for n in by}, key=norm_order)
+    rows = []
+    for cell, by_norm in cells.items():
+        for key in DIAGNOSTICS:
+            row = [cell, key.removeprefix("diag/")]
+            seen = False
+            for norm in norms:
+                scored = [r for r in by_norm.get(norm, []) if is_scored(r)]
+                if scored and all(unmeasured_diagnostic(r, key) for r in scored):
+                    row.append("full batch")  # no minibatch sampling: any value is rounding (older records)
+                    seen = True
+                    continue
+                values = np.array([diagnostic_value(r, key) for r in scored])
+                values = values[np.isfinite(values)]
+                seen |= bool(values.size)
+                row.append(f"{_fmt(float(np.median(values)))} n={values.size}" if values.size else "—")
+            if seen:
+                rows.append(row)
+    if not rows:
+        return None
+    return Table(
+        "Mechanism diagnostics per cell (median over runs of each run's mean over its probe points; "
+        "wnbench.rl.diagnostics): ratio_dev = mean |pi_new/pi_old - 1| on the first minibatch of each PPO update "
+        "(0 when train and rollout functions agree); grad_noise = tr(Sigma)/|g|^2 over probe minibatches of the "
+        "algorithm's size (full batch: the update uses the whole rollout -- A2C, PPO CartPole's 256 = 8 x 32 -- so it "
+        "has no minibatch sampling noise); "
+        "weight_norm, eff_lr = the critic's hidden weights and their relative change per step; q_bias = mean Q "
+        "minus the Monte-Carlo return",
+        ["cell", "diagnostic", *norms],
+        rows,
+    )
+
+
+def hypotheses_table(hypotheses: Sequence[HypothesisResult], title: str) -> Table:
+    rows = []
+    for h in hypotheses:
+        rows.append(
+            [
+                h.name + STAGE_SUFFIX.get(h.stage, ""),
+                h.family,
+                h.statistic_text,
+                "—" if h.nominal is None else str(h.nominal),
+                h.direction_text,
+                h.basis if h.statistical else "—",
+                h.verdict,
+            ]
+        )
+    return Table(
+        title,
+        ["hypothesis", "family", "aggregate (Holm-level CI)", "95% CI before Holm", "direction", "cells, runs",
+         "verdict"],
+        rows,
+    )  # fmt: skip
+
+
+def per_cell_table(h: HypothesisResult) -> Table:
+    unit = "raw units"
+    rows = []
+    for c in h.cells:
+        better = "higher" if c.higher_is_better else "lower"
+        rows.append(
+            [
+                c.cell,
+                f"{c.metric} ({better} better)",
+                f"{_fmt(c.median_x)} (n={c.runs_x})",
+                f"{_fmt(c.median_y)} (n={c.runs_y})",
+                f"{_fmt(c.median_difference.point)} [{_fmt(c.median_difference.low)}, "
+                f"{_fmt(c.median_difference.high)}]",
+                str(c.probability),
+                c.cell_verdict,
+            ]
+        )
+    stage = STAGE_SUFFIX.get(h.stage, "")
+    return Table(
+        f"{h.claim} {h.name}{stage} per cell: X = {{{', '.join(h.x)}}}, Y = {{{', '.join(h.y)}}}; "
+        f"{h.direction_text}",
+        ["cell", "metric", "median X", "median Y", f"median X − Y [95% CI] ({unit})", "P(X > Y) [95% CI]",
+         "cell (95%, uncorrected)"],
+        rows,
+    )  # fmt: skip
+
+
+def _iqm_table(iqm: Mapping[str, stats.Estimate], anchors: Mapping[str, str]) -> Table:
+    rows = [[n, str(e)] for n, e in sorted(iqm.items(), key=lambda kv: norm_order(kv[0]))]
+    minmax = [c for c, a in anchors.items() if a.startswith("min-max")]
+    mark = (
+        f"; *min-max* in {len(minmax)} of {len(anchors)} cells" if minmax else "; fixed anchors in every cell"
+    )
+    return Table(
+        f"IQM of normalized score [95% CI: tasks, cells, runs resampled]{mark}", ["norm", "IQM"], rows
+    )
+
+
+def peer_table(cells: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]]) -> Table | None:
+    """Each cell's :func:`peer_checks`, in raw units and normalized.
+
+    The zoo's figure is one run ("not a quantitative benchmark", benchmark.md), so the table shows the median
+    *and* the best seed: *at peer level* needs the median; *best seed only* says the zoo's single run is within
+    the seeds' spread but the typical run is below it; a budget below the zoo's is a sample-efficiency cell
+    unless its median is already at the zoo's figure. PacGAN's figures are means over trials: the median must
+    reach them."""
+    rows = []
+    sources = []
+    for cell, by_arm in cells.items():
+        for check in peer_checks(by_arm):
+            sources.append(check.single_run)
+            rows.append(
+                [
+                    cell,
+                    check.arm,
+                    check.metric,
+                    f"{check.steps:,.0f} ({check.zoo_steps:,.0f})" if check.zoo_steps else "—",
+                    check.source,
+                    f"{_fmt(check.median)} [{_fmt(check.low)}, {_fmt(check.best)}] n={check.runs}",
+                    f"{check.norm_median:.2f} / {check.norm_best:.2f}",
+                    check.status,
+                ]
+            )
+    if not rows:
+        return None
+    where = " and ".join(
+        name
+        for name, present in (("rl-baselines3-zoo's benchmark.md", any(sources)),
+                              ("PacGAN's Table 1", not all(sources)))
+        if present
+    )  # fmt: skip
+    scales = [
+        text
+        for text, present in (("(x - random policy) / (published - random policy) for RL", any(sources)),
+                              ("x / published for PacGAN's figures", not all(sources)))
+        if present
+    ]  # fmt: skip
+    return Table(
+        f"Baselines against {where} (the peer check before any comparison): the peer arm's median [min, max] "
+        f"over seeds; normalized = {', '.join(scales)}; at peer level = normalized median >= {PEER_LEVEL} for "
+        "every figure of the cell",
+        ["cell", "peer arm", "metric", "steps (zoo's)", "published (its entry)", "median [min, max]",
+         "normalized median / best", "status"],
+        rows,
+    )  # fmt: skip
+
+
+def _anchor_table(anchors: Mapping[str, str]) -> Table:
+    return Table("Normalization anchors per cell", ["cell", "anchor"], [[c, a] for c, a in anchors.items()])
+
+
+def _throughput_table(cells: Mapping[str, Mapping[str, Sequence[dict[str, Any]]]]) -> Table:
+    norms = sorted({n for by in cells.values() for n in by}, key=norm_order)
+    rows = []
+    for cell, by_norm in cells.items():
+        base = [throughput(r)[0] for r in by_norm.get(NONE, [])]
+        if not base:
+            continue
+        ref = float(np.median(base))
+        higher = throughput(by_norm[NONE][0])[1]
+        row = [cell, "steps per CPU s" if higher else "CPU s per run (inverted)"]
+        for norm in norms:
+            if norm not in by_norm:
+                row.append("—")
+                continue
+            med = float(np.median([throughput(r)[0] for r in by_norm[norm]]))
+            row.append(_fmt(med / ref if higher else ref / med, 2))
+        rows.append(row)
+    return Table(
+        "Median run throughput relative to no norm (higher is faster)", ["cell", "measure", *norms], rows
+    )
+
+
+def seed_spread_table(result: ClaimResult) -> Table:
+    """C6: how much a norm's normalized score varies across seeds (standard deviation per cell, then median)."""
+    rows = []
+    norms = sorted({n for by in result.cell_scores.values() for n in by}, key=norm_order)
+    for norm in norms:
+        spreads = [
+            float(np.std(by[norm], ddof=1)) for by in result.cell_scores.values() if len(by.get(norm, ())) > 1
+        ]
+        if spreads:
+            rows.append([norm, f"{float(np.median(spreads)):.3f}", f"{max(spreads):.3f}", str(len(spreads))])
+    return Table(
+        "Spread across seeds (std of normalized score within a cell)",
+        ["norm", "median over cells", "largest cell", "cells"],
+        rows,
+    )
+
+
+# -- a user's runs against a reference (wnbench report MINE --reference results/published) -----------------------
+def _side(records: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, str, str]:
+    """(finite headline values, 'median [min, max] n=', steps text) of one arm's scored records."""
+    values = np.array([raw_score(r, metric_of(r)[0]) for r in records if metric_of(r)])
+    n = len(values)
+    values = values[np.isfinite(values)]
+    steps = sorted(
+        {int((r.get("metrics") or {}).get("total_steps") or r["config"].get("budget", {}).get("steps") or 0)
+         for r in records} - {0}
+    )  # fmt: skip
+    steps_text = ", ".join(f"{s:,}" for s in steps) or "—"
+    if not values.size:
+        return values, f"diverged n={n}", steps_text
+    text = (
+        f"{_fmt(float(np.median(values)))} [{_fmt(float(values.min()))}, {_fmt(float(values.max()))}] n={n}"
+    )
+    return values, text, steps_text
+
+
+def reference_table(
+    mine: Sequence[Mapping[str, Any]], reference: Sequence[Mapping[str, Any]]
+) -> Table | None:
+    """Cell by cell and arm by arm, a user's headline metric beside the reference's: every (suite, task,
+    algorithm, arm) that both hold, with each side's budget in steps (a shorter budget is a different cell in
+    all but name), the difference of medians in raw units and P(yours > reference) over all pairs of runs."""
+
+    def by_key(
+        records: Sequence[Mapping[str, Any]],
+    ) -> dict[tuple[str, str, str, str], list[Mapping[str, Any]]]:
+        out: dict[tuple[str, str, str, str], list[Mapping[str, Any]]] = defaultdict(list)
+        for r in records:
+            if is_scored(r) and stage_of(r) == "eval" and metric_of(r) is not None:
+                c = r["config"]
+                out[(r["suite"], c["task"], c["algo"], arm_label_of(r))].append(r)
+        return out
+
+    ours, theirs = by_key(mine), by_key(reference)
+    rows = []
+    for key in sorted(set(ours) & set(theirs), key=lambda k: (k[0], k[1], k[2], norm_order(k[3]))):
+        suite, task, algo, arm = key
+        metric, higher = metric_of(ours[key][0])  # type: ignore[misc]
+        x, x_text, x_steps = _side(ours[key])
+        y, y_text, y_steps = _side(theirs[key])
+        if x.size and y.size:
+            diff = _fmt(float(np.median(x) - np.median(y)))
+            sign = 1.0 if higher else -1.0
+            wins = np.sign(sign * (x[:, None] - y[None, :]))
+            prob = f"{float((wins > 0).mean() + 0.5 * (wins == 0).mean()):.2f}"
+        else:
+            diff = prob = "—"
+        rows.append([f"{suite}: {task}/{algo}", arm, metric, f"{x_text} ({x_steps} steps)",
+                     f"{y_text} ({y_steps} steps)", diff, prob])  # fmt: skip
+    if not rows:
+        return None
+    return Table(
+        "Your runs against the reference, cell by cell (headline metric in raw units; P(yours > reference) is "
+        "the share of run pairs where yours is better, ties half)",
+        ["cell", "arm", "metric", "yours: median [min, max]", "reference: median [min, max]",
+         "median yours − reference", "P(yours > reference)"],
+        rows,
+    )  # fmt: skip
