@@ -5,6 +5,7 @@ norm = make_norm("weight", ddi=True)
 net = norm.mlp(8, [256, 256], 2)
 # compositions: make_norm("weight+batch_renorm", ddi=True, placement="pre")  (CrossQ + WN)
 norm.initialize(net, first_batch)
+# kinds that project weights (forced_weight, nap, hyperspherical): attach_projection(optimizer, net)
 """
 
 from . import kinds as _kinds  # noqa: F401  (registers the built-in kinds)
@@ -23,6 +24,15 @@ from .factory import (
     register_norm,
 )
 from .layers import BatchNormLSTM, LayerNormLSTM, MeanOnlyBatchNorm, NormLSTM, PerChannel, SequenceBatchNorm
+from .projected import (
+    MPSiLU,
+    ProjectedConv2d,
+    ProjectedConvTranspose2d,
+    ProjectedLinear,
+    SphereScaler,
+    mp_silu,
+)
+from .projection import attach_projection, attached_projections, project_, projected_modules
 from .spectral import TrackedSpectralNorm, spectral_norm_modules
 from .weightnorm import WNConv2d, WNConvTranspose2d, WNLinear, weight_norm_modules
 
@@ -45,6 +55,16 @@ __all__ = [
     "NormLSTM",
     "PerChannel",
     "SequenceBatchNorm",
+    "MPSiLU",
+    "ProjectedConv2d",
+    "ProjectedConvTranspose2d",
+    "ProjectedLinear",
+    "SphereScaler",
+    "mp_silu",
+    "attach_projection",
+    "attached_projections",
+    "project_",
+    "projected_modules",
     "TrackedSpectralNorm",
     "spectral_norm_modules",
     "WNConv2d",

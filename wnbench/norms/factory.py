@@ -120,8 +120,8 @@ def _make_single(name: str, options: dict[str, Any]) -> Norm:
 
 
 COMPOSITION_GRAMMAR = (
-    "[WEIGHT+]ACTIVATION or WEIGHT, with WEIGHT in {none, weight, spectral} and ACTIVATION in "
-    "{none, batch, batch_renorm, layer, group, meanonly}; option placement: post (after the layer, default) "
+    "[WEIGHT+]ACTIVATION or WEIGHT, with WEIGHT in {none, weight, spectral, forced_weight} and ACTIVATION in "
+    "{none, batch, batch_renorm, layer, group, meanonly} (nap and hyperspherical stand alone); option placement: post (after the layer, default) "
     "| pre (on its input, the observation included, as CrossQ); other options go to the part that takes "
     "them, e.g. {name: weight+batch_renorm, ddi: true, placement: pre}"
 )
@@ -131,6 +131,12 @@ def _make_composed(spec: str, parts: list[str], options: dict[str, Any]) -> Norm
     if len(parts) > 2 or not all(parts):
         raise NormError(f"norm '{spec}': a composition is {COMPOSITION_GRAMMAR}")
     classes = [_kind(p, spec) for p in parts]
+    whole = [c for c in classes if c.role == "complete"]
+    if whole:
+        raise NormError(
+            f"norm '{spec}': part '{whole[0].name}' brings its own weight projection and feature normalization, "
+            f"so it composes with nothing; use '{whole[0].name}' alone (a composition is {COMPOSITION_GRAMMAR})"
+        )
     weights = [c for c in classes if c.role == "weight"]
     activations = [c for c in classes if c.role == "activation"]
     if len(activations) > 1:
@@ -236,7 +242,8 @@ class Norm:
     #: Aliases registered with this kind: alias -> options.
     aliases: ClassVar[dict[str, dict[str, Any]]] = {}
     #: What the kind is in a composition: "weight" (reparameterizes the layer), "activation" (a module
-    #: beside the layer) or "none" (either part, doing nothing).
+    #: beside the layer), "none" (either part, doing nothing) or "complete" (both at once, composes with
+    #: nothing: nap, hyperspherical).
     role: ClassVar[str] = "weight"
     #: Where the activation norm sits: "post" (after the layer) or "pre" (on its input).
     placement: str = "post"
@@ -363,13 +370,21 @@ class Norm:
         layers: list[nn.Module] = []
         last = in_features
         for index, width in enumerate(hidden_sizes):
-            layers += [self.for_hidden_layer(index, len(hidden_sizes)).linear(last, width), activation()]
+            layers += [
+                self.for_hidden_layer(index, len(hidden_sizes)).linear(last, width),
+                self.activation(activation),
+            ]
             last = width
         if self.placement == "pre" and hidden_sizes:
             layers.append(self.input_norm(last))
         if out_features is not None:
             layers.append(self.linear(last, out_features, normalize=normalize_output))
         return nn.Sequential(*layers)
+
+    def activation(self, default: Callable[[], nn.Module]) -> nn.Module:
+        """The nonlinearity to put after a normalized layer: ``default()``, unless the kind brings its own
+        (forced_weight with ``mp=True``: EDM2's magnitude-preserving SiLU). Networks ask here, not torch."""
+        return default()
 
     def for_hidden_layer(self, index: int, count: int) -> Norm:
         """The norm for hidden layer ``index`` of ``count`` (itself, unless the kind skips some layers)."""
@@ -481,6 +496,9 @@ class ComposedNorm(Norm):
 
     def input_norm(self, features: int) -> nn.Module:
         return self.activation_part._norm1d(features) if self.placement == "pre" else nn.Identity()
+
+    def activation(self, default: Callable[[], nn.Module]) -> nn.Module:
+        return self.weight_part.activation(default)
 
     def _around(
         self, build: Callable[[bool], nn.Module], features_in: int, features_out: int, norm

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
+from typing import ClassVar
 
 from torch import nn
 from torch.nn.utils import parametrizations
 
 from .factory import ActivationNorm, Norm, NormError, register_norm
 from .layers import BatchNormLSTM, LayerNormLSTM, MeanOnlyBatchNorm, PerChannel
+from .projected import MPSiLU, ProjectedConv2d, ProjectedConvTranspose2d, ProjectedLinear, SphereScaler
 from .spectral import spectral_norm
 from .weightnorm import _LSTM_DDI_ATTR, WNConv2d, WNConvTranspose2d, WNLinear
 
@@ -279,3 +282,109 @@ class SpectralNorm(Norm):
         for weight_name in _lstm_weight_names(lstm):
             self._wrap(lstm, weight_name)
         return lstm
+
+
+class _ProjectedKind(Norm):
+    """Kinds whose layers are :mod:`wnbench.norms.projected` layers, optionally followed by a feature norm.
+
+    Training must call :func:`wnbench.norms.attach_projection` (or ``project_``) after each optimizer step;
+    ``wnbench.gen`` and the RL policies do. Nothing to initialize from data (``initialize`` is a no-op).
+    """
+
+    mode: ClassVar[str] = ""
+    keep_bias: ClassVar[bool] = True
+
+    def _options(self) -> dict:
+        return {"mode": self.mode}
+
+    def _follow(self, layer: nn.Module, features: int, conv: bool) -> nn.Module:
+        return layer
+
+    def _linear(self, in_features, out_features, bias):
+        layer = ProjectedLinear(in_features, out_features, bias and self.keep_bias, **self._options())
+        return self._follow(layer, out_features, False)
+
+    def _conv2d(self, in_ch, out_ch, kernel_size, stride, padding, bias):
+        layer = ProjectedConv2d(
+            in_ch, out_ch, kernel_size, stride, padding, bias and self.keep_bias, **self._options()
+        )
+        return self._follow(layer, out_ch, True)
+
+    def _conv_transpose2d(self, in_ch, out_ch, kernel_size, stride, padding, output_padding, bias):
+        layer = ProjectedConvTranspose2d(
+            in_ch, out_ch, kernel_size, stride, padding, output_padding, bias and self.keep_bias,
+            **self._options(),
+        )  # fmt: skip
+        return self._follow(layer, out_ch, True)
+
+
+@register_norm
+class ForcedWeight(_ProjectedKind):
+    name = "forced_weight"
+    summary = (
+        "forced weight normalization (EDM2, Karras et al. 2024): forward uses w/||w|| per unit, stored rows "
+        "projected back to norm sqrt(fan_in) after every step; mp=True adds EDM2's mp_silu"
+    )
+    mode = "forced"
+    aliases = {"forced_weight_mp": {"mp": True}}
+
+    def __init__(self, *, mp: bool = False, learned_gain: bool = False) -> None:
+        """``mp``: EDM2's magnitude-preserving SiLU (silu/0.596) replaces the network's nonlinearity after
+        every normalized layer. ``learned_gain``: a learned scalar gain per layer (init 1; EDM2 learns gains
+        where it wants a scale back). EDM2's mp_sum/mp_cat are for residual sums and concatenations, which no
+        wnbench network has; EDM2 has no biases (it feeds a constant channel): layers here keep theirs, zero at
+        init, since a constant input channel is the same function. Composes with an activation norm
+        (``forced_weight+layer``), though EDM2 itself removes them."""
+        self.mp, self.learned_gain = bool(mp), bool(learned_gain)
+
+    def _options(self) -> dict:
+        return {"mode": self.mode, "learned_gain": self.learned_gain}
+
+    def activation(self, default: Callable[[], nn.Module]) -> nn.Module:
+        return MPSiLU() if self.mp else default()
+
+
+@register_norm
+class NaP(_ProjectedKind):
+    name = "nap"
+    summary = (
+        "normalize-and-project (NaP, Lyle et al. 2024): LayerNorm before each nonlinearity, each layer's "
+        "weight projected back to its initial norm after every step (constant effective learning rate)"
+    )
+    mode = "initial"
+    keep_bias = False
+    role = "complete"
+
+    def __init__(self, *, eps: float = 1e-5) -> None:
+        """Variant followed: one norm per layer (the Frobenius norm of the whole weight, its value at init,
+        kept in the buffer ``target_norm``), not per row. The layer has no bias, so its output scales with its
+        weight and LayerNorm removes that scale exactly: the projection changes the effective learning rate and
+        nothing else. LayerNorm's gain and offset are kept and left unconstrained (the offset is the layer's
+        bias); convolutions get LN over (C, H, W) (``GroupNorm(1, C)``), as the ``layer`` kind does."""
+        _check_positive(self.name, "eps", eps)
+        self.eps = eps
+
+    def _follow(self, layer, features, conv):
+        norm = nn.GroupNorm(1, features, eps=self.eps) if conv else nn.LayerNorm(features, eps=self.eps)
+        return nn.Sequential(OrderedDict(layer=layer, norm=norm))
+
+
+@register_norm
+class Hyperspherical(_ProjectedKind):
+    name = "hyperspherical"
+    summary = (
+        "hyperspherical normalization (SimbaV2, Lee et al. 2025): weight rows projected onto the unit sphere "
+        "after every step, features l2-normalized then scaled by a learned per-feature scaler"
+    )
+    mode = "sphere"
+    keep_bias = False
+    role = "complete"
+
+    def __init__(self) -> None:
+        """Each layer is ``s * normalize(W x)`` with unit-norm rows of ``W`` and no bias (SimbaV2's HyperDense
+        and Scaler); convolutions normalize over channels at each position. Not reproduced, as they are not
+        norms: SimbaV2's distributional critic, reward scaling, input shift-and-normalize embedder and LERP
+        residual blocks (the factory builds layers, not architectures)."""
+
+    def _follow(self, layer, features, conv):
+        return nn.Sequential(OrderedDict(layer=layer, norm=SphereScaler(features)))
