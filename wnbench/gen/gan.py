@@ -27,6 +27,7 @@ from wnbench.norms import Norm, make_norm
 
 from .metrics import check_finite, check_finite_parameters
 from .nets import ConvDown, ConvUp, mlp
+from .norm_callback import NormMaintained
 
 __all__ = ["GAN", "spectral_part"]
 
@@ -40,8 +41,10 @@ def spectral_part(norm: Norm) -> Norm | None:
     return getattr(norm, "weight_part", norm)
 
 
-class GAN(pl.LightningModule):
+class GAN(NormMaintained, pl.LightningModule):
     """GAN with ``generator_norm`` / ``discriminator_norm``; WN DDI runs on the first batch (G on z, D on real data)."""
+
+    network_roles = ("generator", "discriminator")
 
     def __init__(
         self,

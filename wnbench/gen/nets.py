@@ -2,7 +2,8 @@
 
 Images use DCGAN-style stacks (Radford et al. 2016): 4x4 stride-2 convolutions that halve the size
 down to a base of 4..7 pixels (8 -> 4, 28 -> 14 -> 7, 32 -> 16 -> 8 -> 4), LeakyReLU(0.2) going down,
-ReLU going up, channel width doubling per halving. Vectors (2-D points) use MLPs.
+ReLU going up, channel width doubling per halving. Vectors (2-D points) use MLPs. Every nonlinearity comes
+from ``norm.activation`` (the net's own unless the kind brings one: forced_weight ``mp=True`` gives EDM2's mp_silu).
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ def conv_plan(shape: Sequence[int]) -> tuple[int, int]:
     return halvings, size
 
 
+def _leaky_relu() -> nn.Module:
+    return nn.LeakyReLU(0.2)
+
+
 def _widths(base_width: int, halvings: int) -> list[int]:
     return [base_width * 2**i for i in range(halvings)]
 
@@ -72,10 +77,10 @@ class ConvDown(nn.Module):
             stem_layer = (ends_norm or norm).conv2d(
                 channels, base_width, 3, 1, 1, normalize=ends_norm is not None
             )
-            layers += [stem_layer, nn.LeakyReLU(0.2)]
+            layers += [stem_layer, norm.activation(_leaky_relu)]
             channels = base_width
         for width in _widths(base_width, halvings):
-            layers += [norm.conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2)]
+            layers += [norm.conv2d(channels, width, 4, 2, 1), norm.activation(_leaky_relu)]
             channels = width
         self.features = nn.Sequential(*layers)
         self.head = (ends_norm or norm).linear(
@@ -98,10 +103,12 @@ class ConvUp(nn.Module):
         halvings, base = conv_plan(shape)
         widths = _widths(base_width, halvings)[::-1]  # widest first
         self.base, self.top_width = base, widths[0]
-        self.project = nn.Sequential(norm.linear(in_features, widths[0] * base * base), nn.ReLU())
+        self.project = nn.Sequential(
+            norm.linear(in_features, widths[0] * base * base), norm.activation(nn.ReLU)
+        )
         layers: list[nn.Module] = []
         for w_in, w_out in zip(widths, widths[1:], strict=False):
-            layers += [norm.conv_transpose2d(w_in, w_out, 4, 2, 1), nn.ReLU()]
+            layers += [norm.conv_transpose2d(w_in, w_out, 4, 2, 1), norm.activation(nn.ReLU)]
         layers.append(norm.conv_transpose2d(widths[-1], shape[0], 4, 2, 1, normalize=False))
         self.upsample = nn.Sequential(*layers)
 
@@ -129,11 +136,11 @@ def mlp(
         trunk = norm.mlp(hidden[0], list(hidden[1:]), None, activation=nn.ReLU)
         return nn.Sequential(
             ends_norm.linear(in_features, hidden[0]),
-            nn.ReLU(),
+            norm.activation(nn.ReLU),
             *trunk,
             ends_norm.linear(hidden[-1], out_features),
         )
     if normalize_input_layer:
         return norm.mlp(in_features, list(hidden), out_features, activation=nn.ReLU)
-    first = [norm.linear(in_features, hidden[0], normalize=False), nn.ReLU()]
+    first = [norm.linear(in_features, hidden[0], normalize=False), norm.activation(nn.ReLU)]
     return nn.Sequential(*first, *norm.mlp(hidden[0], list(hidden[1:]), out_features, activation=nn.ReLU))

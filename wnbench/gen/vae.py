@@ -23,14 +23,17 @@ from wnbench.norms import Norm, make_norm
 
 from .metrics import active_units, check_finite, check_finite_parameters
 from .nets import ConvDown, ConvUp, mlp
+from .norm_callback import NormMaintained
 
 __all__ = ["VAE"]
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 
 
-class VAE(pl.LightningModule):
+class VAE(NormMaintained, pl.LightningModule):
     """VAE with ``encoder_norm`` / ``decoder_norm`` from the norm factory; WN DDI runs on the first batch."""
+
+    network_roles = ("encoder", "decoder")
 
     def __init__(
         self,
