@@ -462,6 +462,30 @@ def bench_ddi(
     typer.echo(f"wrote {out / 'ddi.json'}")
 
 
+@bench_app.command("inference")
+def bench_inference(
+    out: Path = typer.Option(Path("results/bench"), help="Directory for inference.json."),
+    reps: int = typer.Option(4000, help="Replicates per setting (new method, candidates)."),
+    old_reps: int = typer.Option(200, help="Replicates for the old bootstrap (slow); 0: left out."),
+    boot_reps: int = typer.Option(500, help="Bootstrap resamples inside each old-method replicate."),
+    tasks: str = typer.Option("3,5,8,12", help="Comma-separated task counts to simulate."),
+    seed: int = typer.Option(0),
+) -> None:
+    """Task-level inference: family-wise error under task-level nulls and power, old method vs new (simulation)."""
+    from rich.console import Console
+
+    from wnbench.bench.inference import check_args, rich_table, run_inference_bench
+
+    try:
+        counts = [int(t) for t in _csv(tasks)]
+    except ValueError:
+        raise UserError(f"--tasks: expected comma-separated integers, got '{tasks}'") from None
+    check_args(reps, old_reps, boot_reps, counts)
+    data = run_inference_bench(out, reps, old_reps, boot_reps, seed, counts, progress=_say)
+    Console(width=160).print(rich_table(data))
+    typer.echo(f"wrote {out / 'inference.json'}")
+
+
 def main() -> None:
     """Console-script entry point: run the app, turning user errors into exit code 2."""
     try:
