@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from wnbench.errors import UserError
 from wnbench.report import Inputs, analyze, build_report, load_inputs
+from wnbench.report.analyses.lr_robustness import good_lr_width
 from wnbench.report.anchors import rl_anchor
-from wnbench.report.claims import good_lr_width
 from wnbench.suite.store import RECORD_SCHEMA, write_record
 
 WN_SET = ("weight", "weight_ddi", "weight+meanonly")
@@ -157,7 +158,7 @@ def test_c5_a_norm_that_fails_at_every_rate_has_no_good_range(tmp_path):
     """Relative to its own best alone, a norm flat at a low score would be "good" at every rate and look the most
     robust; the floor (half the cell's best median above the lower anchor) gives it width 0. WN here works at two
     adjacent rates and fails at the third; BN sits at 20% of the reference at all three."""
-    from wnbench.report.claims import own_best_threshold
+    from wnbench.report.analyses.lr_robustness import own_best_threshold
 
     assert own_best_threshold(0.2, 0.1, floor=0.5) == float("inf")
     assert own_best_threshold(0.6, 0.1, floor=0.5) == pytest.approx(0.54)
@@ -412,6 +413,74 @@ def test_adding_a_claim_is_adding_a_registry_entry(tmp_path):
     assert c9.headline.holm.family_size == 1  # its own family: C1's headline family is not enlarged
 
 
+def test_a_new_claim_is_one_registry_entry_from_suite_file_to_report_and_wandb(tmp_path, monkeypatch):
+    """C9 and C10 in a registry named by WNBENCH_REGISTRY: a suite naming C9 is accepted (refused under the
+    built-in registry), and C9 is analyzed, rendered, drawn and given a W&B section as its entry says; C10, with
+    no input, prints its entry's how-to-measure line. No code names either id."""
+    from wnbench.report import wandb_sections
+    from wnbench.report.registry import REGISTRY_FILE
+    from wnbench.report.render import write_report
+    from wnbench.suite import load_suite
+
+    entries = (
+        "  - id: C9\n    statement: LN beats BN in RL\n    analysis: comparison\n    suites: [rl9]\n"
+        "    metric: final return\n    figures: [curves, iqm]\n    how_to_measure: Run suites/rl9.yaml.\n"
+        "    wandb: {curves: [eval/mean_return], finals: [final_return]}\n"
+        "    hypotheses:\n      - {name: layer > BN, x: [layer], y: BN, family: extra}\n"
+        "  - id: C10\n    statement: GN beats BN in RL\n    analysis: comparison\n    suites: [rl10]\n"
+        "    metric: final return\n    how_to_measure: Run suites/rl10.yaml (not yet written).\n"
+        "    hypotheses:\n      - {name: group > BN, x: [group], y: BN, family: extra}\n"
+    )
+    (tmp_path / "registry.yaml").write_text(REGISTRY_FILE.read_text() + entries)
+    (tmp_path / "rl9.yaml").write_text(
+        "name: rl9\nclaims: [C9]\nprofiles:\n  default: {kind: toy, tasks: [regression], algos: [mlp], "
+        "norms: [layer, batch], seeds: 1, budget: {steps: 10}}\n"
+    )
+    monkeypatch.delenv("WNBENCH_REGISTRY", raising=False)
+    with pytest.raises(UserError) as refused:
+        load_suite(tmp_path / "rl9.yaml")
+    assert any("unknown claim 'C9'" in p for p in refused.value.problems)
+    monkeypatch.setenv("WNBENCH_REGISTRY", str(tmp_path / "registry.yaml"))
+    assert load_suite(tmp_path / "rl9.yaml").claims == ("C9",)
+
+    cells = {t: {"layer": [400.0, 420, 450], "batch": [50.0, 60, 70]} for t in ("CartPole-v1", "Acrobot-v1")}
+    inputs = Inputs(records=_records(cells, suite="rl9", claims=("C9",)))
+    results = analyze(inputs, reps=REPS)  # the registry from WNBENCH_REGISTRY
+    assert [r.claim for r in results][-2:] == ["C9", "C10"]
+    c9, c10 = _c(results, "C9"), _c(results, "C10")
+    assert c9.verdict == "supported" and c9.suites == ["rl9"] and c10.verdict == "no data"
+    paths = write_report(results, inputs, tmp_path / "report")
+    md = paths["markdown"].read_text()
+    assert "## C9 — LN beats BN in RL" in md and "Run suites/rl10.yaml (not yet written)." in md
+    assert [f.path for f in c9.figures] == ["figures/c9_curves.png", "figures/c9_iqm.png"]
+    assert all((tmp_path / "report" / f.path).stat().st_size > 1000 for f in c9.figures)
+    verdicts = json.loads(paths["json"].read_text())
+    assert {c["claim"]: c["verdict"] for c in verdicts["claims"]}["C9"] == "supported"
+    (section,) = wandb_sections(results)  # C1-C8 have no records here; C10 has neither records nor panels
+    assert (section.claim, section.curve_metrics, section.final_metrics) == (
+        "C9",
+        ("eval/mean_return",),
+        ("final_return",),
+    )
+
+
+def test_the_registry_carries_its_version_and_date_into_the_preregistration(tmp_path):
+    from wnbench.report.registry import REGISTRY_FILE, load_registry
+    from wnbench.report.render import preregistration_markdown
+
+    registry = load_registry()
+    assert (registry.version, registry.date.isoformat()) == (2, "2026-12-03")
+    assert preregistration_markdown(registry).startswith("Registry version 2, dated 2026-12-03. Verdict rule")
+    bare = tmp_path / "bare.yaml"
+    bare.write_text(REGISTRY_FILE.read_text().replace("version: 2", "").replace("date: 2026-12-03", ""))
+    assert preregistration_markdown(load_registry(bare)).startswith("Verdict rule")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(REGISTRY_FILE.read_text().replace("figures: [lr]", "figures: [lr, pie]"))
+    with pytest.raises(UserError) as err:
+        load_registry(bad)
+    assert any(p.startswith("claims.4.figures.1:") for p in err.value.problems)
+
+
 def test_a_bad_registry_exits_2_listing_every_problem(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("claims:\n  - id: C1\n    statement: s\n    analysis: magic\n    suites: [rl]\n    metric: m\n"
@@ -521,7 +590,8 @@ def test_the_peer_table_grades_the_no_norm_arm_against_the_zoo():
     is below peer with its best seed at peer; at half the zoo's steps a cell is at peer level there when its median
     is, and a sample-efficiency cell when it is not. Other arms do not enter the table, and a CrossQ cell's peer is
     stock CrossQ (batch renorm, pre), not no-norm."""
-    from wnbench.report.claims import group_cells, peer_table
+    from wnbench.report.cells import group_cells
+    from wnbench.report.tables import peer_table
 
     def cell(task_values, steps, algo="ppo", norm="none"):
         out = _records({"CartPole-v1": {norm: task_values}})
@@ -568,7 +638,8 @@ def test_mixture_gan_baselines_are_graded_against_pacgan_and_a_below_peer_cell_g
     """PacGAN Table 1's unmodified GAN: ring8 98.2 % high-quality samples and 6.3 modes, grid25 94.8 % and 17.3.
     A no-norm grid25 GAN with 88 % high-quality samples covers more modes than PacGAN's but is below its HQ share
     (88 / 94.8 = 0.93 < 0.95): the cell is below peer, and C2's headline is tested again without it."""
-    from wnbench.report.claims import group_cells, peer_table
+    from wnbench.report.cells import group_cells
+    from wnbench.report.tables import peer_table
 
     records = (
         _gan_records("ring8", "none", [97.0, 96.0, 98.0], [8, 7, 8], [80.0, 82, 84])
@@ -597,7 +668,7 @@ def test_runs_of_one_task_and_algorithm_at_two_budgets_are_two_cells_not_one_arm
     """A published folder holds the baseline profile's zoo-budget no-norm runs beside the paper profile's shorter
     ones (PPO CartPole 100k and 50k). Pooled, the no-norm arm would mix budgets; the budget splits the cell, read
     from ``budget.steps`` or, where a profile leaves it to the task's config, the zoo's ``n_timesteps``."""
-    from wnbench.report.claims import group_cells
+    from wnbench.report.cells import group_cells
 
     paper = _records({"CartPole-v1": {"none": [400.0, 410, 420], "weight": [450.0, 460, 470]}})
     for r in paper:
@@ -621,8 +692,8 @@ def test_a_cell_whose_baseline_is_below_peer_is_dropped_in_a_sensitivity_verdict
     """Three PPO cells favour WN, the fourth (Pendulum, no-norm median -900 against the zoo's -172) favours BN
     and has a baseline below peer level. The headline keeps every cell; the at-peer verdict drops that cell
     only, is reported beside it (Markdown, verdicts), and does not enter the headline's Holm family."""
-    from wnbench.report.claims import AT_PEER
     from wnbench.report.render import VERDICT_HEADER, verdict_rows
+    from wnbench.report.results import AT_PEER
 
     good = {"none": [495.0, 500, 490, 500, 500], "weight": [480.0, 490, 495, 500, 485],
             "batch": [100.0, 120, 90, 110, 105]}  # fmt: skip

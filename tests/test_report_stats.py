@@ -12,8 +12,9 @@ import pytest
 
 from wnbench.report import stats
 from wnbench.report.anchors import rl_anchor
-from wnbench.report.claims import HypothesisResult, apply_holm
+from wnbench.report.hypotheses import apply_holm
 from wnbench.report.registry import arm_of, canonical, load_registry
+from wnbench.report.results import HypothesisResult
 from wnbench.report.stats import (
     CONTRADICTED,
     EQUIVALENT,

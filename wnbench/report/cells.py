@@ -372,16 +372,21 @@ def _missing_for(inputs: Inputs, claim: Claim) -> dict[str, int]:
     }
 
 
-def _base(result: ClaimResult, claim: Claim, records: list[dict[str, Any]], inputs: Inputs) -> None:
+def describe_records(
+    result: ClaimResult, claim: Claim, records: list[dict[str, Any]], inputs: Inputs
+) -> None:
+    """Fill a claim result's bookkeeping from its records: status counts per arm, failures, planned runs without a
+    record, and the suites the records come from."""
     result.status_counts = _status_counts(records)
     result.problems = _problems(records)
     result.missing = _missing_for(inputs, claim)
     result.suites = sorted({r["suite"] for r in records})
 
 
-def _filter_cells(
+def registered_cells(
     claim: Claim, cells: Mapping[str, Any], records_by_cell: Mapping[str, Any]
 ) -> dict[str, Any]:
+    """The cells the claim's ``cells`` filter keeps (config field values), all of them without a filter."""
     if not claim.cells:
         return dict(cells)
     keep = {}

@@ -1,4 +1,5 @@
-"""From stored records to one result per registered claim: generic analysis over the claims registry.
+"""From stored records to one result per registered claim: generic analysis over the claims registry (the driver;
+the work is in results, cells, hypotheses, tables and one analyses module per kind of claim).
 
 Scoring (written into every report):
 
@@ -25,58 +26,16 @@ Scoring (written into every report):
 from __future__ import annotations
 
 from .analyses import ANALYSES
-from .analyses.lr_robustness import LR_KEYS, good_lr_width, own_best_threshold
-from .cells import (
-    BUDGET_KEY,
-    DIAGNOSTICS,
-    PEER_LEVEL,
-    SAMPLING_NOISE,
-    CellScores,
-    PeerCheck,
-    arm_label_of,
-    below_peer_cells,
-    cell_of,
-    cell_value,
-    diagnostic_value,
-    group_cells,
-    headline_score,
-    is_scored,
-    metric_of,
-    metric_score,
-    peer_checks,
-    raw_score,
-    records_for,
-    score_cell,
-    scored_cells,
-    scoring_of,
-    stage_of,
-    task_of,
-    throughput,
-    throughput_score,
-    tuned_records,
-    unmeasured_diagnostic,
-)
-from .hypotheses import apply_holm, arm_runs, evaluate_hypothesis, iqm_by_norm
+from .analyses.lr_robustness import good_lr_width, own_best_threshold
+from .cells import DIAGNOSTICS, stage_of, tuned_records
+from .hypotheses import apply_holm
 from .records import Inputs
-from .registry import Registry, load_registry
-from .results import (
-    AT_PEER,
-    NO_DATA,
-    SHARED,
-    STAGE_SUFFIX,
-    TUNED,
-    CellEstimate,
-    ClaimResult,
-    Figure,
-    HypothesisResult,
-    Table,
-)
+from .registry import Claim, Registry, load_registry
+from .results import AT_PEER, NO_DATA, SHARED, TUNED, ClaimResult, Figure, HypothesisResult, Table
 from .tables import (
-    _anchor_table,
-    _iqm_table,
+    anchor_table,
     hypotheses_table,
-    norm_order,
-    peer_table,
+    iqm_table,
     per_cell_table,
     reference_table,
     seed_spread_table,
@@ -84,60 +43,23 @@ from .tables import (
 
 #: Re-exported: the names other modules and tests import from here.
 __all__ = [
-    "ANALYSES",
-    "AT_PEER",
-    "BUDGET_KEY",
-    "CellEstimate",
-    "CellScores",
-    "ClaimResult",
     "DIAGNOSTICS",
+    "ClaimResult",
     "Figure",
     "HypothesisResult",
-    "LR_KEYS",
-    "NO_DATA",
-    "PEER_LEVEL",
-    "PeerCheck",
-    "SAMPLING_NOISE",
-    "SHARED",
-    "STAGE_SUFFIX",
-    "TUNED",
     "Table",
     "analyze",
-    "apply_holm",
-    "arm_label_of",
-    "arm_runs",
-    "below_peer_cells",
-    "cell_of",
-    "cell_value",
-    "diagnostic_value",
-    "evaluate_hypothesis",
     "good_lr_width",
-    "group_cells",
-    "headline_score",
-    "hypotheses_table",
-    "iqm_by_norm",
-    "is_scored",
-    "metric_of",
-    "metric_score",
-    "norm_order",
     "own_best_threshold",
-    "peer_checks",
-    "peer_table",
-    "per_cell_table",
-    "raw_score",
-    "records_for",
     "reference_table",
-    "score_cell",
-    "scored_cells",
-    "scoring_of",
-    "seed_spread_table",
     "stage_of",
-    "task_of",
-    "throughput",
-    "throughput_score",
     "tuned_records",
-    "unmeasured_diagnostic",
 ]
+
+#: The extra tables a registry entry can ask for (``tables:``), each drawn from the claim's result.
+EXTRA_TABLES = {"seed_spread": seed_spread_table}
+#: Analyses whose results carry normalization anchors worth a table.
+ANCHORED = ("comparison", "lr_robustness", "noise")
 
 
 def analyze(inputs: Inputs, reps: int | None = None, registry: Registry | None = None) -> list[ClaimResult]:
@@ -146,53 +68,49 @@ def analyze(inputs: Inputs, reps: int | None = None, registry: Registry | None =
     registry = registry or load_registry()
     reps = reps or registry.defaults.reps
     results: list[ClaimResult] = []
-    everything: list[HypothesisResult] = []
     for claim in registry.claims:
-        result = ClaimResult(claim.id, claim.statement, claim.metric)
-        hyps = ANALYSES[claim.analysis](claim, registry, inputs, reps, result)
+        result = ClaimResult(claim.id, claim.statement, claim.metric, registered=claim)
+        result.hypotheses = ANALYSES[claim.analysis](claim, registry, inputs, reps, result)
         if claim.note:
             result.notes.insert(0, claim.note)
-        result.hypotheses = hyps
-        everything += hyps
         results.append(result)
+    everything = [h for result in results for h in result.hypotheses]
     apply_holm(everything, registry, {c.id: registry.rope(c) for c in registry.claims})
     for claim, result in zip(registry.claims, results, strict=True):
-        shared = [h for h in result.hypotheses if h.stage == SHARED]
-        tuned = [h for h in result.hypotheses if h.stage == TUNED]
-        peer = [h for h in result.hypotheses if h.stage == AT_PEER]
-        if shared:
-            result.headline = shared[0]
-            result.verdict = shared[0].verdict
-        if tuned:
-            result.tuned_headline = tuned[0]
-            result.tuned_verdict = tuned[0].verdict
-        if peer:
-            result.peer_headline = peer[0]
-            result.peer_verdict = peer[0].verdict
-        statistical = [h for h in result.hypotheses if h.statistical and h.cells]
-        if statistical or any(not h.statistical for h in result.hypotheses if h.verdict != NO_DATA):
-            result.tables.insert(
-                0, hypotheses_table(result.hypotheses, f"{claim.id} hypotheses (pre-registered)")
-            )
-        for h in result.hypotheses:
-            if (
-                h.statistical
-                and h.cells
-                and (
-                    h is result.headline
-                    or h is result.tuned_headline
-                    or h is result.peer_headline
-                    or h.family == "supporting"
-                )
-            ):
-                result.tables.append(per_cell_table(h))
-            if h.left_out:
-                result.notes.append(f"{h.name}: cells without {registry.min_runs(claim)} scored runs per side, left "
-                                    f"out: {'; '.join(h.left_out)}.")  # fmt: skip
-        if result.iqm:
-            result.tables.append(_iqm_table(result.iqm, result.anchors))
-        if result.anchors and claim.analysis in ("comparison", "lr_robustness", "noise"):
-            result.tables.append(_anchor_table(result.anchors))
-        if claim.id == "C6" and result.cell_scores:
-            result.tables.append(seed_spread_table(result))
+        _pick_headlines(result)
+        _add_tables(claim, result, registry)
     return results
+
+
+def _pick_headlines(result: ClaimResult) -> None:
+    """The first hypothesis of each stage (shared, tuned per norm, cells at peer level) is its headline."""
+    for stage, head, verdict in ((SHARED, "headline", "verdict"), (TUNED, "tuned_headline", "tuned_verdict"),
+                                 (AT_PEER, "peer_headline", "peer_verdict")):  # fmt: skip
+        first = next((h for h in result.hypotheses if h.stage == stage), None)
+        if first is not None:
+            setattr(result, head, first)
+            setattr(result, verdict, first.verdict)
+
+
+def _add_tables(claim: Claim, result: ClaimResult, registry: Registry) -> None:
+    """The hypotheses table first, per-cell tables of the headlines and supporting hypotheses, notes on cells left
+    out, then IQM, anchors and the extra tables the registry entry names."""
+    statistical = [h for h in result.hypotheses if h.statistical and h.cells]
+    if statistical or any(not h.statistical for h in result.hypotheses if h.verdict != NO_DATA):
+        result.tables.insert(
+            0, hypotheses_table(result.hypotheses, f"{claim.id} hypotheses (pre-registered)")
+        )
+    headlines = (result.headline, result.tuned_headline, result.peer_headline)
+    for h in result.hypotheses:
+        if h.statistical and h.cells and (any(h is x for x in headlines) or h.family == "supporting"):
+            result.tables.append(per_cell_table(h))
+        if h.left_out:
+            result.notes.append(f"{h.name}: cells without {registry.min_runs(claim)} scored runs per side, left "
+                                f"out: {'; '.join(h.left_out)}.")  # fmt: skip
+    if result.iqm:
+        result.tables.append(iqm_table(result.iqm, result.anchors))
+    if result.anchors and claim.analysis in ANCHORED:
+        result.tables.append(anchor_table(result.anchors))
+    for kind in claim.tables:
+        if result.cell_scores:
+            result.tables.append(EXTRA_TABLES[kind](result))

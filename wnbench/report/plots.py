@@ -17,12 +17,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from wnbench.rl.scoring import EVAL_CURVE  # noqa: E402
+
 from . import stats  # noqa: E402
-from .claims import ClaimResult, is_scored, metric_of, norm_order, task_of, unmeasured_diagnostic  # noqa: E402
+from .cells import is_scored, metric_of, task_of, unmeasured_diagnostic  # noqa: E402
+from .results import ClaimResult  # noqa: E402
+from .tables import norm_order  # noqa: E402
 
 DPI = 110
 #: The curve a kind's records plot (first present): RL evaluation return, else the headline metric itself.
-CURVE_KEYS = ("eval/mean_return",)
+CURVE_KEYS = (EVAL_CURVE,)
 
 
 def _colors(norms: Sequence[str]) -> dict[str, Any]:

@@ -6,13 +6,19 @@ data (``registry.yaml``). The report is generic analysis over it and prints it a
     arm = registry.arm_of("batch_renorm[warmup_steps=1000]", ["batch", "batch_renorm"])   # "batch_renorm"
 
 Adding a claim means adding an entry; ``analysis`` names the code that measures it (``comparison`` for
-norm-vs-norm scores, or a claim's own measurement: ``timing``, ``noise``, ``ddi``, ``lr_robustness``).
+norm-vs-norm scores, or a claim's own measurement: ``timing``, ``noise``, ``ddi``, ``lr_robustness``), and the
+entry says how it is shown (``figures``, ``tables``, ``how_to_measure``, ``wandb``): no code names a claim id.
+The registry is the only list of claims; ``WNBENCH_REGISTRY`` (a path) replaces the built-in file everywhere
+(suite validation, the report, W&B sections). Each top-level section is one pydantic model (``extra="forbid"``),
+so a new section is one model and one field of :class:`Registry`.
 """
 
 from __future__ import annotations
 
+import datetime
 import functools
-from collections.abc import Iterable, Mapping, Sequence
+import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,18 +28,40 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from wnbench.errors import UserError
 
 REGISTRY_FILE = Path(__file__).with_name("registry.yaml")
+#: Environment variable naming another registry file to use wherever no path is given.
+REGISTRY_ENV = "WNBENCH_REGISTRY"
 ANALYSES = ("comparison", "timing", "noise", "ddi", "lr_robustness")
 #: Old or alternative spellings of a norm's base name -> the registry's.
 ALIASES = {"weight_meanonly": "weight+meanonly"}
 
 
 class Defaults(BaseModel):
+    """The verdict rule's constants, each claim may override ``rope``, ``min_runs`` and ``min_cells``."""
+
     model_config = ConfigDict(extra="forbid")
     confidence: float = Field(0.95, gt=0.5, lt=1)
     rope: float = Field(0.07, ge=0, lt=0.5)
     min_runs: int = Field(3, ge=1)
     min_cells: int = Field(2, ge=1)
     reps: int = Field(2000, ge=100)
+
+
+#: Figures a claim's section can show (drawn by :func:`wnbench.report.render.make_figures`, in the order listed).
+FigureKind = Literal[
+    "curves", "diagnostics", "iqm", "profiles", "throughput", "noise", "batch_sweep", "lr", "samples"
+]
+#: Extra tables a claim's section can show after its analysis' own.
+TableKind = Literal["seed_spread"]
+#: In ``wandb.curves``: every mechanism diagnostic a run logs (``diag/...``, wnbench.rl.diagnostics).
+ALL_DIAGNOSTICS = "diag/*"
+
+
+class WandbPanels(BaseModel):
+    """What a claim's W&B report section draws per cell: curves against steps, and final metrics as bars."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    curves: tuple[str, ...] = ()
+    finals: tuple[str, ...] = ()
 
 
 class Hypothesis(BaseModel):
@@ -47,7 +75,7 @@ class Hypothesis(BaseModel):
 
 class Claim(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    id: str = Field(pattern=r"^C\d+$")
+    id: str = Field(pattern=r"^C\d+(-[A-Za-z0-9]+)*$")
     statement: str
     analysis: Literal["comparison", "timing", "noise", "ddi", "lr_robustness"]
     suites: tuple[str, ...]
@@ -62,6 +90,13 @@ class Claim(BaseModel):
     #: keep only cells whose config field has one of these values
     cells: dict[str, tuple[str, ...]] | None = None
     note: str = ""  # printed in the claim's section
+    # -- how the claim is shown (presentation, not part of the verdict rule) --
+    figures: tuple[FigureKind, ...] = ()
+    tables: tuple[TableKind, ...] = ()
+    #: printed in the claim's section when no input measures it
+    how_to_measure: str = ""
+    #: the claim's W&B report section; none without it
+    wandb: WandbPanels | None = None
 
     @property
     def headline(self) -> Hypothesis:
@@ -69,7 +104,11 @@ class Claim(BaseModel):
 
 
 class Registry(BaseModel):
+    """The whole file: its identity (``version``, ``date``), the rule's defaults, named arm sets, the claims."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
+    version: int | None = Field(None, ge=1)
+    date: datetime.date | None = None
     defaults: Defaults = Defaults()
     arm_sets: dict[str, tuple[str, ...]] = {}
     claims: tuple[Claim, ...]
@@ -84,6 +123,7 @@ class Registry(BaseModel):
         return claims
 
     def claim(self, claim_id: str) -> Claim:
+        """The entry with this id (``KeyError`` when there is none)."""
         for c in self.claims:
             if c.id == claim_id:
                 return c
@@ -97,6 +137,18 @@ class Registry(BaseModel):
 
     def min_cells(self, claim: Claim) -> int:
         return self.defaults.min_cells if claim.min_cells is None else claim.min_cells
+
+    @property
+    def ids(self) -> list[str]:
+        """The registered claim ids, in registry order."""
+        return [c.id for c in self.claims]
+
+    @property
+    def identity(self) -> str:
+        """ "version 2, dated 2026-12-03" as far as the file says; empty when it names neither."""
+        parts = [f"version {self.version}" if self.version is not None else "",
+                 f"dated {self.date.isoformat()}" if self.date is not None else ""]  # fmt: skip
+        return ", ".join(p for p in parts if p)
 
     @property
     def alpha(self) -> float:
@@ -124,9 +176,21 @@ def _expand_sets(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def registry_path(path: str | Path | None = None) -> Path:
+    """The registry file to read: ``path`` if given, else ``$WNBENCH_REGISTRY`` if set, else the built-in one."""
+    if path is not None:
+        return Path(path)
+    return Path(os.environ.get(REGISTRY_ENV) or REGISTRY_FILE)
+
+
+def load_registry(path: str | Path | None = None) -> Registry:
+    """Read and validate the registry (:func:`registry_path` picks the file); a bad file is a :class:`UserError`
+    listing every problem (exit 2). Cached per file."""
+    return _load(registry_path(path))
+
+
 @functools.cache
-def load_registry(path: Path = REGISTRY_FILE) -> Registry:
-    """Read and validate the registry; a bad file is a :class:`UserError` listing every problem (exit 2)."""
+def _load(path: Path) -> Registry:
     try:
         raw = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as err:
@@ -152,6 +216,7 @@ def parse_label(label: str) -> tuple[str, frozenset[str]]:
 
 
 def canonical(label: str) -> str:
+    """A label's one spelling: aliases resolved, options sorted."""
     base, options = parse_label(label)
     return base + (f"[{','.join(sorted(options))}]" if options else "")
 
@@ -168,18 +233,9 @@ def arm_of(label: str, arms: Iterable[str]) -> str | None:
     return best
 
 
-def group_arms(labels: Iterable[str], arms: Sequence[str]) -> dict[str, list[str]]:
-    """``{arm: [labels it takes]}`` over every arm the registry knows, so a label goes to its most specific arm."""
-    out: dict[str, list[str]] = {}
-    for label in labels:
-        arm = arm_of(label, arms)
-        if arm is not None:
-            out.setdefault(arm, []).append(label)
-    return out
-
-
 # -- the pre-registration as printed -----------------------------------------------------------------------------------
 def preregistration_rows(registry: Registry) -> list[list[str]]:
+    """One row per hypothesis (claim and statement on its first row), as the pre-registration table prints them."""
     rows = []
     for claim in registry.claims:
         for i, h in enumerate(claim.hypotheses):
@@ -204,8 +260,10 @@ PREREGISTRATION_HEADER = ["claim", "statement", "hypothesis (first = headline)",
 
 
 def preregistration_text(registry: Registry) -> str:
+    """The verdict rule in words, with the registry's constants (and its version and date where it has them)."""
     d = registry.defaults
-    return (
+    identity = f"Registry {registry.identity}. " if registry.identity else ""
+    return identity + (
         "Verdict rule, fixed before any record is read and amended once, on 2026-12-03, after v2 records had been "
         "read (until then cells weighed equally and the bootstrap drew cells, then runs; that figure is printed "
         "beside every headline where a task holds several cells): "
@@ -217,7 +275,3 @@ def preregistration_text(registry: Registry) -> str:
         f"{d.min_cells} cells that have at least {d.min_runs} scored runs on each side. Every scored run counts "
         "(no trimming to equal run counts); a diverged run scores as the worst value of its cell."
     )
-
-
-def claim_mapping(registry: Registry) -> Mapping[str, Claim]:
-    return {c.id: c for c in registry.claims}

@@ -4,18 +4,19 @@ inlined), and ``verdicts.json`` (one object per claim, for scripts and CI)."""
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import json
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import plots
-from .claims import DIAGNOSTICS, ClaimResult, Figure, Table, reference_table
+from .cells import DIAGNOSTICS
 from .claims import __doc__ as METHOD_DOC
 from .records import Inputs
 from .registry import (
@@ -25,6 +26,8 @@ from .registry import (
     preregistration_rows,
     preregistration_text,
 )
+from .results import ClaimResult, Figure, Table
+from .tables import reference_table
 
 VERDICT_COLORS = {
     "supported": "#1a7f37",
@@ -65,43 +68,65 @@ def _md_table(table: Table) -> str:
 
 
 def make_figures(results: Sequence[ClaimResult], inputs: Inputs, out_dir: Path) -> None:
-    """Draw every figure the data allow and attach it to its claim."""
+    """Draw every figure each claim's registry entry asks for (``figures``, in its order) that the data allow, and
+    attach it to its claim."""
     fig_dir = out_dir / "figures"
-    by_claim = {r.claim: r for r in results}
     for result in results:
-        c = result.claim.lower()
-        if result.claim in ("C1", "C2", "C7") and plots.learning_curves(result, fig_dir / f"{c}_curves.png"):
-            result.figures.append(Figure("Learning curves", f"figures/{c}_curves.png"))
-        if result.claim in ("C1", "C7"):
-            for key in DIAGNOSTICS:
-                name = key.removeprefix("diag/")
-                if plots.diagnostics(result, key, fig_dir / f"{c}_diag_{name}.png"):
-                    result.figures.append(Figure(f"Mechanism: {name}", f"figures/{c}_diag_{name}.png"))
-        if result.claim in ("C1", "C2", "C6", "C7") and plots.iqm_intervals(result, fig_dir / f"{c}_iqm.png"):
-            result.figures.append(Figure("IQM per norm", f"figures/{c}_iqm.png"))
-        if result.claim in ("C1", "C2") and plots.performance_profiles(result, fig_dir / f"{c}_profiles.png"):
-            result.figures.append(Figure("Performance profiles", f"figures/{c}_profiles.png"))
-        if result.claim == "C3" and plots.iqm_intervals(
-            result, fig_dir / "c3_iqm.png", xlabel="IQM of normalized throughput"
-        ):
-            result.figures.append(Figure("Throughput per norm", "figures/c3_iqm.png"))
-    if (
-        "C4" in by_claim
-        and "noise" in inputs.bench
-        and plots.noise_plot(inputs.bench["noise"], fig_dir / "c4_noise.png")
-    ):
-        by_claim["C4"].figures.append(Figure("Noise from batch companions", "figures/c4_noise.png"))
-    if "C4" in by_claim and plots.sweep_plot(
-        by_claim["C4"],
-        "batch_size",
-        fig_dir / "c4_batch.png",
-        "C4 in training: headline metric against batch size",
-    ):
-        by_claim["C4"].figures.append(Figure("Training with small batches", "figures/c4_batch.png"))
-    if "C5" in by_claim and plots.lr_sensitivity(by_claim["C5"], fig_dir / "c5_lr.png"):
-        by_claim["C5"].figures.append(Figure("Learning-rate sensitivity", "figures/c5_lr.png"))
-    if "C2" in by_claim and plots.sample_grids(by_claim["C2"], fig_dir / "c2_samples.png"):
-        by_claim["C2"].figures.append(Figure("Generated samples", "figures/c2_samples.png"))
+        for kind in result.registered.figures if result.registered is not None else ():
+            for title, name, draw in _FIGURES[kind](result, inputs):
+                if draw(fig_dir / name):
+                    result.figures.append(Figure(title, f"figures/{name}"))
+
+
+#: One figure a claim may show: (title, file name, draw(path) -> drawn?).
+FigureJob = tuple[str, str, Callable[[Path], bool]]
+
+
+def _diagnostic_figures(result: ClaimResult, inputs: Inputs) -> list[FigureJob]:
+    c = result.claim.lower()
+    return [
+        (f"Mechanism: {key.removeprefix('diag/')}", f"{c}_diag_{key.removeprefix('diag/')}.png",
+         functools.partial(plots.diagnostics, result, key))
+        for key in DIAGNOSTICS
+    ]  # fmt: skip
+
+
+def _noise_figures(result: ClaimResult, inputs: Inputs) -> list[FigureJob]:
+    if "noise" not in inputs.bench:
+        return []
+    return [("Noise from batch companions", f"{result.claim.lower()}_noise.png",
+             functools.partial(plots.noise_plot, inputs.bench["noise"]))]  # fmt: skip
+
+
+def _batch_sweep_figures(result: ClaimResult, inputs: Inputs) -> list[FigureJob]:
+    title = f"{result.claim} in training: headline metric against batch size"
+    return [("Training with small batches", f"{result.claim.lower()}_batch.png",
+             lambda path: plots.sweep_plot(result, "batch_size", path, title))]  # fmt: skip
+
+
+def _one(title: str, suffix: str, draw: Callable[..., bool], **kwargs: Any) -> Callable[..., list[FigureJob]]:
+    """A figure kind drawn once per claim from its result alone: ``draw(result, path, **kwargs)``."""
+
+    def jobs(result: ClaimResult, inputs: Inputs) -> list[FigureJob]:
+        return [(title, f"{result.claim.lower()}_{suffix}.png", functools.partial(draw, result, **kwargs))]
+
+    return jobs
+
+
+#: The figure kinds a registry entry can name (``figures:``) -> the figures each draws.
+_FIGURES: dict[str, Callable[[ClaimResult, Inputs], list[FigureJob]]] = {
+    "curves": _one("Learning curves", "curves", plots.learning_curves),
+    "diagnostics": _diagnostic_figures,
+    "iqm": _one("IQM per norm", "iqm", plots.iqm_intervals),
+    "profiles": _one("Performance profiles", "profiles", plots.performance_profiles),
+    "throughput": _one(
+        "Throughput per norm", "iqm", plots.iqm_intervals, xlabel="IQM of normalized throughput"
+    ),
+    "noise": _noise_figures,
+    "batch_sweep": _batch_sweep_figures,
+    "lr": _one("Learning-rate sensitivity", "lr", plots.lr_sensitivity),
+    "samples": _one("Generated samples", "samples", plots.sample_grids),
+}
 
 
 def verdict_rows(results: Sequence[ClaimResult]) -> list[list[str]]:
@@ -225,13 +250,7 @@ def markdown(
         "",
         _method_text(),
         "",
-        "C5 (learning rate): each norm's runs are normalized with the cell's fixed anchors; a rate is good for a "
-        "run when its normalized score is at least (1 - tolerance) × the norm's own best median over rates and at "
-        "least the claim's floor × the cell's best median over norms and rates (a norm that fails at every rate "
-        "has no good rate); a "
-        "run's width is the widest stretch of adjacent good rates in decades (one grid step for a single rate); a "
-        "seed's width uses every rate it ran. Peak performance (the best rate's median) is a separate table.",
-        "",
+        *_lr_method(registry),
     ]
     for r in results:
         out += [f"## {r.claim} — {r.title}", "", f"**Verdict: {r.verdict}.** {r.headline_text}"]
@@ -251,7 +270,8 @@ def markdown(
             "",
         ]
         if r.verdict == "no data":
-            out += [_NO_DATA_HINT.get(r.claim, "No input measures this claim."), ""]
+            hint = r.registered.how_to_measure if r.registered is not None else ""
+            out += [hint or "No input measures this claim.", ""]
         for note in r.notes:
             out += [note, ""]
         for table in r.tables:
@@ -344,16 +364,20 @@ def compute_markdown(compute: dict[str, Any]) -> list[str]:
     return out
 
 
-_NO_DATA_HINT = {
-    "C1": "Run `make bench-rl` (suites/rl.yaml).",
-    "C2": "Run `make bench-gen` (suites/gen.yaml).",
-    "C3": "Run `make bench-overhead`, or report RL/generative suites (their throughput is compared).",
-    "C4": "Run `make bench-noise` (and suites/gen-batch.yaml for training with small batches).",
-    "C5": "Run suites/rl-lr.yaml or suites/gen-lr.yaml.",
-    "C6": "Run `make bench-rl` or `make bench-gen` (both include weight and weight_ddi).",
-    "C7": "Run suites/rl-recurrent.yaml.",
-    "C8": "Run `wnbench bench ddi`.",
-}
+def _lr_method(registry: Registry) -> list[str]:
+    """How the learning-rate claims (analysis ``lr_robustness``) score a sweep; nothing without such a claim."""
+    ids = [c.id for c in registry.claims if c.analysis == "lr_robustness"]
+    if not ids:
+        return []
+    return [
+        f"{', '.join(ids)} (learning rate): each norm's runs are normalized with the cell's fixed anchors; a rate is "
+        "good for a run when its normalized score is at least (1 - tolerance) × the norm's own best median over "
+        "rates and at least the claim's floor × the cell's best median over norms and rates (a norm that fails at "
+        "every rate has no good rate); a run's width is the widest stretch of adjacent good rates in decades (one "
+        "grid step for a single rate); a seed's width uses every rate it ran. Peak performance (the best rate's "
+        "median) is a separate table.",
+        "",
+    ]
 
 
 def _inline_images(body: str, out_dir: Path) -> str:

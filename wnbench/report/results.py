@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from . import stats
+from .registry import Claim
 
 NO_DATA = "no data"
 SHARED, TUNED = "shared", "tuned"
@@ -131,8 +132,8 @@ class HypothesisResult:
         if not self.cells:
             return "—"
         return "; ".join(
-            f"{c.cell} ({c.metric}) {_fmt(c.median_difference.point)} "
-            f"[{_fmt(c.median_difference.low)}, {_fmt(c.median_difference.high)}]"
+            f"{c.cell} ({c.metric}) {fmt_value(c.median_difference.point)} "
+            f"[{fmt_value(c.median_difference.low)}, {fmt_value(c.median_difference.high)}]"
             for c in self.cells
         )
 
@@ -221,6 +222,8 @@ class ClaimResult:
     cell_records: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict, repr=False)
     lr_curves: dict[str, dict[str, dict[float, np.ndarray]]] = field(default_factory=dict, repr=False)
     lr_thresholds: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
+    #: the registry entry the claim was analyzed under (how it is shown: figures, W&B panels); not serialized
+    registered: Claim | None = field(default=None, repr=False)
 
     @property
     def headline_text(self) -> str:
@@ -265,7 +268,8 @@ class ClaimResult:
         }
 
 
-def _fmt(value: float | None, digits: int = 4) -> str:
+def fmt_value(value: float | None, digits: int = 4) -> str:
+    """A number as the report prints it: ``—`` when missing, scientific when tiny or huge, else ``digits`` digits."""
     if value is None or not math.isfinite(value):
         return "—"
     if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):

@@ -23,7 +23,7 @@ from .cells import (
     throughput,
     unmeasured_diagnostic,
 )
-from .results import STAGE_SUFFIX, ClaimResult, HypothesisResult, Table, _fmt
+from .results import STAGE_SUFFIX, ClaimResult, HypothesisResult, Table, fmt_value
 
 NONE = "none"
 
@@ -40,7 +40,7 @@ def norm_order(norm: str) -> tuple[int, str]:
     return (_ORDER.index(base) if base in _ORDER else len(_ORDER), norm)
 
 
-def _median_table(cells: Mapping[str, Mapping[str, Sequence[dict[str, Any]]]], title: str) -> Table:
+def median_table(cells: Mapping[str, Mapping[str, Sequence[dict[str, Any]]]], title: str) -> Table:
     """Median raw headline metric per cell and norm (diverged runs counted as such), with run counts."""
     norms = sorted({n for by in cells.values() for n in by}, key=norm_order)
     rows = []
@@ -55,13 +55,13 @@ def _median_table(cells: Mapping[str, Mapping[str, Sequence[dict[str, Any]]]], t
             values = np.array([raw_score(r, metric[0]) for r in recs])
             finite = values[np.isfinite(values)]
             diverged = int((~np.isfinite(values)).sum())
-            text = _fmt(float(np.median(finite))) if finite.size else "diverged"
+            text = fmt_value(float(np.median(finite))) if finite.size else "diverged"
             row.append(text + (f" ({diverged} div.)" if diverged and finite.size else "") + f" n={len(recs)}")
         rows.append(row)
     return Table(title, ["cell", "metric", *norms], rows)
 
 
-def _diagnostics_table(cells: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]]) -> Table | None:
+def diagnostics_table(cells: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]]) -> Table | None:
     """Per cell and diagnostic: the median over runs of each run's mean over its probe points, per arm."""
     norms = sorted({n for by in cells.values() for n in by}, key=norm_order)
     rows = []
@@ -78,7 +78,7 @@ def _diagnostics_table(cells: Mapping[str, Mapping[str, Sequence[Mapping[str, An
                 values = np.array([diagnostic_value(r, key) for r in scored])
                 values = values[np.isfinite(values)]
                 seen |= bool(values.size)
-                row.append(f"{_fmt(float(np.median(values)))} n={values.size}" if values.size else "—")
+                row.append(f"{fmt_value(float(np.median(values)))} n={values.size}" if values.size else "—")
             if seen:
                 rows.append(row)
     if not rows:
@@ -127,10 +127,10 @@ def per_cell_table(h: HypothesisResult) -> Table:
             [
                 c.cell,
                 f"{c.metric} ({better} better)",
-                f"{_fmt(c.median_x)} (n={c.runs_x})",
-                f"{_fmt(c.median_y)} (n={c.runs_y})",
-                f"{_fmt(c.median_difference.point)} [{_fmt(c.median_difference.low)}, "
-                f"{_fmt(c.median_difference.high)}]",
+                f"{fmt_value(c.median_x)} (n={c.runs_x})",
+                f"{fmt_value(c.median_y)} (n={c.runs_y})",
+                f"{fmt_value(c.median_difference.point)} [{fmt_value(c.median_difference.low)}, "
+                f"{fmt_value(c.median_difference.high)}]",
                 str(c.probability),
                 c.cell_verdict,
             ]
@@ -145,7 +145,7 @@ def per_cell_table(h: HypothesisResult) -> Table:
     )  # fmt: skip
 
 
-def _iqm_table(iqm: Mapping[str, stats.Estimate], anchors: Mapping[str, str]) -> Table:
+def iqm_table(iqm: Mapping[str, stats.Estimate], anchors: Mapping[str, str]) -> Table:
     rows = [[n, str(e)] for n, e in sorted(iqm.items(), key=lambda kv: norm_order(kv[0]))]
     minmax = [c for c, a in anchors.items() if a.startswith("min-max")]
     mark = (
@@ -176,7 +176,7 @@ def peer_table(cells: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]]) -
                     check.metric,
                     f"{check.steps:,.0f} ({check.zoo_steps:,.0f})" if check.zoo_steps else "—",
                     check.source,
-                    f"{_fmt(check.median)} [{_fmt(check.low)}, {_fmt(check.best)}] n={check.runs}",
+                    f"{fmt_value(check.median)} [{fmt_value(check.low)}, {fmt_value(check.best)}] n={check.runs}",
                     f"{check.norm_median:.2f} / {check.norm_best:.2f}",
                     check.status,
                 ]
@@ -205,11 +205,11 @@ def peer_table(cells: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]]) -
     )  # fmt: skip
 
 
-def _anchor_table(anchors: Mapping[str, str]) -> Table:
+def anchor_table(anchors: Mapping[str, str]) -> Table:
     return Table("Normalization anchors per cell", ["cell", "anchor"], [[c, a] for c, a in anchors.items()])
 
 
-def _throughput_table(cells: Mapping[str, Mapping[str, Sequence[dict[str, Any]]]]) -> Table:
+def throughput_table(cells: Mapping[str, Mapping[str, Sequence[dict[str, Any]]]]) -> Table:
     norms = sorted({n for by in cells.values() for n in by}, key=norm_order)
     rows = []
     for cell, by_norm in cells.items():
@@ -224,7 +224,7 @@ def _throughput_table(cells: Mapping[str, Mapping[str, Sequence[dict[str, Any]]]
                 row.append("—")
                 continue
             med = float(np.median([throughput(r)[0] for r in by_norm[norm]]))
-            row.append(_fmt(med / ref if higher else ref / med, 2))
+            row.append(fmt_value(med / ref if higher else ref / med, 2))
         rows.append(row)
     return Table(
         "Median run throughput relative to no norm (higher is faster)", ["cell", "measure", *norms], rows
@@ -261,9 +261,7 @@ def _side(records: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, str, str]:
     steps_text = ", ".join(f"{s:,}" for s in steps) or "—"
     if not values.size:
         return values, f"diverged n={n}", steps_text
-    text = (
-        f"{_fmt(float(np.median(values)))} [{_fmt(float(values.min()))}, {_fmt(float(values.max()))}] n={n}"
-    )
+    text = f"{fmt_value(float(np.median(values)))} [{fmt_value(float(values.min()))}, {fmt_value(float(values.max()))}] n={n}"
     return values, text, steps_text
 
 
@@ -292,7 +290,7 @@ def reference_table(
         x, x_text, x_steps = _side(ours[key])
         y, y_text, y_steps = _side(theirs[key])
         if x.size and y.size:
-            diff = _fmt(float(np.median(x) - np.median(y)))
+            diff = fmt_value(float(np.median(x) - np.median(y)))
             sign = 1.0 if higher else -1.0
             wins = np.sign(sign * (x[:, None] - y[None, :]))
             prob = f"{float((wins > 0).mean() + 0.5 * (wins == 0).mean()):.2f}"

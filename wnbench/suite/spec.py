@@ -3,7 +3,7 @@
 A suite file (see ``suites/smoke.yaml``)::
 
     name: smoke                      # W&B group, default output folder
-    claims: [C5]                     # subset of C1..C8; W&B job_type
+    claims: [C5]                     # ids from the claims registry (wnbench/report/registry.yaml); W&B job_type
     profiles:                        # `--profile` picks one; default: "default" if present, else the first
       default:
         kind: toy                    # a registered run kind (wnbench.suite.kinds)
@@ -46,9 +46,7 @@ from wnbench.errors import UserError
 
 from .kinds import Budget, RunSpec, get_kind, json_safe
 
-__all__ = ["ResolvedRun", "Suite", "load_suite", "parse_overrides", "run_id_of", "CLAIMS"]
-
-CLAIMS = tuple(f"C{i}" for i in range(1, 9))
+__all__ = ["ResolvedRun", "Suite", "load_suite", "parse_overrides", "registered_claims", "run_id_of"]
 DEFAULT_TIME_LIMIT_S = 3600.0
 #: Sanity bounds, checked arithmetically before a grid is expanded (a typo such as ``seeds: 1000000000`` must be
 #: refused at once, not hang the expansion).
@@ -415,9 +413,10 @@ def load_suite(
     except ValidationError as err:
         raise UserError(f"{path}: invalid suite", _pydantic_problems(err, "", _SuiteModel)) from err
     problems = _Problems()
+    known = registered_claims()
     for i, claim in enumerate(suite_model.claims):
-        if claim not in CLAIMS:
-            problems.add(f"claims[{i}]", f"unknown claim {claim!r}; known: {', '.join(CLAIMS)}")
+        if claim not in known:
+            problems.add(f"claims[{i}]", f"unknown claim {claim!r}; known: {', '.join(known)}")
 
     profiles = suite_model.profiles
     if profile is None:
@@ -461,6 +460,14 @@ def load_suite(
             f"{path}: invalid suite ({len(problems)} problem{'s' * (len(problems) != 1)})", list(problems)
         )
     return suite
+
+
+def registered_claims() -> list[str]:
+    """The claim ids a suite may name: those of the claims registry (``$WNBENCH_REGISTRY`` or the built-in one),
+    read on first use so that importing the suite machinery stays light."""
+    from wnbench.report.registry import load_registry
+
+    return load_registry().ids
 
 
 def _read_text(path: Path) -> str:

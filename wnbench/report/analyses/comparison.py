@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from ..cells import (
-    _base,
-    _filter_cells,
     below_peer_cells,
+    describe_records,
     group_cells,
     metric_score,
     records_for,
+    registered_cells,
     scored_cells,
     stage_of,
     tuned_records,
@@ -17,7 +17,7 @@ from ..hypotheses import evaluate_hypothesis, iqm_by_norm
 from ..records import Inputs
 from ..registry import Claim, Registry
 from ..results import AT_PEER, TUNED, ClaimResult, HypothesisResult
-from ..tables import _diagnostics_table, _median_table, peer_table
+from ..tables import diagnostics_table, median_table, peer_table
 
 
 def analyze_comparison(
@@ -26,7 +26,7 @@ def analyze_comparison(
     """Norms compared on the claim's metric (C1, C2, C6, C7): every hypothesis, shared and (when the inputs
     hold a tuning stage) tuned per norm."""
     records = records_for(inputs, claim)
-    _base(result, claim, records, inputs)
+    describe_records(result, claim, records, inputs)
     if not records:
         return []
     shared = [r for r in records if stage_of(r) == "eval"]
@@ -35,7 +35,7 @@ def analyze_comparison(
     result.cell_records = cells
     result.cell_scores = {c: s.normalized for c, s in scored.items()}
     result.anchors = {c: s.anchor.source for c, s in scored.items()}
-    test_cells = _filter_cells(claim, scored, cells)
+    test_cells = registered_cells(claim, scored, cells)
     if claim.cells and len(test_cells) < len(scored):
         result.notes.append(
             "Hypotheses are tested on the cells with "
@@ -45,7 +45,7 @@ def analyze_comparison(
     out = []
     for h in claim.hypotheses:
         if h.metric:  # another recorded metric of the same runs (C1: normalized AUC beside final return)
-            alt = _filter_cells(claim, scored_cells(cells, metric_score(h.metric)), cells)
+            alt = registered_cells(claim, scored_cells(cells, metric_score(h.metric)), cells)
             out.append(evaluate_hypothesis(claim, h, alt, registry, reps))
         else:
             out.append(evaluate_hypothesis(claim, h, test_cells, registry, reps))
@@ -65,15 +65,13 @@ def analyze_comparison(
     peers = peer_table(cells)
     if peers is not None:
         result.tables.append(peers)
-    result.tables.append(
-        _median_table(cells, "Median of the headline metric per cell (raw units), every run")
-    )
-    diagnostics = _diagnostics_table(cells)
+    result.tables.append(median_table(cells, "Median of the headline metric per cell (raw units), every run"))
+    diagnostics = diagnostics_table(cells)
     if diagnostics is not None:
         result.tables.append(diagnostics)
     tuned, keys, lines = tuned_records(records)
     if tuned:
-        tuned_cells = _filter_cells(
+        tuned_cells = registered_cells(
             claim,
             scored_cells(group_cells(tuned, exclude_params=keys)),
             group_cells(tuned, exclude_params=keys),

@@ -12,7 +12,7 @@ import numpy as np
 from ..anchors import Anchor
 from ..cells import (
     CellScores,
-    _base,
+    describe_records,
     group_cells,
     is_scored,
     records_for,
@@ -23,7 +23,7 @@ from ..cells import (
 from ..hypotheses import evaluate_hypothesis
 from ..records import Inputs
 from ..registry import Claim, Registry
-from ..results import ClaimResult, HypothesisResult, Table, _fmt
+from ..results import ClaimResult, HypothesisResult, Table, fmt_value
 from ..tables import norm_order
 
 LR_KEYS = ("learning_rate", "lr")
@@ -70,7 +70,7 @@ def analyze_lr(
     tolerance = claim.tolerance or 0.1
     floor = claim.floor or 0.0
     records = [r for r in records_for(inputs, claim) if stage_of(r) == "eval"]
-    _base(result, claim, records, inputs)
+    describe_records(result, claim, records, inputs)
     records = [r for r in records if _lr_of(r) is not None]
     if not records:
         return [HypothesisResult(claim.id, h.name, h.family, h.x, h.y) for h in claim.hypotheses]
@@ -129,8 +129,8 @@ def analyze_lr(
             width_rows.append([cell, norm, f"{float(np.median(seed_widths)):.2f}", ", ".join(f"{lr:g}" for lr in good)
                                or "none", str(diverged), str(len(seeds))])  # fmt: skip
             raw_best = scored.raw.get(f"{norm}\t{best_lr}", np.array([math.nan]))
-            peak_rows.append([cell, norm, f"{best_lr:g}", _fmt(float(np.median(raw_best))),
-                              _fmt(medians[best_lr], 3)])  # fmt: skip
+            peak_rows.append([cell, norm, f"{best_lr:g}", fmt_value(float(np.median(raw_best))),
+                              fmt_value(medians[best_lr], 3)])  # fmt: skip
         widths[cell] = CellScores("good-LR width (decades)", True, cell_widths, cell_widths, cell_widths,
                                   Anchor(0.0, 1.0, "decades"), task_of(by_norm))  # fmt: skip
     result.cell_records = cells

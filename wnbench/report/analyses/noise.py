@@ -7,7 +7,7 @@ from collections import defaultdict
 
 from .. import stats
 from ..cells import (
-    _base,
+    describe_records,
     group_cells,
     records_for,
     scored_cells,
@@ -16,8 +16,8 @@ from ..cells import (
 from ..hypotheses import evaluate_hypothesis
 from ..records import Inputs
 from ..registry import Claim, Registry, arm_of
-from ..results import ClaimResult, HypothesisResult, Table, _fmt
-from ..tables import _median_table
+from ..results import ClaimResult, HypothesisResult, Table, fmt_value
+from ..tables import median_table
 
 
 def analyze_noise(
@@ -40,7 +40,7 @@ def analyze_noise(
                 f"Relative spread of one input's output across {noise['meta'].get('companions', '?')} companion "
                 "sets (train mode; 0 = no batch dependence)",
                 ["norm", *[f"B={b}" for b in sizes]],
-                [[n, *[_fmt(by.get(b, math.nan)) for b in sizes]] for n, by in rows_by_norm.items()],
+                [[n, *[fmt_value(by.get(b, math.nan)) for b in sizes]] for n, by in rows_by_norm.items()],
             )
         )
         bns = {n: by for n, by in rows_by_norm.items() if arm_of(n, all_arms) in mech.x}
@@ -65,7 +65,7 @@ def analyze_noise(
             h.text = "the noise benchmark lacks a BN or a WN arm"
     records = [r for r in records_for(inputs, claim) if stage_of(r) == "eval"]
     if records:
-        _base(result, claim, records, inputs)
+        describe_records(result, claim, records, inputs)
         cells = group_cells(records)
         scored = scored_cells(cells)
         result.cell_records = cells
@@ -73,7 +73,7 @@ def analyze_noise(
         result.anchors = {c: s.anchor.source for c, s in scored.items()}
         out += [evaluate_hypothesis(claim, hyp, scored, registry, reps) for hyp in rest]
         result.tables.append(
-            _median_table(cells, "Training with small and large batches: median headline metric")
+            median_table(cells, "Training with small and large batches: median headline metric")
         )
     else:
         out += [HypothesisResult(claim.id, hyp.name, hyp.family, hyp.x, hyp.y) for hyp in rest]

@@ -16,7 +16,7 @@ from ..hypotheses import evaluate_hypothesis
 from ..records import Inputs
 from ..registry import Claim, Registry, arm_of
 from ..results import ClaimResult, HypothesisResult, Table
-from ..tables import _throughput_table
+from ..tables import throughput_table
 
 
 def analyze_timing(
@@ -40,7 +40,7 @@ def analyze_timing(
             h = evaluate_hypothesis(claim, hyp, scored, registry, reps)
             h.metric = "run throughput"
             out.append(h)
-            result.tables.append(_throughput_table(cells))
+            result.tables.append(throughput_table(cells))
             continue
         h = HypothesisResult(claim.id, hyp.name, hyp.family, hyp.x, hyp.y, statistical=False)
         overhead = inputs.bench.get("overhead")
