@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 
 import pytest
 import torch
@@ -230,3 +231,32 @@ def test_forced_weight_composes_with_an_activation_norm():
     assert isinstance(block.layer, ProjectedLinear) and block.layer.bias is None  # BN absorbs the bias
     assert isinstance(block.norm, nn.BatchNorm1d)
     assert make_norm("forced_weight", mp=True).label == "forced_weight_mp"
+
+
+@pytest.mark.parametrize(
+    ("norm", "message"),
+    [("nap+batch", "norms\\[0\\]: norm 'nap\\+batch': part 'nap'"),
+     ("hyperspherical+layer", "norms\\[0\\]: norm 'hyperspherical\\+layer': part 'hyperspherical'")],
+)  # fmt: skip
+def test_a_suite_with_an_unsupported_combination_exits_2_naming_the_part(
+    tmp_path, monkeypatch, capsys, norm, message
+):
+    import sys
+
+    from wnbench import cli
+
+    suite = tmp_path / "bad.yaml"
+    suite.write_text(
+        "name: bad\nclaims: [C2]\nprofiles:\n  smoke:\n    kind: gen\n"
+        f"    norms: ['{norm}', forced_weight]\n    seeds: 1\n    budget: {{time_limit_s: 60, steps: 2}}\n"
+        "    grids:\n      - {tasks: [ring8], algos: [gan]}\n"
+    )
+    monkeypatch.setattr(
+        sys, "argv", ["wnbench", "run", str(suite), "--dry-run", "--no-wandb", "--out", str(tmp_path)]
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert re.search(message, err) and "Traceback" not in err
+    assert "norms[1]" not in err  # forced_weight is accepted
