@@ -133,7 +133,8 @@ def task_effects(
     scale: str = PROBABILITY,
 ) -> TaskEffects:
     """Per task (``groups``: each cell's task, in order of first appearance): the mean of its cells' effects and
-    the variance of that mean (sum of the cells' variances / k^2). Cells without an (x, y) pair are skipped."""
+    the variance of that mean (sum of the cells' variances / k^2). Cells without an (x, y) pair are skipped. On
+    the difference scale, pass normalized scores (fixed anchors) so that tasks share a unit."""
     if len(groups) != len(cells):
         raise ValueError(f"groups: {len(groups)} labels for {len(cells)} cells")
     by_task: dict[str, list[tuple[float, float]]] = {}
@@ -172,9 +173,11 @@ class Location:
 
 
 def _t_tail(distance: np.ndarray, se: np.ndarray, df: np.ndarray) -> np.ndarray:
-    """P(T_df >= distance / se); an estimate with zero spread is decided by its side alone; NaN -> 1."""
+    """P(T_df >= distance / se); an estimate with zero spread is decided by its side alone; an undefined one
+    (NaN: fewer than 2 tasks) gives 1."""
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(se > 0, distance / np.where(se > 0, se, 1.0), np.sign(distance) * np.inf)
+        z = np.where(np.isnan(se), np.nan, z)
         p = sps.t.sf(z, df)
     return np.where(np.isnan(p) | (distance == 0), np.where(distance == 0, 0.5, 1.0), p)
 
@@ -290,10 +293,12 @@ class Rule:
 
     @classmethod
     def superiority(cls, scale: str = PROBABILITY, rope: float = 0.0) -> Rule:
+        """X better than Y beyond the ROPE around ``scale``'s null (0.5 for P(X > Y), 0 for a difference)."""
         return cls(NULLS[scale], rope)
 
     @classmethod
     def non_inferiority(cls, scale: str = PROBABILITY, margin: float = 0.0) -> Rule:
+        """X not worse than Y by more than ``margin`` on ``scale`` (e.g. "WN-LSTM is not worse than LSTM")."""
         return cls(NULLS[scale], 0.0, margin)
 
     @property

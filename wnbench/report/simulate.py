@@ -64,10 +64,12 @@ class Scenario:
 
 
 def null_scenario(tasks: int, **kw: Any) -> Scenario:
+    """A task-level null: task effects symmetric around zero, between-task SD twice the seed noise."""
     return Scenario(tasks, 0.0, NULL_BETWEEN_SD, **kw)
 
 
 def power_scenario(tasks: int, **kw: Any) -> Scenario:
+    """Every task shares hypothesis 0's effect of ``POWER_EFFECT`` noise SDs; the other hypotheses are nulls."""
     return Scenario(tasks, POWER_EFFECT, POWER_BETWEEN_SD, **kw)
 
 
