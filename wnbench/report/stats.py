@@ -36,7 +36,6 @@ SUPPORTED, CONTRADICTED, EQUIVALENT, INCONCLUSIVE, INSUFFICIENT = (
     "inconclusive",
     "insufficient data",
 )
-VERDICTS = (SUPPORTED, CONTRADICTED, EQUIVALENT, INCONCLUSIVE, INSUFFICIENT)
 ALPHA = 0.05
 
 Cell = Mapping[str, np.ndarray]  # arm -> scores of its runs in this cell

@@ -316,20 +316,3 @@ def add_tuned_runs(
             )
         added += len(suite.runs) - before
     return added
-
-
-def seeds_of_stage(runs: Iterable[Any], stage: str) -> set[int]:
-    """Seeds of the runs of one stage (``tune``, ``tuned`` or ``eval``): tests check they never overlap."""
-    return {r.seed for r in runs if getattr(r, "stage", "eval") == stage}
-
-
-def check_disjoint(runs: Sequence[Any]) -> None:
-    """Raise when a tuning run shares a seed with an evaluation run of the same cell and norm."""
-    evals = {(r.task, r.algo, r.norm_label, r.seed) for r in runs if getattr(r, "stage", "eval") != "tune"}
-    clash = [
-        r
-        for r in runs
-        if getattr(r, "stage", "eval") == "tune" and (r.task, r.algo, r.norm_label, r.seed) in evals
-    ]
-    if clash:
-        raise UserError("tuning runs reuse evaluation seeds", [r.label for r in clash])

@@ -30,7 +30,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -89,9 +89,6 @@ class TrackingOptions:
     reason: str = ""  # why this mode was chosen (shown by the CLI)
     breaker: str | None = None  # online: the circuit-breaker file of this suite invocation (arm_breaker)
     breaker_token: str = ""  # ...and the invocation's token, so a stale file from an earlier one is ignored
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def arm_breaker(options: TrackingOptions) -> TrackingOptions:
