@@ -23,6 +23,7 @@ from wnbench.norms import (
     make_norm,
     spectral_norm_modules,
 )
+from wnbench.norms.projected import MPSiLU, ProjectedMixin
 from wnbench.rl.policies import (
     MinAtarCNN,
     NormActorCriticPolicy,
@@ -59,10 +60,14 @@ def norm_markers(module: nn.Module, norm: str) -> int:
         "weight_meanonly": lambda m: isinstance(m, MeanOnlyBatchNorm),
         "meanonly": lambda m: isinstance(m, MeanOnlyBatchNorm),
         "spectral": lambda m: isinstance(m, nn.Linear) and parametrize.is_parametrized(m, "weight"),
+        "forced_weight": lambda m: isinstance(m, ProjectedMixin) and m.mode == "forced",
+        "forced_weight_mp": lambda m: isinstance(m, MPSiLU),  # EDM2's mp_silu after each forced-WN layer
+        "nap": lambda m: isinstance(m, ProjectedMixin) and m.mode == "initial",
+        "hyperspherical": lambda m: isinstance(m, ProjectedMixin) and m.mode == "sphere",
     }
     if norm == "none":  # nothing but plain layers
         return sum(
-            isinstance(m, WNLinear | nn.LayerNorm | nn.GroupNorm)
+            isinstance(m, WNLinear | ProjectedMixin | nn.LayerNorm | nn.GroupNorm)
             or bool(batch_stat_modules(m))
             or parametrize.is_parametrized(m)
             for m in module.modules()

@@ -33,9 +33,10 @@ from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.dqn.policies import DQNPolicy
 from torch import nn
 
-from wnbench.norms import norm_state_buffers
+from wnbench.norms import norm_state_buffers, project_
 from wnbench.norms.weightnorm import WeightNormMixin, initialize_lstm, lstm_ddi_scale
 from wnbench.rl.batch_stats import batch_stat_modules
+from wnbench.rl.projection import attach_policy_projection
 
 __all__ = ["NormCallback", "initialize_policy", "refresh_batch_stats", "random_rollout"]
 
@@ -250,13 +251,18 @@ class NormCallback(BaseCallback):
       env (the env is reset afterwards, so training starts from a fresh episode);
     * target networks receive all norm state (:func:`~wnbench.norms.norm_state_buffers`; sb3 copies only
       ``running_*``): batch renorm's statistics, spectral norm's power-iteration vectors;
-    * with ``bn_mode="running"``, running statistics refreshed after every rollout.
+    * with ``bn_mode="running"``, running statistics refreshed after every rollout;
+    * projected kinds (forced WN, NaP, hyperspherical): the projection after every optimizer step is attached
+      (again: an optimizer may have been replaced since the policy was built), and every projected layer, target
+      copies included, is projected at the start (after DDI) and at the end of training, so the weights a
+      saved model holds are on their norm sets (:mod:`wnbench.rl.projection`).
     """
 
     def __init__(self, ddi_steps: int = 256, verbose: int = 0) -> None:
         super().__init__(verbose)
         self.ddi_steps = ddi_steps
         self.ddi_layers = 0
+        self.projected_layers = 0
 
     def _on_training_start(self) -> None:
         model = self.model
@@ -270,6 +276,14 @@ class NormCallback(BaseCallback):
             if getattr(model, "_vec_normalize_env", None) is not None:
                 model._last_original_obs = model._vec_normalize_env.get_original_obs()
             self.logger.record("norm/ddi_layers", self.ddi_layers)
+        self.projected_layers = attach_policy_projection(policy)
+        if self.projected_layers:
+            project_(policy)
+            self.logger.record("norm/projected_layers", self.projected_layers)
+
+    def _on_training_end(self) -> None:
+        if self.projected_layers:
+            project_(self.model.policy)  # SB3's last polyak update left the targets off their norm sets
 
     @staticmethod
     def _extend_target_state_copies(model: Any) -> None:

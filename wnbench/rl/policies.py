@@ -19,10 +19,15 @@ Policy keywords shared by every class here:
 * ``bn_mode``: how batch-statistics layers (BatchNorm, batch renorm, the mean-only BN of WN+BN) are run; also
   an option of those norms (``{"name": "batch", "bn_mode": "running"}``, label ``batch[bn_mode=running]``), so
   a suite can make it an arm of its own.
+* ``critic_mode`` (SAC, TD3, CrossQ): how the critic's batch-statistics layers run in the critic pass inside the
+  actor update: ``"sb3"`` as the algorithm ships, ``"eval"`` (MA-BN) or ``"train"``; also a norm option, like
+  ``bn_mode``. Refused (:class:`~wnbench.norms.NormError`) where it would mean nothing.
 
 Where the rest lives: feature and MLP extractors in :mod:`wnbench.rl.extractors`; which layers keep batch
-statistics and how SB3 runs them (``bn_mode``) in :mod:`wnbench.rl.batch_stats`; data-dependent init, target
-state copies and the per-rollout upkeep in :mod:`wnbench.rl.norm_callback` (all re-exported here).
+statistics and how SB3 runs them (``bn_mode``, ``critic_mode``) in :mod:`wnbench.rl.batch_stats`; projected
+kinds' projection after every optimizer step, targets included, in :mod:`wnbench.rl.projection` (attached when
+a policy is built); data-dependent init, target state copies and the per-rollout upkeep in
+:mod:`wnbench.rl.norm_callback` (all re-exported here).
 
 CrossQ (sb3-contrib) is the careful design: no target network, and one *joint* forward of
 ``cat[(s, a), (s', π(s'))]`` in train mode so both halves are normalized with the same statistics; the
@@ -53,11 +58,18 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import _WeightNorm
 
-from wnbench.norms import Norm, SequenceBatchNorm, make_norm
+from wnbench.norms import Norm, NormError, SequenceBatchNorm, make_norm
 from wnbench.norms.weightnorm import WeightNormMixin
-from wnbench.rl.batch_stats import BN_MODES, batch_stat_modules
+from wnbench.rl.batch_stats import (
+    BN_MODES,
+    CRITIC_MODES,
+    ActorPassModeMixin,
+    actor_pass_training,
+    batch_stat_modules,
+)
 from wnbench.rl.extractors import MinAtarCNN, NormMlpExtractor, NormSpec, resolve_norm
 from wnbench.rl.norm_callback import NormCallback, initialize_policy, random_rollout, refresh_batch_stats
+from wnbench.rl.projection import attach_policy_projection
 
 __all__ = [
     "BN_MODES",
@@ -109,25 +121,60 @@ def _orthogonal_init(module: nn.Module, gain: float = 1.0) -> None:
 
 
 class _NormPolicyMixin:
-    """Holds the norm settings and applies ``bn_mode`` on every ``set_training_mode`` call."""
+    """Holds the norm settings, applies ``bn_mode`` on every ``set_training_mode`` call and attaches the
+    projections of projected kinds (:mod:`wnbench.rl.projection`) once the optimizers exist."""
 
     default_norm: ClassVar[NormSpec] = "none"
+    #: Whether the algorithm differentiates a critic pass for its actor (SAC, TD3, CrossQ): ``critic_mode``.
+    actor_update_has_critic_pass: ClassVar[bool] = False
 
     def _setup_norm(
-        self, norm: NormSpec | None, norm_actor: bool, norm_critic: bool, bn_mode: str | None
+        self,
+        norm: NormSpec | None,
+        norm_actor: bool,
+        norm_critic: bool,
+        bn_mode: str | None,
+        critic_mode: str | None = None,
     ) -> None:
         self.norm = resolve_norm(self.default_norm if norm is None else norm)
-        # bn_mode may come with the norm ({name: batch, bn_mode: running}: its own arm) or as a policy keyword.
-        from_norm = self.norm.options().get("bn_mode", "sb3")
-        if bn_mode is not None and from_norm != "sb3" and bn_mode != from_norm:
-            raise ValueError(f"bn_mode={bn_mode!r} contradicts the norm's own bn_mode={from_norm!r}")
-        bn_mode = bn_mode if bn_mode is not None else from_norm
-        if bn_mode not in BN_MODES:
-            raise ValueError(f"bn_mode must be one of {', '.join(BN_MODES)}; got {bn_mode!r}")
-        self.norm_actor, self.norm_critic, self.bn_mode = bool(norm_actor), bool(norm_critic), bn_mode
+        self.norm_actor, self.norm_critic = bool(norm_actor), bool(norm_critic)
+        self.bn_mode = self._mode_option("bn_mode", bn_mode, BN_MODES)
+        self.critic_mode = self._mode_option("critic_mode", critic_mode, CRITIC_MODES)
+        self._check_critic_mode()
         plain = make_norm("none")
         self.actor_norm = self.norm if self.norm_actor else plain
         self.critic_norm = self.norm if self.norm_critic else plain
+
+    def _mode_option(self, option: str, given: str | None, allowed: tuple[str, ...]) -> str:
+        """A mode that may come with the norm (``{name: batch, bn_mode: running}``: its own arm) or as a policy
+        keyword; ``"sb3"`` (stock) unless one of them says otherwise, and the two must not contradict."""
+        from_norm = self.norm.options().get(option, "sb3")
+        if given is not None and from_norm != "sb3" and given != from_norm:
+            raise ValueError(f"{option}={given!r} contradicts the norm's own {option}={from_norm!r}")
+        value = given if given is not None else from_norm
+        if value not in allowed:
+            raise ValueError(f"{option} must be one of {', '.join(allowed)}; got {value!r}")
+        return value
+
+    def _check_critic_mode(self) -> None:
+        """``critic_mode`` needs a critic pass inside the actor update, batch statistics and a normalized critic."""
+        if self.critic_mode == "sb3":
+            return
+        where = f"critic_mode={self.critic_mode!r} (norm '{self.norm.label}')"
+        if not self.actor_update_has_critic_pass:
+            algos = _ALGOS_OF.get(type(self).__name__, "this algorithm")
+            raise NormError(
+                f"{where} sets how the critic pass inside the actor update of SAC, TD3 and CrossQ runs; "
+                f"{type(self).__name__} ({algos}) has no such pass"
+            )
+        if not self.norm.uses_batch_statistics:
+            raise NormError(f"{where} needs a norm with batch statistics; '{self.norm.label}' has none")
+        if not self.norm_critic:
+            raise NormError(f"{where} needs a normalized critic; norm_critic is False")
+        if self.bn_mode == "running" and self.critic_mode == "train":
+            raise NormError(
+                f"{where} contradicts bn_mode='running' (batch statistics never run in train mode)"
+            )
 
     def _take_norm_kwargs(self, kwargs: dict[str, Any]) -> None:
         """Pop the norm keywords from SB3's policy kwargs and hand the norm to a norm-taking extractor."""
@@ -152,10 +199,23 @@ class _NormPolicyMixin:
         """Whether the features extractor gets the norm: when a network it feeds is normalized."""
         return self.norm_actor or self.norm_critic
 
+    def _with_actor_pass_mode(self, critic: ActorPassModeMixin) -> Any:
+        """Give a critic this policy's ``critic_mode`` for its pass inside the actor update."""
+        critic.actor_pass_training = actor_pass_training(self.critic_mode)
+        return critic
+
     def _norm_constructor_parameters(self) -> dict[str, Any]:
         return dict(
-            norm=self.norm, norm_actor=self.norm_actor, norm_critic=self.norm_critic, bn_mode=self.bn_mode
+            norm=self.norm,
+            norm_actor=self.norm_actor,
+            norm_critic=self.norm_critic,
+            bn_mode=self.bn_mode,
+            critic_mode=self.critic_mode,
         )
+
+    def _build(self, lr_schedule: Callable) -> None:
+        super()._build(lr_schedule)  # type: ignore[misc]
+        attach_policy_projection(self)  # type: ignore[arg-type]
 
     def set_training_mode(self, mode: bool) -> None:
         super().set_training_mode(mode)  # type: ignore[misc]
@@ -164,15 +224,25 @@ class _NormPolicyMixin:
                 module.train(False)
 
 
-def _norm_kwargs(kwargs: dict[str, Any]) -> tuple[Any, bool, bool, str | None]:
+def _norm_kwargs(kwargs: dict[str, Any]) -> tuple[Any, bool, bool, str | None, str | None]:
     return (
         kwargs.pop("norm", None),
         kwargs.pop("norm_actor", True),
         kwargs.pop("norm_critic", True),
         kwargs.pop("bn_mode", None),
+        kwargs.pop("critic_mode", None),
     )
 
 
+#: Which algorithms a policy class without a critic pass in its actor update serves (for messages).
+_ALGOS_OF = {
+    "NormActorCriticPolicy": "PPO, A2C",
+    "NormRecurrentActorCriticPolicy": "RecurrentPPO",
+    "NormDQNPolicy": "DQN",
+}
+
+
+# -- on-policy ---------------------------------------------------------------------------------------
 class NormActorCriticPolicy(_NormPolicyMixin, ActorCriticPolicy):
     """PPO/A2C actor-critic MLP policy with factory-built hidden layers (see module docstring)."""
 
@@ -230,6 +300,7 @@ class NormRecurrentActorCriticPolicy(_NormPolicyMixin, RecurrentActorCriticPolic
                 module.share_over_time()
         # The LSTMs' parameters changed: rebuild the optimizer exactly as the parent does.
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+        attach_policy_projection(self)  # the optimizer is new: attach its projection again
 
     @staticmethod
     def _process_sequence(
@@ -310,19 +381,24 @@ def _replace_q_networks(
         critic.q_networks[idx] = q_net
 
 
+class _NormContinuousCritic(ActorPassModeMixin, ContinuousCritic):
+    """SB3's SAC/TD3 critic; its batch-statistics layers run in the policy's ``critic_mode`` in the actor's pass."""
+
+
 class _ContinuousCriticMixin:
-    def _critic_with_norm(self, critic: ContinuousCritic) -> ContinuousCritic:
+    actor_update_has_critic_pass: ClassVar[bool] = True
+
+    def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> ContinuousCritic:
+        """SB3's ``make_critic`` (same arguments, same init order) with factory-built Q-networks."""
+        critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)  # type: ignore[attr-defined]
+        critic = _NormContinuousCritic(**critic_kwargs).to(self.device)  # type: ignore[attr-defined]
         _replace_q_networks(
-            critic,
-            self.critic_norm,
-            self.critic_kwargs["net_arch"],
-            self.critic_kwargs["activation_fn"],
-            self.device,
+            critic, self.critic_norm, critic_kwargs["net_arch"], critic_kwargs["activation_fn"], self.device
         )  # type: ignore[attr-defined]
-        return critic
+        return self._with_actor_pass_mode(critic)  # type: ignore[attr-defined]
 
 
-class NormSACPolicy(_NormPolicyMixin, _ContinuousCriticMixin, SACPolicy):
+class NormSACPolicy(_ContinuousCriticMixin, _NormPolicyMixin, SACPolicy):
     """SAC policy: actor trunk and both critics (and the target critics) built by the factory."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -336,14 +412,11 @@ class NormSACPolicy(_NormPolicyMixin, _ContinuousCriticMixin, SACPolicy):
         ).to(self.device)
         return actor
 
-    def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> ContinuousCritic:
-        return self._critic_with_norm(super().make_critic(features_extractor))
-
     def _get_constructor_parameters(self) -> dict[str, Any]:
         return {**super()._get_constructor_parameters(), **self._norm_constructor_parameters()}
 
 
-class NormTD3Policy(_NormPolicyMixin, _ContinuousCriticMixin, TD3Policy):
+class NormTD3Policy(_ContinuousCriticMixin, _NormPolicyMixin, TD3Policy):
     """TD3 policy: deterministic actor and both critics (and their targets) built by the factory."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -358,9 +431,6 @@ class NormTD3Policy(_NormPolicyMixin, _ContinuousCriticMixin, TD3Policy):
         )
         actor.mu = nn.Sequential(*net, nn.Tanh()).to(self.device)
         return actor
-
-    def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> ContinuousCritic:
-        return self._critic_with_norm(super().make_critic(features_extractor))
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         return {**super()._get_constructor_parameters(), **self._norm_constructor_parameters()}
@@ -381,7 +451,9 @@ class _NormCrossQActor(CrossQActor):
         _set_batch_stat_training(self, mode, self.bn_mode)
 
 
-class _NormCrossQCritic(CrossQCritic):
+class _NormCrossQCritic(ActorPassModeMixin, CrossQCritic):
+    """CrossQ's critic; its BN switch drives every batch-statistics layer, and ``critic_mode`` the actor's pass."""
+
     bn_mode = "sb3"
 
     def set_bn_training_mode(self, mode: bool) -> None:
@@ -400,6 +472,7 @@ class NormCrossQPolicy(_NormPolicyMixin, CrossQPolicy):
     """
 
     default_norm = {"name": "batch_renorm", "placement": "pre"}  # type: ignore[assignment]
+    actor_update_has_critic_pass = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._setup_norm(*_norm_kwargs(kwargs))
@@ -430,7 +503,7 @@ class NormCrossQPolicy(_NormPolicyMixin, CrossQPolicy):
         _replace_q_networks(
             critic, self.critic_norm, critic_kwargs["net_arch"], critic_kwargs["activation_fn"], self.device
         )
-        return critic.to(self.device)
+        return self._with_actor_pass_mode(critic.to(self.device))
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()

@@ -163,8 +163,9 @@ def validate_rl(
     """Everything that would make an RL run fail before it trains, one line per problem.
 
     Checks the algorithm name, the env id, the algorithm against the action space, the norm (name and
-    options, recurrent capability), ``bn_mode``, and — with ``build=True`` — that the policy's networks
-    can be built with this norm (e.g. group norm needs widths its group count divides).
+    options, recurrent capability), ``bn_mode``, ``critic_mode``, and — with ``build=True`` — that the
+    policy's networks can be built with this norm and modes (e.g. group norm needs widths its group count
+    divides; ``critic_mode`` needs SAC, TD3 or CrossQ and batch statistics).
     """
     from wnbench.norms import NormError  # local: keeps ``import wnbench.rl.tasks`` light
 
@@ -178,7 +179,7 @@ def validate_rl(
     problems += env_problems
 
     policy_kwargs = dict(policy_kwargs or {})
-    from wnbench.rl.batch_stats import BN_MODES
+    from wnbench.rl.batch_stats import BN_MODES, CRITIC_MODES
     from wnbench.rl.extractors import resolve_norm
 
     resolved = None
@@ -189,6 +190,9 @@ def validate_rl(
     bn_mode = policy_kwargs.get("bn_mode") or "sb3"
     if bn_mode not in BN_MODES:
         problems.append(f"bn_mode '{bn_mode}': must be one of {', '.join(BN_MODES)}")
+    critic_mode = policy_kwargs.get("critic_mode") or "sb3"
+    if critic_mode not in CRITIC_MODES:
+        problems.append(f"critic_mode '{critic_mode}': must be one of {', '.join(CRITIC_MODES)}")
 
     if resolved is not None and algo_key == "recurrentppo" and not resolved.supports_recurrent:
         why = "it has no recurrent form" + (
