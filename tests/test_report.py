@@ -14,6 +14,7 @@ from wnbench.errors import UserError
 from wnbench.report import Inputs, analyze, build_report, load_inputs
 from wnbench.report.analyses.lr_robustness import good_lr_width
 from wnbench.report.anchors import rl_anchor
+from wnbench.rl.scoring import EVAL_CURVE
 from wnbench.suite.store import RECORD_SCHEMA, write_record
 
 WN_SET = ("weight", "weight_ddi", "weight+meanonly")
@@ -51,9 +52,7 @@ def _record(run_id: str, suite: str, claims: list[str], task: str, norm: str, se
         "metrics": {}
         if final is None
         else {"final_return": final, "steps_per_cpu_s": 1000.0 - 100 * (norm == "batch")},
-        "curves": {}
-        if final is None
-        else {"eval/mean_return": {"step": steps, "value": [0.0, final / 2, final]}},
+        "curves": {} if final is None else {EVAL_CURVE: {"step": steps, "value": [0.0, final / 2, final]}},
         "error": "RuntimeError: worker crashed (fixture)" if status == "failed" else None,
         "diverged_at_step": 1500 if status == "diverged" else None,
         "timings": {"run_cpu_s": 1.0},
@@ -459,7 +458,7 @@ def test_a_new_claim_is_one_registry_entry_from_suite_file_to_report_and_wandb(t
     (section,) = wandb_sections(results)  # C1-C8 have no records here; C10 has neither records nor panels
     assert (section.claim, section.curve_metrics, section.final_metrics) == (
         "C9",
-        ("eval/mean_return",),
+        (EVAL_CURVE,),
         ("final_return",),
     )
 

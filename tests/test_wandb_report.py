@@ -8,6 +8,7 @@ import pytest
 
 pytest.importorskip("wandb_workspaces")
 
+from wnbench.rl.scoring import EVAL_CURVE  # noqa: E402
 from wnbench.tracking.wandb_report import (  # noqa: E402
     GROUP_BAND,
     OFFLINE_ENTITY,
@@ -23,7 +24,7 @@ SECTIONS = (
         title="WN beats BN in noise-sensitive RL",
         verdict_markdown="**Supported**: P(WN>BN) = 0.81 [0.70, 0.90], 3 tasks x 5 seeds",
         suites=("rl", "rl-lr"),
-        curve_metrics=("eval/mean_return",),
+        curve_metrics=(EVAL_CURVE,),
         final_metrics=("final_return", "auc_normalized"),
     ),
     ClaimSection(
@@ -195,9 +196,7 @@ def test_a_section_with_cells_gets_one_grid_per_cell_filtered_on_task_and_algo(n
     import wandb_workspaces.reports.v2 as wr
 
     cells = (("CartPole-v1", "ppo"), ("Pendulum-v1", "sac"))
-    section = ClaimSection(
-        "C1", "t", "v", ("rl",), ("eval/mean_return", "diag/ratio_dev"), ("final_return",), cells
-    )
+    section = ClaimSection("C1", "t", "v", ("rl",), (EVAL_CURVE, "diag/ratio_dev"), ("final_return",), cells)
     report = build_report([section], project="wnbench", entity=None, title="t", description="")
     grids = [b for b in report.blocks if isinstance(b, wr.PanelGrid)]
     assert [b.text for b in report.blocks if isinstance(b, wr.H2)] == [

@@ -39,6 +39,7 @@ from wnbench.rl.extractors import resolve_norm
 from wnbench.rl.hyperparams import RLHyperparams, algorithm_class, load_hyperparams
 from wnbench.rl.norm_callback import NormCallback
 from wnbench.rl.policies import policy_class_for
+from wnbench.rl.scoring import EVAL_CURVE
 from wnbench.rl.tasks import register_envs, validate_rl
 
 __all__ = [
@@ -158,7 +159,7 @@ class EvalCurveCallback(BaseCallback):
         self.eval_cpu_seconds += time.process_time() - cpu_start
         if self.log_fn is not None:
             self.log_fn(
-                {"eval/mean_return": mean, "eval/std_return": std, "eval/episodes": float(len(returns))}, step
+                {EVAL_CURVE: mean, "eval/std_return": std, "eval/episodes": float(len(returns))}, step
             )
         bad_param = _nonfinite_parameter(self.model)
         if bad_param is not None:
