@@ -526,6 +526,34 @@ def _origin(origins: Mapping[str, str], prefix: str, dotted: str) -> str:
     return prefix + "." + dotted
 
 
+@dataclass
+class _Expansion:
+    """What every step of one grid's expansion shares: where runs go, where problems go, how paths are named."""
+
+    suite: Suite
+    origins: dict[str, str]
+    prefix: str
+    configs_root: Path
+    problems: _Problems
+    seen_ids: set[str]
+    run_kind_checks: bool
+    stage: str = "eval"
+    tuning: dict[str, Any] | None = None
+
+    def where(self, dotted: str) -> str:
+        return _origin(self.origins, self.prefix, dotted)
+
+
+@dataclass
+class _Hooks:
+    """A kind's validate and identity hooks, and their results per (task, algo, norm, params): run once, not per
+    seed."""
+
+    validate: Callable[[RunSpec], Sequence[str] | None] | None
+    identity: Callable[[RunSpec], Mapping[str, Any]] | None
+    checked: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+
+
 def _expand_grid(
     suite: Suite,
     grid: dict[str, Any],
@@ -538,15 +566,48 @@ def _expand_grid(
     stage: str = "eval",
     tuning: dict[str, Any] | None = None,
 ) -> None:
-    def where(dotted: str) -> str:
-        return _origin(origins, prefix, dotted)
+    """Validate one merged grid and append its runs (task x algo x sweep point x norm x seed) to ``suite.runs``;
+    every problem goes to ``problems`` with its YAML path, so one pass lists them all. An evaluation grid with a
+    ``tune`` section also plans its tuning stage."""
+    ex = _Expansion(suite, origins, prefix, configs_root, problems, seen_ids, run_kind_checks, stage, tuning)
+    model = _grid_model(grid, ex)
+    seeds = _grid_seeds(model, ex)
+    kind, params_model = _grid_kind(model, ex)
+    norms = _grid_norms(model, ex)
+    tasks = _grid_tasks(model, ex)
+    if params_model is None or not seeds:
+        return
+    hooks = _grid_hooks(kind, ex)
+    if hooks is None:
+        return
+    budget = (model.budget or _BudgetModel()).model_dump()
+    for t, task_id, task_extra in tasks:
+        for a, algo in enumerate(model.algos or []):
+            base_params, config_sources = _base_params(model, t, task_id, task_extra, algo, ex)
+            for combo in _sweep_combos(model.sweep or {}):
+                params_json = _point_params(
+                    model, t, task_extra, base_params, config_sources, combo, params_model, ex
+                )
+                if params_json is None:
+                    continue
+                for norm_index, (norm_spec, norm_label) in enumerate(norms):
+                    field_where = {"task": ex.where(f"tasks[{t}]"), "algo": ex.where(f"algos[{a}]"),
+                                   "norm": ex.where(f"norms[{norm_index}]")}  # fmt: skip
+                    identity = {"kind": model.kind, "task": task_id, "algo": algo, "norm": norm_spec, "seed": None,
+                                "params": params_json, "steps": budget["steps"]}  # fmt: skip
+                    _add_runs(identity, norm_label, seeds, budget, params_model, hooks, field_where, ex)
+    if stage == "eval" and model.tune is not None:
+        _plan_tune(grid, seeds, ex)
 
+
+def _grid_model(grid: dict[str, Any], ex: _Expansion) -> _GridFields:
+    """The grid's fields validated; an invalid field is listed and left out, so the valid ones are still checked."""
     invalid: set[str] = set()
     try:
         model = _GridFields(**grid)
     except ValidationError as err:
         for e in err.errors():
-            problems.add(*_format_error(e, where(_path("", e["loc"])), _GridFields).split(": ", 1))
+            ex.problems.add(*_format_error(e, ex.where(_path("", e["loc"])), _GridFields).split(": ", 1))
             invalid.add(str(e["loc"][0]))
         # Go on with the valid fields, so one run of `wnbench run` lists every problem.
         model = _GridFields(
@@ -554,30 +615,40 @@ def _expand_grid(
         )
     for required in ("kind", "tasks", "algos", "norms", "seeds"):
         if getattr(model, required) is None and required not in invalid:
-            problems.add(where(required), "required")
+            ex.problems.add(ex.where(required), "required")
     for listed in ("tasks", "algos", "norms"):
         if getattr(model, listed) == []:
-            problems.add(where(listed), "must list at least one entry")
+            ex.problems.add(ex.where(listed), "must list at least one entry")
     for key, values in (model.sweep or {}).items():
         if not values:
-            problems.add(where(f"sweep.{key}"), "must list at least one value")
+            ex.problems.add(ex.where(f"sweep.{key}"), "must list at least one value")
+    return model
 
-    seeds: list[int] = []
-    if model.seeds is not None:
-        try:
-            seeds = _seeds(model.seeds)
-        except ValueError as err:
-            problems.add(where("seeds"), str(err))
 
-    kind = None
-    params_model: type[BaseModel] | None = None
-    if model.kind is not None:
-        try:
-            kind = get_kind(model.kind)
-            params_model = kind.params_model()
-        except UserError as err:
-            problems.add(where("kind"), str(err))
+def _grid_seeds(model: _GridFields, ex: _Expansion) -> list[int]:
+    if model.seeds is None:
+        return []
+    try:
+        return _seeds(model.seeds)
+    except ValueError as err:
+        ex.problems.add(ex.where("seeds"), str(err))
+        return []
 
+
+def _grid_kind(model: _GridFields, ex: _Expansion) -> tuple[Any, type[BaseModel] | None]:
+    """The run kind and its params model; ``(None, None)`` when the kind is missing or unknown."""
+    if model.kind is None:
+        return None, None
+    try:
+        kind = get_kind(model.kind)
+        return kind, kind.params_model()
+    except UserError as err:
+        ex.problems.add(ex.where("kind"), str(err))
+        return None, None
+
+
+def _grid_norms(model: _GridFields, ex: _Expansion) -> list[tuple[dict[str, Any], str]]:
+    """(norm spec, label) per valid ``norms`` entry, each built once by the norm factory to check it."""
     from wnbench.norms import NormError, make_norm
 
     norms: list[tuple[dict[str, Any], str]] = []
@@ -587,132 +658,172 @@ def _expand_grid(
             options = {k: v for k, v in spec.items() if k != "name"}
             norms.append((spec, make_norm(spec["name"], **options).label))
         except (NormError, ValueError, TypeError) as err:
-            problems.add(where(f"norms[{i}]"), str(err))
+            ex.problems.add(ex.where(f"norms[{i}]"), str(err))
+    return norms
 
+
+def _grid_tasks(model: _GridFields, ex: _Expansion) -> list[tuple[int, str, dict[str, Any]]]:
+    """(index, task id, its extra fields) per valid ``tasks`` entry."""
     tasks: list[tuple[int, str, dict[str, Any]]] = []
     for i, entry in enumerate(model.tasks or []):
         try:
             task_id, extra = _task_entry(entry)
             tasks.append((i, task_id, extra))
         except ValueError as err:
-            problems.add(where(f"tasks[{i}]"), str(err))
+            ex.problems.add(ex.where(f"tasks[{i}]"), str(err))
+    return tasks
 
-    if params_model is None or not seeds:
-        return
-    budget = (model.budget or _BudgetModel()).model_dump()
-    validate_hook = kind.validate_function() if run_kind_checks else None
+
+def _grid_hooks(kind: Any, ex: _Expansion) -> _Hooks | None:
+    """The kind's hooks (validate only with ``run_kind_checks``); ``None`` when its identity hook cannot load."""
+    validate = kind.validate_function() if ex.run_kind_checks else None
     try:
-        identity_hook = kind.identity_function()
+        identity = kind.identity_function()
     except UserError as err:
-        problems.add(where("kind"), str(err))
-        return
-    checked: dict[str, dict[str, Any] | None] = {}  # hook results per (task, algo, norm, params)
+        ex.problems.add(ex.where("kind"), str(err))
+        return None
+    return _Hooks(validate, identity)
 
-    for t, task_id, task_extra in tasks:
-        for a, algo in enumerate(model.algos or []):
-            fmt = {"kind": model.kind, "task": task_id, "algo": algo}
-            config_params: dict[str, Any] = {}
-            config_sources: dict[str, str] = {}
-            config_entries = [("config", model.config)] + [(f"tasks[{t}].config", task_extra.get("config"))]
-            for field_name, value in config_entries:
-                for c, rel in enumerate([value] if isinstance(value, str) else (value or [])):
-                    field_path = field_name if isinstance(value, str) else f"{field_name}[{c}]"
-                    loaded = _load_config(rel, fmt, configs_root, where(field_path), problems)
-                    config_params = _deep_merge(config_params, loaded)
-                    config_sources.update({k: f"{configs_root.name}/{rel.format(**fmt)}" for k in loaded})
-            base_params = _deep_merge(
-                _deep_merge(config_params, model.params or {}), task_extra.get("params") or {}
-            )
-            sweep = model.sweep or {}
-            combos = list(itertools.product(*[list(enumerate(v)) for v in sweep.values()])) if sweep else [()]
-            for combo in combos:
-                point = {key: value for key, (_, value) in zip(sweep, combo, strict=True)}
-                params = _deep_merge(base_params, point)
-                try:
-                    validated = params_model(**params)
-                except ValidationError as err:
-                    sources = {
-                        "sweep": {
-                            key: where(f"sweep.{key}") + f"[{i}]"
-                            for key, (i, _) in zip(sweep, combo, strict=True)
-                        },
-                        "task": {
-                            key: where(f"tasks[{t}].params.{key}") for key in task_extra.get("params") or {}
-                        },
-                        "profile": {key: where(f"params.{key}") for key in model.params or {}},
-                        "config": {key: f"{src}: {key}" for key, src in config_sources.items()},
-                    }
-                    for e in err.errors():
-                        problems.add(*_param_error(e, sources, where, params_model).split(": ", 1))
-                    continue
-                params_json = validated.model_dump(mode="json")
-                for norm_index, (norm_spec, norm_label) in enumerate(norms):
-                    field_where = {
-                        "task": where(f"tasks[{t}]"),
-                        "algo": where(f"algos[{a}]"),
-                        "norm": where(f"norms[{norm_index}]"),
-                    }
-                    identity = {
-                        "kind": model.kind,
-                        "task": task_id,
-                        "algo": algo,
-                        "norm": norm_spec,
-                        "seed": None,
-                        "params": params_json,
-                        "steps": budget["steps"],
-                    }
-                    if stage == "tune":  # never the id of an evaluation run
-                        identity["stage"] = stage
-                    key = run_id_of(identity)
-                    if key in checked:
-                        resolved = checked[key]
-                    else:  # hooks run once per (task, algo, norm, params), not per seed
-                        # params as the run process will see them: rebuilt from their JSON form
-                        hook_spec = RunSpec(
-                            kind=model.kind, task=task_id, algo=algo, norm=dict(norm_spec), seed=seeds[0],
-                            params=params_model(**params_json), suite=suite.name, claims=suite.claims,
-                            budget=Budget(time_limit_s=budget["time_limit_s"], steps=budget["steps"]),
-                        )  # fmt: skip
-                        hook_problems = list(validate_hook(hook_spec) or []) if validate_hook else []
-                        for message in hook_problems:
-                            problems.add(*_hook_problem(message, field_where, where))
-                        resolved = None
-                        if identity_hook is not None and not hook_problems:
-                            resolved = _resolve_identity(
-                                identity_hook, hook_spec, field_where, where, problems
-                            )
-                        checked[key] = resolved
-                    if identity_hook is not None:
-                        identity["resolved"] = resolved
-                    for seed in seeds:
-                        run = ResolvedRun(
-                            run_id=run_id_of({**identity, "seed": seed}),
-                            suite=suite.name,
-                            claims=suite.claims,
-                            kind=model.kind,
-                            task=task_id,
-                            algo=algo,
-                            norm=norm_spec,
-                            norm_label=norm_label,
-                            seed=seed,
-                            params=params_json,
-                            budget=budget,
-                            resolved=resolved,
-                            stage=stage,
-                            tuning=tuning,
-                        )
-                        if run.run_id not in seen_ids:
-                            seen_ids.add(run.run_id)
-                            suite.runs.append(run)
-    if stage == "eval" and model.tune is not None:
-        from .tuning import plan_tune_stage
 
-        def expand(
-            g: dict[str, Any], o: dict[str, str], st: str, info: Any, seen=seen_ids, sink=problems
-        ) -> None:
-            _expand_grid(suite, g, o, prefix, configs_root, sink, seen, run_kind_checks, st, info)
+def _base_params(
+    model: _GridFields, t: int, task_id: str, task_extra: Mapping[str, Any], algo: str, ex: _Expansion
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """One (task, algo)'s parameters before the sweep: config files < profile ``params`` < the task's ``params``;
+    and the config file each config parameter came from."""
+    fmt = {"kind": model.kind, "task": task_id, "algo": algo}
+    config_params: dict[str, Any] = {}
+    config_sources: dict[str, str] = {}
+    config_entries = [("config", model.config)] + [(f"tasks[{t}].config", task_extra.get("config"))]
+    for field_name, value in config_entries:
+        for c, rel in enumerate([value] if isinstance(value, str) else (value or [])):
+            field_path = field_name if isinstance(value, str) else f"{field_name}[{c}]"
+            loaded = _load_config(rel, fmt, ex.configs_root, ex.where(field_path), ex.problems)
+            config_params = _deep_merge(config_params, loaded)
+            config_sources.update({k: f"{ex.configs_root.name}/{rel.format(**fmt)}" for k in loaded})
+    base = _deep_merge(_deep_merge(config_params, model.params or {}), task_extra.get("params") or {})
+    return base, config_sources
 
-        plan_tune_stage(suite, grid, origins, where, seeds, problems, expand)
+
+#: One sweep point: ((sweep key, (index in its list, value)), ...).
+SweepCombo = tuple[tuple[str, tuple[int, Any]], ...]
+
+
+def _sweep_combos(sweep: Mapping[str, Sequence[Any]]) -> list[SweepCombo]:
+    """Every point of the sweep's product, each value with its index (for YAML paths); one empty point without."""
+    if not sweep:
+        return [()]
+    return [
+        tuple(zip(sweep, combo, strict=True))
+        for combo in itertools.product(*[list(enumerate(v)) for v in sweep.values()])
+    ]
+
+
+def _point_params(
+    model: _GridFields,
+    t: int,
+    task_extra: Mapping[str, Any],
+    base_params: Mapping[str, Any],
+    config_sources: Mapping[str, str],
+    combo: SweepCombo,
+    params_model: type[BaseModel],
+    ex: _Expansion,
+) -> dict[str, Any] | None:
+    """A sweep point's parameters validated by the kind, as JSON data; ``None`` with the problems listed at the
+    YAML path each bad value came from."""
+    params = _deep_merge(base_params, {key: value for key, (_, value) in combo})
+    try:
+        return params_model(**params).model_dump(mode="json")
+    except ValidationError as err:
+        sources = {
+            "sweep": {key: ex.where(f"sweep.{key}") + f"[{i}]" for key, (i, _) in combo},
+            "task": {key: ex.where(f"tasks[{t}].params.{key}") for key in task_extra.get("params") or {}},
+            "profile": {key: ex.where(f"params.{key}") for key in model.params or {}},
+            "config": {key: f"{src}: {key}" for key, src in config_sources.items()},
+        }
+        for e in err.errors():
+            ex.problems.add(*_param_error(e, sources, ex.where, params_model).split(": ", 1))
+        return None
+
+
+def _add_runs(
+    identity: dict[str, Any],
+    norm_label: str,
+    seeds: Sequence[int],
+    budget: Mapping[str, Any],
+    params_model: type[BaseModel],
+    hooks: _Hooks,
+    field_where: Mapping[str, str],
+    ex: _Expansion,
+) -> None:
+    """One run per seed of a (task, algo, norm, params) identity, after the kind's hooks checked it once; a run
+    id already planned is not added twice."""
+    if ex.stage == "tune":  # never the id of an evaluation run
+        identity["stage"] = ex.stage
+    resolved = _checked_identity(identity, seeds[0], budget, params_model, hooks, field_where, ex)
+    if hooks.identity is not None:
+        identity["resolved"] = resolved
+    for seed in seeds:
+        run = ResolvedRun(
+            run_id=run_id_of({**identity, "seed": seed}),
+            suite=ex.suite.name,
+            claims=ex.suite.claims,
+            kind=identity["kind"],
+            task=identity["task"],
+            algo=identity["algo"],
+            norm=identity["norm"],
+            norm_label=norm_label,
+            seed=seed,
+            params=identity["params"],
+            budget=dict(budget),
+            resolved=resolved,
+            stage=ex.stage,
+            tuning=ex.tuning,
+        )
+        if run.run_id not in ex.seen_ids:
+            ex.seen_ids.add(run.run_id)
+            ex.suite.runs.append(run)
+
+
+def _checked_identity(
+    identity: Mapping[str, Any],
+    seed: int,
+    budget: Mapping[str, Any],
+    params_model: type[BaseModel],
+    hooks: _Hooks,
+    field_where: Mapping[str, str],
+    ex: _Expansion,
+) -> dict[str, Any] | None:
+    """The kind's validate and identity hooks on one (task, algo, norm, params), run once and remembered: problems
+    listed, then the identity hook's resolved settings (``None`` without the hook or after a problem)."""
+    key = run_id_of(identity)
+    if key in hooks.checked:
+        return hooks.checked[key]
+    # params as the run process will see them: rebuilt from their JSON form
+    hook_spec = RunSpec(
+        kind=identity["kind"], task=identity["task"], algo=identity["algo"], norm=dict(identity["norm"]), seed=seed,
+        params=params_model(**identity["params"]), suite=ex.suite.name, claims=ex.suite.claims,
+        budget=Budget(time_limit_s=budget["time_limit_s"], steps=budget["steps"]),
+    )  # fmt: skip
+    hook_problems = list(hooks.validate(hook_spec) or []) if hooks.validate else []
+    for message in hook_problems:
+        ex.problems.add(*_hook_problem(message, field_where, ex.where))
+    resolved = None
+    if hooks.identity is not None and not hook_problems:
+        resolved = _resolve_identity(hooks.identity, hook_spec, field_where, ex.where, ex.problems)
+    hooks.checked[key] = resolved
+    return resolved
+
+
+def _plan_tune(grid: dict[str, Any], seeds: list[int], ex: _Expansion) -> None:
+    """The grid's tuning stage (wnbench.suite.tuning), expanding its grids through this same function."""
+    from .tuning import plan_tune_stage
+
+    def expand(
+        g: dict[str, Any], o: dict[str, str], st: str, info: Any, seen=ex.seen_ids, sink=ex.problems
+    ) -> None:
+        _expand_grid(ex.suite, g, o, ex.prefix, ex.configs_root, sink, seen, ex.run_kind_checks, st, info)
+
+    plan_tune_stage(ex.suite, grid, ex.origins, ex.where, seeds, ex.problems, expand)
 
 
 def _resolve_identity(
