@@ -64,3 +64,32 @@ def test_gradient_noise_is_not_measured_where_the_update_uses_the_whole_rollout(
     assert all(math.isfinite(v) for v in full["diag_weight_norm"])  # the other diagnostics still run
     mini = _ppo("weight")
     assert all(math.isfinite(v) and v > 0 for v in mini["diag_grad_noise"])
+
+
+def test_actor_weight_growth_is_measured_and_a_projected_actor_keeps_its_norm():
+    """The actor's diagnostics: with SimbaV2's unit-norm rows the stored weights' norms stay put (each hidden
+    layer of 16 unit rows has norm 4) while the weights move (a positive effective rate); without a norm the
+    norms change."""
+    kw = dict(hyperparams={"learning_starts": 64, "batch_size": 32}, seed=0, total_steps=400, eval_every=100,
+              eval_episodes=1, policy_kwargs={"net_arch": [16, 16]})  # fmt: skip
+    sphere = train_rl("sac", "Pendulum-v1", "hyperspherical", **kw)
+    assert len(sphere["diag_actor_weight_norm"]) == len(sphere["diag_step"]) >= 3
+    assert all(abs(v - 4.0) < 1e-5 for v in sphere["diag_actor_weight_norm"])
+    assert all(abs(v - 4.0) < 1e-5 for v in sphere["diag_weight_norm"])
+    assert all(v > 0 for v in sphere["diag_actor_eff_lr"][1:])
+    plain = train_rl("sac", "Pendulum-v1", "none", **kw)
+    norms = plain["diag_actor_weight_norm"]
+    assert max(norms) - min(norms) > 1e-3 and all(math.isfinite(v) for v in plain["diag_actor_eff_lr"][1:])
+
+
+def test_ppo_logs_its_policy_nets_weight_diagnostics_as_curves():
+    logged: dict[str, list[float]] = {}
+
+    def log(metrics, _step):
+        for key, value in metrics.items():
+            logged.setdefault(key, []).append(value)
+
+    record = train_rl("ppo", "CartPole-v1", "weight", log_fn=log, **PPO_TINY)
+    assert logged["diag/actor_weight_norm"] == record["diag_actor_weight_norm"]
+    assert record["diag_actor_weight_norm"] != record["diag_weight_norm"]  # the policy net, not the value net
+    assert all(v > 0 for v in logged["diag/actor_eff_lr"])

@@ -12,9 +12,12 @@ under a forked torch RNG and with its own NumPy generator, and leaves no gradien
   (``tr(Sigma)``, raw). Minibatch statistics add variance here. Not measured where the update's gradient uses
   the whole rollout (A2C; PPO with one minibatch per epoch): it has no sampling noise (see ``full_batch_update``).
 * ``weight_norm`` and ``eff_lr`` (every evaluation point): mean over the critic's (value net's, Q-net's) hidden
-  layers of the norm of the weight the optimizer updates (``v`` for WN), and its relative change per gradient
-  step since the last point (the effective learning rate; for a scale-invariant layer ~ lr / |w|^2, the
-  CrossQ + WN argument: without WN the weights grow and the effective rate decays).
+  layers of the norm of the weight the optimizer updates (``v`` for WN, the stored weight of a projected kind),
+  and its relative change per gradient step since the last point (the effective learning rate; for a
+  scale-invariant layer ~ lr / |w|^2, the CrossQ + WN argument: without WN the weights grow and the effective
+  rate decays; NaP and SimbaV2 hold |w| fixed by projection to keep it steady). ``actor_weight_norm`` and
+  ``actor_eff_lr``: the same for the actor's layers (PPO/A2C's policy net, SAC/TD3/CrossQ's actor, each with
+  its features extractor's layers; DQN has no actor, and its Q-net's features extractor counts as critic).
 * ``q_bias`` (off-policy, every evaluation point): mean ``Q(s_t, pi(s_t))`` minus the discounted Monte-Carlo return
   from ``s_t`` along one deterministic episode run one return horizon (``3 / (1 - gamma)`` steps) past the time
   limit, over the states whose horizon fits (all of them when the episode terminates). SAC's soft Q also counts its
@@ -36,10 +39,11 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 from torch import nn
 
+from wnbench.norms.projected import ProjectedMixin
 from wnbench.norms.weightnorm import WeightNormMixin
-from wnbench.rl.scoring import DIAGNOSTIC_KEYS, full_batch_update
+from wnbench.rl.scoring import ACTOR_DIAGNOSTIC_KEYS, DIAGNOSTIC_KEYS, full_batch_update
 
-__all__ = ["DiagnosticsCallback", "DIAGNOSTIC_KEYS"]
+__all__ = ["DiagnosticsCallback", "DIAGNOSTIC_KEYS", "ACTOR_DIAGNOSTIC_KEYS"]
 
 
 class _Probe:
@@ -78,13 +82,16 @@ def _critic_modules(model: Any) -> nn.Module:
     return policy.critic
 
 
-def _layer_weights(net: nn.Module) -> list[th.Tensor]:
-    """The weight tensor the optimizer updates in each linear layer of ``net`` (WN: v; SN: the original)."""
+def _layer_weights(net: nn.Module | None) -> list[th.Tensor]:
+    """The weight tensor the optimizer updates in each linear or conv layer of ``net`` (WN: v; SN: the
+    original; projected kinds: the stored weight)."""
     found: list[th.Tensor] = []
-    for m in net.modules():
+    for m in net.modules() if net is not None else []:
         if isinstance(m, WeightNormMixin):
             found.append(m.v)
-        elif isinstance(m, nn.Linear):
+        elif isinstance(m, ProjectedMixin):
+            found.append(m.weight)
+        elif isinstance(m, nn.Linear | nn.Conv2d):
             plist = getattr(m, "parametrizations", None)
             found.append(plist.weight.original if plist is not None and "weight" in plist else m.weight)
     return found
@@ -92,12 +99,29 @@ def _layer_weights(net: nn.Module) -> list[th.Tensor]:
 
 def _hidden_weights(model: Any) -> list[th.Tensor]:
     """Hidden-layer weights of the critic: the value net's layers (PPO/A2C: its head is separate), each
-    Q-network's layers but its output layer (DQN, SAC, TD3, CrossQ)."""
+    Q-network's layers but its output layer (SAC, TD3, CrossQ), DQN's features extractor and Q-net but its
+    output layer."""
     policy = model.policy
     if isinstance(model, OnPolicyAlgorithm):
         return _layer_weights(policy.mlp_extractor.value_net)
-    nets = [policy.q_net.q_net] if hasattr(policy, "q_net") else list(policy.critic.q_networks)
-    return [w for net in nets for w in _layer_weights(net)[:-1]]
+    if hasattr(policy, "q_net"):
+        return _layer_weights(policy.q_net.features_extractor) + _layer_weights(policy.q_net.q_net)[:-1]
+    return [w for net in policy.critic.q_networks for w in _layer_weights(net)[:-1]]
+
+
+def _actor_weights(model: Any) -> list[th.Tensor]:
+    """Hidden-layer weights of the actor with its features extractor: PPO/A2C's policy net, SAC/CrossQ's
+    ``latent_pi``, TD3's ``mu`` but its output layer; none for DQN (its Q-net is the critic)."""
+    policy = model.policy
+    if isinstance(model, OnPolicyAlgorithm):
+        return _layer_weights(policy.pi_features_extractor) + _layer_weights(policy.mlp_extractor.policy_net)
+    actor = getattr(policy, "actor", None)
+    if actor is None:
+        return []
+    trunk = _layer_weights(actor.features_extractor)
+    if hasattr(actor, "latent_pi"):
+        return trunk + _layer_weights(actor.latent_pi)
+    return trunk + _layer_weights(actor.mu)[:-1]
 
 
 class DiagnosticsCallback(BaseCallback):
@@ -112,8 +136,10 @@ class DiagnosticsCallback(BaseCallback):
         self.rng = np.random.default_rng(seed + 7_919)
         self.ratio_steps: list[int] = []
         self.ratio_dev: list[float] = []
-        self.points: dict[str, list[float]] = {k: [] for k in ("step", *DIAGNOSTIC_KEYS[1:])}
-        self._last_weights: list[th.Tensor] | None = None
+        self.points: dict[str, list[float]] = {
+            k: [] for k in ("step", *DIAGNOSTIC_KEYS[1:], *ACTOR_DIAGNOSTIC_KEYS)
+        }
+        self._last_weights: dict[str, list[th.Tensor]] = {}
         self._last_updates = 0
         self._seen_evals = 0
         self._pending = False  # on-policy: probe at the end of the rollout in which an evaluation ran
@@ -174,10 +200,14 @@ class DiagnosticsCallback(BaseCallback):
 
     def _probe_point(self) -> None:
         noise, var = self._gradient_noise()
-        norm, eff = self._weight_growth()
+        updates = int(getattr(self.model, "_n_updates", 0)) - self._last_updates
+        norm, eff = self._weight_growth("critic", _hidden_weights(self.model), updates)
+        actor_norm, actor_eff = self._weight_growth("actor", _actor_weights(self.model), updates)
+        self._last_updates += updates
         bias = self._q_bias()
         values = {"step": float(self.num_timesteps), "grad_noise": noise, "grad_var": var,
-                  "weight_norm": norm, "eff_lr": eff, "q_bias": bias}  # fmt: skip
+                  "weight_norm": norm, "eff_lr": eff, "q_bias": bias,
+                  "actor_weight_norm": actor_norm, "actor_eff_lr": actor_eff}  # fmt: skip
         for key, value in values.items():
             self.points[key].append(float("nan") if value is None else float(value))
         self._log({f"diag/{k}": v for k, v in values.items() if k != "step"})
@@ -314,20 +344,26 @@ class DiagnosticsCallback(BaseCallback):
         return (trace / signal if signal > 0 else None), trace
 
     def _snapshot_weights(self) -> None:
-        self._last_weights = [w.detach().clone() for w in _hidden_weights(self.model)]
+        for group, weights in (
+            ("critic", _hidden_weights(self.model)),
+            ("actor", _actor_weights(self.model)),
+        ):
+            self._last_weights[group] = [w.detach().clone() for w in weights]
         self._last_updates = int(getattr(self.model, "_n_updates", 0))
 
-    def _weight_growth(self) -> tuple[float | None, float | None]:
-        weights = _hidden_weights(self.model)
+    def _weight_growth(
+        self, group: str, weights: list[th.Tensor], updates: int
+    ) -> tuple[float | None, float | None]:
+        """Mean weight norm of ``group``'s layers and their mean relative change per update since the last point."""
         if not weights:
             return None, None
         norm = float(np.mean([w.detach().norm().item() for w in weights]))
-        updates = int(getattr(self.model, "_n_updates", 0)) - self._last_updates
+        last = self._last_weights.get(group)
         eff = None
-        if self._last_weights is not None and updates > 0:
+        if last is not None and updates > 0:
             eff = float(np.mean([((w.detach() - w0).norm() / w0.norm().clamp_min(1e-12)).item()
-                                 for w, w0 in zip(weights, self._last_weights, strict=True)])) / updates  # fmt: skip
-        self._snapshot_weights()
+                                 for w, w0 in zip(weights, last, strict=True)])) / updates  # fmt: skip
+        self._last_weights[group] = [w.detach().clone() for w in weights]
         return norm, eff
 
     def _q_bias(self) -> float | None:

@@ -22,6 +22,9 @@ METRICS: dict[str, str] = {
 EVAL_CURVE = "eval/mean_return"
 #: Mechanism diagnostics (wnbench.rl.diagnostics), logged as ``diag/<key>`` curves, in the order reports show them.
 DIAGNOSTIC_KEYS = ("ratio_dev", "grad_noise", "grad_var", "weight_norm", "eff_lr", "q_bias")
+#: The actor's weight-norm growth and effective learning rate (``diag/actor_*``), beside the critic's above; kept
+#: apart so reports built on DIAGNOSTIC_KEYS read records from before they existed unchanged.
+ACTOR_DIAGNOSTIC_KEYS = ("actor_weight_norm", "actor_eff_lr")
 
 
 #: SB3's on-policy defaults (n_steps, batch_size) where a config leaves them out.
