@@ -370,8 +370,7 @@ def test_lstm_ddi_leaves_lstms_built_without_ddi_alone():
 
 def test_weight_normalized_lstm_reparameterizes_each_gate_unit():
     lstm = make_norm("weight").lstm(4, 6)
-    g = lstm.parametrizations.weight_hh_l0.original0
-    v = lstm.parametrizations.weight_hh_l0.original1
+    g, v = lstm.wn_parameters("weight_hh_l0")
     with torch.no_grad():
         g.mul_(2.0)
     w = lstm.weight_hh_l0

@@ -260,3 +260,97 @@ def test_a_suite_with_an_unsupported_combination_exits_2_naming_the_part(
     assert exit_info.value.code == 2
     assert re.search(message, err) and "Traceback" not in err
     assert "norms[1]" not in err  # forced_weight is accepted
+
+
+# -- the fast WN-LSTM ---------------------------------------------------------------------------------------------
+def _torch_wn_lstm(lstm: nn.LSTM) -> nn.LSTM:
+    """The WN-LSTM as it was: torch's parametrization on every weight (reference)."""
+    from torch.nn.utils import parametrizations
+
+    for name in [n for n in lstm._flat_weights_names if n.startswith("weight_")]:
+        parametrizations.weight_norm(lstm, name=name, dim=0)
+    return lstm
+
+
+def _perturbed_wn_lstm():
+    torch.manual_seed(0)
+    base = nn.LSTM(5, 8, num_layers=2)
+    fast, slow = make_norm("weight").wrap_lstm(copy.deepcopy(base)), _torch_wn_lstm(copy.deepcopy(base))
+    with torch.no_grad():  # g away from ||v||, the same in both
+        for name in ("weight_ih_l0", "weight_hh_l0", "weight_ih_l1", "weight_hh_l1"):
+            g, _ = fast.wn_parameters(name)
+            g.mul_(torch.rand_like(g) + 0.5)
+            getattr(slow.parametrizations, name).original0.copy_(g)
+    return fast, slow
+
+
+def test_fast_wn_lstm_matches_torchs_parametrization_in_outputs_and_gradients():
+    fast, slow = _perturbed_wn_lstm()
+    x, h0 = torch.randn(6, 3, 5), (torch.randn(2, 3, 8), torch.randn(2, 3, 8))
+    out_f, (h_f, c_f) = fast(x, h0)
+    out_s, (h_s, c_s) = slow(x, h0)
+    assert torch.allclose(out_f, out_s, atol=1e-6) and torch.allclose(c_f, c_s, atol=1e-6)
+    (out_f.pow(2).sum() + c_f.sum()).backward()
+    (out_s.pow(2).sum() + c_s.sum()).backward()
+    for name in ("weight_ih_l0", "weight_hh_l0", "weight_ih_l1", "weight_hh_l1"):
+        g, v = fast.wn_parameters(name)
+        ref = getattr(slow.parametrizations, name)
+        assert torch.allclose(g.grad, ref.original0.grad, atol=1e-5)
+        assert torch.allclose(v.grad, ref.original1.grad, atol=1e-5)
+    assert torch.allclose(fast.bias_hh_l1.grad, slow.bias_hh_l1.grad, atol=1e-5)
+
+
+def test_fast_wn_lstm_cached_path_gives_the_uncached_outputs_and_follows_every_update():
+    fast, _ = _perturbed_wn_lstm()
+    x = torch.randn(4, 2, 5)
+
+    def uncached():
+        with torch.enable_grad():  # weights formed on this call, the cache untouched
+            key = fast._cache_key
+            out = fast(x)[0].detach()
+            assert fast._cache_key == key
+            return out
+
+    with torch.no_grad():
+        first = fast(x)[0]
+        assert fast._cached_flat is not None and torch.allclose(first, uncached(), atol=1e-7)
+        cached = fast._cached_flat
+        assert torch.equal(fast(x)[0], first) and fast._cached_flat is cached  # reused, not recomputed
+    opt = torch.optim.SGD(fast.parameters(), lr=0.5)
+    fast(x)[0].sum().backward()
+    opt.step()  # in-place update: version counters move
+    with torch.no_grad():
+        assert not torch.equal(fast(x)[0], first)
+        assert torch.allclose(fast(x)[0], uncached(), atol=1e-7)
+        g, _ = fast.wn_parameters("weight_hh_l1")
+        before = fast(x)[0]
+        g.data.mul_(1.5)  # a .data update (SB3's polyak_update style) bypasses the version counter
+        assert not torch.equal(fast(x)[0], before) and torch.allclose(fast(x)[0], uncached(), atol=1e-7)
+
+
+def test_fast_wn_lstm_step_by_step_with_cached_weights_gives_the_same_gradients():
+    fast, _ = _perturbed_wn_lstm()
+    twin = copy.deepcopy(fast)
+    x = torch.randn(5, 3, 5)
+    whole, _ = fast(x)
+    whole.sum().backward()
+    with twin.cached_weights():
+        state, outs = None, []
+        for t in range(5):
+            o, state = twin(x[t : t + 1], state)
+            outs.append(o)
+        torch.cat(outs).sum().backward()
+    assert twin._grad_cache is None  # dropped on exit: the next call forms the weights afresh
+    for (name, p), q in zip(fast.named_parameters(), twin.parameters(), strict=True):
+        assert torch.allclose(p.grad, q.grad, atol=1e-5), name
+
+
+def test_fast_wn_lstm_keeps_ddi_and_moves_devices_and_dtypes():
+    from wnbench.norms.weightnorm import WNLSTM, initialize_lstm
+
+    lstm = make_norm("weight", ddi=True).lstm(3, 4)
+    assert isinstance(lstm, WNLSTM) and initialize_lstm(lstm, torch.randn(6, 2, 3)) == 1
+    double = lstm.double()
+    out, _ = double(torch.randn(2, 1, 3, dtype=torch.float64))
+    assert out.dtype == torch.float64
+    assert not hasattr(lstm, "parametrizations")

@@ -2,7 +2,8 @@
 
 Sizes follow DESIGN.md / the C3 issue: an SB3-sized MLP (obs 8 -> 256 -> 256 -> 2, batch 256) and a
 DCGAN-sized discriminator and generator for 32x32 images (batch 64). Hidden layers take the norm;
-input-facing DCGAN discriminator layer and all output layers stay plain, as in Radford et al. 2016.
+input-facing DCGAN discriminator layer and all output layers stay plain, as in Radford et al. 2016; nonlinearities
+come from ``norm.activation`` (EDM2's mp_silu for ``forced_weight_mp``).
 Recurrent rows: an LSTM (8 -> 64 hidden, RecurrentPPO's default width is 256; 64 keeps CPU runs short)
 over sequences of 16 and 64 steps, batch 32, with a plain head on the last output; its act step is one
 time step for one sample, as in a rollout.
@@ -27,7 +28,14 @@ class TorchWeightNormReference(NoNorm):
 
     name = "torch_weight_norm"
     summary = "torch.nn.utils.parametrizations.weight_norm on plain layers (reference for the fast WN)"
-    supports_recurrent = False  # its LSTM row would be the plain LSTM under another name
+    supports_recurrent = (
+        True  # the LSTM with torch's parametrization: the WN-LSTM before WNLSTM's cached path
+    )
+
+    def _lstm(self, lstm):
+        for name in [n for n in lstm._flat_weights_names if n.startswith("weight_")]:
+            parametrizations.weight_norm(lstm, name=name, dim=0)
+        return lstm
 
     def _linear(self, in_features, out_features, bias):
         return parametrizations.weight_norm(super()._linear(in_features, out_features, bias))
@@ -60,7 +68,7 @@ def mlp(norm: Norm) -> nn.Module:
 
 
 def dcgan_discriminator(norm: Norm) -> nn.Module:
-    lrelu = lambda: nn.LeakyReLU(0.2)  # noqa: E731
+    lrelu = lambda: norm.activation(lambda: nn.LeakyReLU(0.2))  # noqa: E731
     return nn.Sequential(
         norm.conv2d(3, 64, 4, 2, 1, normalize=False), lrelu(),
         norm.conv2d(64, 128, 4, 2, 1), lrelu(),
@@ -72,9 +80,9 @@ def dcgan_discriminator(norm: Norm) -> nn.Module:
 def dcgan_generator(norm: Norm, z_dim: int = 100) -> nn.Module:
     return nn.Sequential(
         nn.Unflatten(1, (z_dim, 1, 1)),
-        norm.conv_transpose2d(z_dim, 256, 4, 1, 0), nn.ReLU(),
-        norm.conv_transpose2d(256, 128, 4, 2, 1), nn.ReLU(),
-        norm.conv_transpose2d(128, 64, 4, 2, 1), nn.ReLU(),
+        norm.conv_transpose2d(z_dim, 256, 4, 1, 0), norm.activation(nn.ReLU),
+        norm.conv_transpose2d(256, 128, 4, 2, 1), norm.activation(nn.ReLU),
+        norm.conv_transpose2d(128, 64, 4, 2, 1), norm.activation(nn.ReLU),
         norm.conv_transpose2d(64, 3, 4, 2, 1, normalize=False), nn.Tanh(),
     )  # fmt: skip
 

@@ -14,7 +14,11 @@ paired ratios (with the quartiles), so drift in a shared machine's speed cancels
 whichever norm ran during a slow minute.
 
 Recurrent models (``lstm_t16``, ``lstm_t64``) are timed with the norms that have a recurrent form; their
-rows also give the train-step time per time step. ``none`` there is torch's fused ``nn.LSTM`` kernel, while
+rows also give the train-step time per time step. There ``torch_weight_norm`` is the WN-LSTM as it was before
+:class:`wnbench.norms.weightnorm.WNLSTM` (torch's parametrization on every weight), beside ``weight`` (WNLSTM).
+
+Projecting kinds (forced_weight, nap, hyperspherical) have their projection attached to the optimizer, so the
+train step includes it, as in training. ``none`` there is torch's fused ``nn.LSTM`` kernel, while
 the layer- and batch-normalized LSTMs step in Python, so compare those two with each other as well.
 
 Peak memory: on CUDA, ``torch.cuda.max_memory_allocated``; on CPU (no allocator counters), the
@@ -34,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from wnbench.errors import UserError
+from wnbench.norms import attach_projection
 
 from .models import (
     BENCH_MODELS,
@@ -45,7 +50,8 @@ from .models import (
 )
 
 DEFAULT_NORMS = ["none", "batch", "batch_renorm", "layer", "group", "weight", "weight_meanonly", "spectral",
-                 "weight+batch_renorm", "weight+layer", TorchWeightNormReference.name]  # fmt: skip
+                 "weight+batch_renorm", "weight+layer", "forced_weight", "forced_weight_mp", "nap", "hyperspherical",
+                 TorchWeightNormReference.name]  # fmt: skip
 
 
 @dataclass
@@ -93,6 +99,7 @@ class _Subject:
         self.x1 = spec.inputs(1, gen, device)
         norm.initialize(self.model, self.x)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-4)
+        attach_projection(self.opt, self.model)  # projecting kinds pay their projection in the train step
 
     def forward_backward(self) -> None:
         loss = F.mse_loss(self.model(self.x), self.y)

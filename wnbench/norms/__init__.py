@@ -34,7 +34,7 @@ from .projected import (
 )
 from .projection import attach_projection, attached_projections, project_, projected_modules
 from .spectral import TrackedSpectralNorm, spectral_norm_modules
-from .weightnorm import WNConv2d, WNConvTranspose2d, WNLinear, weight_norm_modules
+from .weightnorm import WNLSTM, WNConv2d, WNConvTranspose2d, WNLinear, weight_norm_modules
 
 __all__ = [
     "COMPOSITION_GRAMMAR",
@@ -70,5 +70,6 @@ __all__ = [
     "WNConv2d",
     "WNConvTranspose2d",
     "WNLinear",
+    "WNLSTM",
     "weight_norm_modules",
 ]

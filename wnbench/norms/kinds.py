@@ -7,13 +7,12 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from torch import nn
-from torch.nn.utils import parametrizations
 
 from .factory import ActivationNorm, Norm, NormError, register_norm
 from .layers import BatchNormLSTM, LayerNormLSTM, MeanOnlyBatchNorm, PerChannel
 from .projected import MPSiLU, ProjectedConv2d, ProjectedConvTranspose2d, ProjectedLinear, SphereScaler
 from .spectral import spectral_norm
-from .weightnorm import _LSTM_DDI_ATTR, WNConv2d, WNConvTranspose2d, WNLinear
+from .weightnorm import _LSTM_DDI_ATTR, WNLSTM, WNConv2d, WNConvTranspose2d, WNLinear
 
 LinearFactory = Callable[[int, int], nn.Module]
 
@@ -205,14 +204,13 @@ class WeightNorm(Norm):
         )
 
     def _lstm(self, lstm):
-        # One norm per gate unit (row of weight_ih / weight_hh). torch's parametrization is used here:
-        # nn.LSTM re-reads parametrized weights on each call, and the recurrent kernel dominates the cost.
-        # With ddi=True, wnbench.norms.weightnorm.initialize_lstm data-initializes the input-to-hidden weights.
-        for weight_name in _lstm_weight_names(lstm):
-            parametrizations.weight_norm(lstm, name=weight_name, dim=0)
+        # One norm per gate unit (row of weight_ih / weight_hh), g = ||v|| at first (the LSTM as it was), with
+        # a cached no-grad path (WNLSTM). With ddi=True, wnbench.norms.weightnorm.initialize_lstm
+        # data-initializes the input-to-hidden weights.
+        wn = WNLSTM(lstm)
         if self.ddi:
-            setattr(lstm, _LSTM_DDI_ATTR, self.init_scale)
-        return lstm
+            setattr(wn, _LSTM_DDI_ATTR, self.init_scale)
+        return wn
 
 
 @register_norm

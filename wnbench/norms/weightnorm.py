@@ -18,13 +18,16 @@ single-observation forward. Here:
 Data-dependent init (DDI) is armed by :func:`arm_ddi`; the next forward pass sets ``g`` and ``b`` so that
 each unit's pre-activation has mean 0 and variance 1 on that batch.
 
-LSTMs carry WN as torch's parametrization (``WeightNorm._lstm`` in ``kinds.py``). The paper gives DDI for
+LSTMs get :class:`WNLSTM`, an ``nn.LSTM`` holding ``g``/``v`` per weight with the same cache. The paper gives DDI for
 networks without recursion and falls back to standard init for RNNs/LSTMs; :func:`initialize_lstm` applies it
 exactly where the layer has no recursion -- the input-to-hidden term ``W_ih x_t + b_ih``, whose input is data
 (or the layer below) -- and leaves ``W_hh`` at its standard init.
 """
 
 from __future__ import annotations
+
+import weakref
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +37,7 @@ __all__ = [
     "WNLinear",
     "WNConv2d",
     "WNConvTranspose2d",
+    "WNLSTM",
     "WeightNormMixin",
     "arm_ddi",
     "weight_norm_modules",
@@ -293,6 +297,120 @@ def arm_ddi(model: nn.Module) -> list[WeightNormMixin]:
     return armed
 
 
+class WNLSTM(nn.LSTM):
+    """``nn.LSTM`` with weight normalization on every weight matrix, one norm per gate unit (row), fast.
+
+    Each ``weight_{ih,hh}_l{k}`` is stored as ``weight_..._v`` and ``weight_..._g`` (``w = g * v / ||v||``) and
+    torch's fused LSTM kernel runs on the effective weights. Why not ``parametrizations.weight_norm`` (what this
+    replaced): its Python hooks recompute every weight on each call, 1.8-2.4x a plain LSTM's act step. Here,
+    as in :class:`WeightNormMixin`: with grad, the weights are formed by the fused weight-norm kernel on each
+    call (or once for all calls inside :meth:`cached_weights`, for callers that step a sequence by hand); with
+    no grad needed, the effective weights are cached until a ``g`` or ``v`` changes (version counters, plus an
+    exact comparison of the ``g`` tensors for updates made through ``.data``). ``lstm.weight_ih_l0`` still
+    reads the effective (differentiable) weight.
+    """
+
+    def __init__(self, lstm: nn.LSTM) -> None:
+        super().__init__(
+            lstm.input_size, lstm.hidden_size, lstm.num_layers, bias=lstm.bias, batch_first=lstm.batch_first,
+            dropout=lstm.dropout, bidirectional=lstm.bidirectional, proj_size=lstm.proj_size,
+        )  # fmt: skip
+        if lstm.bidirectional or lstm.proj_size:
+            raise ValueError("WNLSTM takes unidirectional LSTMs without projections")
+        source = dict(lstm.named_parameters())
+        self._wn_slots: list[tuple[int, str, str]] = []  # (index in _flat_weights, v name, g name)
+        for index, name in enumerate(self._flat_weights_names):
+            value = source[name].detach().clone()
+            del self._parameters[name]
+            if name.startswith("weight_"):
+                self.register_parameter(f"{name}_v", nn.Parameter(value))
+                self.register_parameter(f"{name}_g", nn.Parameter(torch.norm_except_dim(value, 2, 0).clone()))
+                self._wn_slots.append((index, f"{name}_v", f"{name}_g"))
+            else:
+                self.register_parameter(name, nn.Parameter(value))
+        self._wn_names = {self._flat_weights_names[i]: (v, g) for i, v, g in self._wn_slots}
+        self._grad_cache: list[torch.Tensor] | None = None
+        self._caching = False
+        self.invalidate_cache()
+        self._init_flat_weights()
+
+    # -- the effective weights ----------------------------------------------------------------
+    def wn_parameters(self, name: str) -> tuple[nn.Parameter, nn.Parameter]:
+        """``(g, v)`` of the weight ``name`` (e.g. ``"weight_ih_l0"``)."""
+        v, g = self._wn_names[name]
+        return self._parameters[g], self._parameters[v]
+
+    def __getattr__(self, name: str):
+        slots = self.__dict__.get("_wn_names")
+        if slots is not None and name in slots:
+            g, v = self.wn_parameters(name)
+            return torch._weight_norm(v, g, 0)
+        return super().__getattr__(name)
+
+    def _flat(self) -> list[torch.Tensor]:
+        params = self._parameters
+        return [
+            torch._weight_norm(params[self._wn_names[n][0]], params[self._wn_names[n][1]], 0)
+            if n in self._wn_names else params[n]
+            for n in self._flat_weights_names
+        ]  # fmt: skip
+
+    def invalidate_cache(self) -> None:
+        """Forget the no-grad cache (needed only after changing a ``v.data`` alone)."""
+        self._cache_key: tuple | None = None
+        self._cached_flat: list[torch.Tensor] | None = None
+        self._cached_g: list[torch.Tensor] = []
+
+    @contextmanager
+    def cached_weights(self):
+        """Form the effective weights once for every call inside, with grad (as ``parametrize.cached()``): for
+        callers that run a sequence one step at a time. Do not step the optimizer inside."""
+        self._caching, self._grad_cache = True, None
+        try:
+            yield self
+        finally:
+            self._caching, self._grad_cache = False, None
+
+    def _current_flat(self) -> list[torch.Tensor]:
+        params = self._parameters
+        if torch.is_grad_enabled() and any(p.requires_grad for p in params.values()):
+            if not self._caching:
+                return self._flat()
+            if self._grad_cache is None:
+                self._grad_cache = self._flat()
+            return self._grad_cache
+        gs = [params[g] for _, _, g in self._wn_slots]
+        key = tuple(params[v]._version for _, v, _ in self._wn_slots) + tuple(g._version for g in gs)
+        key += (params[self._wn_slots[0][1]].data_ptr(),)
+        if key == self._cache_key and all(torch.equal(a, b) for a, b in zip(gs, self._cached_g, strict=True)):
+            return self._cached_flat  # type: ignore[return-value]
+        with torch.no_grad():
+            self._cached_flat = self._flat()
+            self._cached_g = [g.detach().clone() for g in gs]
+        self._cache_key = key
+        return self._cached_flat
+
+    # -- nn.LSTM's flat-weight bookkeeping, redirected to the effective weights ----------------
+    def _init_flat_weights(self) -> None:
+        if "_wn_names" not in self.__dict__:  # during nn.LSTM.__init__, before the split into g and v
+            return super()._init_flat_weights()
+        with torch.no_grad():
+            self._flat_weights = self._flat()
+        self._flat_weight_refs = [weakref.ref(w) for w in self._flat_weights]
+
+    def _update_flat_weights(self) -> None:
+        pass  # forward() sets _flat_weights itself
+
+    def _apply(self, fn, recurse=True):
+        if "_wn_names" in self.__dict__:
+            self.invalidate_cache()
+        return super()._apply(fn, recurse)
+
+    def forward(self, input, hx=None):  # noqa: A002  (nn.LSTM's signature)
+        self._flat_weights = self._current_flat()
+        return super().forward(input, hx)
+
+
 #: Attribute a WN-DDI norm sets on the ``nn.LSTM`` it parametrizes (value: the DDI ``init_scale``).
 _LSTM_DDI_ATTR = "wn_ddi_init_scale"
 
@@ -336,8 +454,7 @@ def initialize_lstm(lstm: nn.LSTM, x: torch.Tensor, episode_starts: torch.Tensor
     starts = x.new_zeros(x.shape[:2]) if episode_starts is None else episode_starts.to(x.dtype)
     for layer in range(lstm.num_layers):
         name = f"weight_ih_l{layer}"
-        wn = lstm.parametrizations[name]
-        g, v = wn.original0, wn.original1  # torch's weight_norm: original0 = g, original1 = v
+        g, v = lstm.wn_parameters(name)
         t = x.reshape(-1, x.shape[-1]) @ (v / torch.norm_except_dim(v, 2, 0)).T
         mean, std = t.mean(0), t.var(0, unbiased=False).add(1e-8).sqrt()
         g.copy_((scale / std).view_as(g))

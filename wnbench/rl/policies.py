@@ -59,7 +59,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import _WeightNorm
 
 from wnbench.norms import Norm, NormError, SequenceBatchNorm, make_norm
-from wnbench.norms.weightnorm import WeightNormMixin
+from wnbench.norms.weightnorm import WNLSTM, WeightNormMixin
 from wnbench.rl.batch_stats import (
     BN_MODES,
     CRITIC_MODES,
@@ -318,6 +318,11 @@ class NormRecurrentActorCriticPolicy(_NormPolicyMixin, RecurrentActorCriticPolic
         RecurrentPPO PendulumNoVel run of 8,192 steps, 1.77x and 1.90x, the same final return). Only
         pure weight-norm LSTMs are cached: spectral norm's power iteration runs on each access and stays so.
         """
+        if isinstance(lstm, WNLSTM):  # wnbench's WN-LSTM: the same, through its own cache
+            with lstm.cached_weights():
+                return RecurrentActorCriticPolicy._process_sequence(
+                    features, lstm_states, episode_starts, lstm
+                )
         if _weight_norm_only(lstm):
             with parametrize.cached():
                 return RecurrentActorCriticPolicy._process_sequence(
