@@ -102,3 +102,18 @@ def test_ddi_benchmark_finds_wn_ddi_equal_to_bn_at_init_and_close_after(tmp_path
     assert len(rows) == 6
     assert all(r.init_max_abs_diff < INIT_TOLERANCE for r in rows)
     assert all(0 < r.fresh_mean_abs_diff < 0.2 for r in rows)  # BN re-estimates statistics; WN keeps its init
+
+
+def test_ddi_equivalence_holds_for_a_whitened_layer_in_training_and_stops_without_whitening_or_depth():
+    """C8's reach (v3): with BN's weight = WN's v, a whitened single layer stays within the held-out tolerance
+    through 100 identical SGD steps while both move far; correlated inputs or a 4-layer stack leave it."""
+    from wnbench.bench.ddi import HELDOUT_TOLERANCE, reach_rows
+
+    def after_training(inputs: str, depth: int) -> tuple[float, float]:
+        rows = [r for s in (0, 1) for r in reach_rows(s, inputs, depth) if (r.train_steps, r.batch) == (100, 512)]
+        return max(r.mean_abs_diff for r in rows), min(r.wn_moved for r in rows)
+
+    white_diff, white_moved = after_training("whitened", 1)
+    assert white_diff < HELDOUT_TOLERANCE < white_moved
+    assert after_training("standardized", 1)[0] > 2 * HELDOUT_TOLERANCE
+    assert after_training("whitened", 4)[0] > 2 * HELDOUT_TOLERANCE

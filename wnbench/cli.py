@@ -448,17 +448,49 @@ def bench_ddi(
     seeds: int = typer.Option(10, min=1, help="Seeds per layer shape."),
 ) -> None:
     """Claim C8: one layer on whitened input -- WN with data-dependent init against BN, at init (float64)."""
-    from wnbench.bench.ddi import DEFAULT_SHAPES, INIT_TOLERANCE, measure_ddi
+    from dataclasses import asdict
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from wnbench.bench.ddi import (
+        DEFAULT_SHAPES,
+        HELDOUT_TOLERANCE,
+        INIT_TOLERANCE,
+        measure_ddi,
+        measure_reach,
+        reach_summary,
+    )
     from wnbench.bench.output import environment, write_rows
 
     rows = measure_ddi(range(seeds), DEFAULT_SHAPES)
-    write_rows(out / "ddi.json", rows, {**environment("cpu"), "init_tolerance": INIT_TOLERANCE})
+    reach = measure_reach(range(min(seeds, 5)))
+    summary = reach_summary(reach)
+    meta = {
+        **environment("cpu"),
+        "init_tolerance": INIT_TOLERANCE,
+        "heldout_tolerance": HELDOUT_TOLERANCE,
+        "reach": [asdict(r) for r in reach],
+        "reach_summary": summary,
+    }
+    write_rows(out / "ddi.json", rows, meta)
     worst = max(r.init_max_abs_diff for r in rows)
     fresh = max(r.fresh_mean_abs_diff for r in rows)
     typer.echo(
         f"WN+DDI vs BN over {len(rows)} layers: max |difference| on the init batch {worst:.2e} "
         f"(tolerance {INIT_TOLERANCE:g}); mean |difference| on a fresh whitened batch <= {fresh:.3f}"
     )
+    table = Table(title="Where WN+DDI stops behaving like BN: median mean |difference| on a held-out batch of 512")
+    table.add_column("inputs")
+    table.add_column("depth", justify="right")
+    for steps in sorted({r["train_steps"] for r in summary}):
+        table.add_column(f"after {steps} SGD steps", justify="right")
+    for inputs in sorted({r["inputs"] for r in summary}):
+        for depth in sorted({r["depth"] for r in summary}):
+            cells = [r for r in summary if (r["inputs"], r["depth"], r["batch"]) == (inputs, depth, 512)]
+            table.add_row(inputs, str(depth), *[f"{r['median_mean_abs_diff']:.3f}" for r in cells])
+    Console(width=160).print(table)
+    typer.echo(f"(output standard deviations; within {HELDOUT_TOLERANCE:g} counts as behaving like BN)")
     typer.echo(f"wrote {out / 'ddi.json'}")
 
 
