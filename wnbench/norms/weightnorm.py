@@ -379,11 +379,19 @@ class WNLSTM(nn.LSTM):
             if self._grad_cache is None:
                 self._grad_cache = self._flat()
             return self._grad_cache
+        # No grad: the cached weights while no g or v changed (written flat: this runs on every act step).
+        d = self.__dict__
+        vs = [params[v] for _, v, _ in self._wn_slots]
         gs = [params[g] for _, _, g in self._wn_slots]
-        key = tuple(params[v]._version for _, v, _ in self._wn_slots) + tuple(g._version for g in gs)
-        key += (params[self._wn_slots[0][1]].data_ptr(),)
-        if key == self._cache_key and all(torch.equal(a, b) for a, b in zip(gs, self._cached_g, strict=True)):
-            return self._cached_flat  # type: ignore[return-value]
+        key = (vs[0].data_ptr(), *[p._version for p in vs], *[p._version for p in gs])
+        if key == d["_cache_key"]:
+            fresh = True
+            for g, cached in zip(gs, d["_cached_g"]):  # noqa: B905  (same length by construction)
+                if not torch.equal(g, cached):
+                    fresh = False
+                    break
+            if fresh:
+                return d["_cached_flat"]
         with torch.no_grad():
             self._cached_flat = self._flat()
             self._cached_g = [g.detach().clone() for g in gs]
@@ -407,7 +415,8 @@ class WNLSTM(nn.LSTM):
         return super()._apply(fn, recurse)
 
     def forward(self, input, hx=None):  # noqa: A002  (nn.LSTM's signature)
-        self._flat_weights = self._current_flat()
+        # Straight into __dict__: nn.Module.__setattr__ (and RNNBase's) cost a measurable share of one act step.
+        self.__dict__["_flat_weights"] = self._current_flat()
         return super().forward(input, hx)
 
 
