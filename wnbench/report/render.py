@@ -253,48 +253,62 @@ def markdown(
         *_lr_method(registry),
     ]
     for r in results:
-        out += [f"## {r.claim} — {r.title}", "", f"**Verdict: {r.verdict}.** {r.headline_text}"]
-        if r.basis != "—":
-            direction = f"; {r.direction_text}" if r.direction_text != "—" else ""
-            out[-1] += f" ({r.basis}{direction})."
-        if r.tuned_verdict:
-            out[-1] += f" **Tuned per norm: {r.tuned_verdict}.** {r.tuned_headline.statistic_text}."
-        if r.peer_verdict:
-            out[-1] += (
-                f" **On the cells whose baseline is at peer level only: {r.peer_verdict}.** "
-                f"{r.peer_headline.statistic_text} ({r.peer_headline.basis})."
-            )
+        out += claim_markdown(r)
+    out += compute_markdown(compute_payload(inputs))
+    out += _inputs_markdown(inputs)
+    return "\n".join(out) + "\n"
+
+
+def claim_markdown(r: ClaimResult) -> list[str]:
+    """One claim's section: verdicts (shared, tuned, at peer), what measures it, notes, tables, figures, run
+    counts, planned runs without a record and failures."""
+    out = [f"## {r.claim} — {r.title}", "", f"**Verdict: {r.verdict}.** {r.headline_text}"]
+    if r.basis != "—":
+        direction = f"; {r.direction_text}" if r.direction_text != "—" else ""
+        out[-1] += f" ({r.basis}{direction})."
+    if r.tuned_verdict:
+        out[-1] += f" **Tuned per norm: {r.tuned_verdict}.** {r.tuned_headline.statistic_text}."
+    if r.peer_verdict:
+        out[-1] += (
+            f" **On the cells whose baseline is at peer level only: {r.peer_verdict}.** "
+            f"{r.peer_headline.statistic_text} ({r.peer_headline.basis})."
+        )
+    out += ["", f"Measured by: {r.measure}." + (f" Suites: {', '.join(r.suites)}." if r.suites else ""), ""]
+    if r.verdict == "no data":
+        hint = r.registered.how_to_measure if r.registered is not None else ""
+        out += [hint or "No input measures this claim.", ""]
+    for note in r.notes:
+        out += [note, ""]
+    for table in r.tables:
+        out += [_md_table(table), ""]
+    for fig in r.figures:
+        out += [f"![{r.claim}: {fig.title}]({fig.path})", ""]
+    return out + _runs_markdown(r)
+
+
+def _runs_markdown(r: ClaimResult) -> list[str]:
+    out: list[str] = []
+    if r.status_counts:
+        counts = ", ".join(
+            f"{norm}: " + " ".join(f"{k} {v}" for k, v in sorted(st.items()))
+            for norm, st in r.status_counts.items()
+        )
+        out += [f"Runs by norm and status — {counts}.", ""]
+    if r.missing:
         out += [
-            "",
-            f"Measured by: {r.measure}." + (f" Suites: {', '.join(r.suites)}." if r.suites else ""),
+            "Planned but without a record (never run, or killed in flight): "
+            + ", ".join(f"{s}: {n}" for s, n in r.missing.items())
+            + ".",
             "",
         ]
-        if r.verdict == "no data":
-            hint = r.registered.how_to_measure if r.registered is not None else ""
-            out += [hint or "No input measures this claim.", ""]
-        for note in r.notes:
-            out += [note, ""]
-        for table in r.tables:
-            out += [_md_table(table), ""]
-        for fig in r.figures:
-            out += [f"![{r.claim}: {fig.title}]({fig.path})", ""]
-        if r.status_counts:
-            counts = ", ".join(
-                f"{norm}: " + " ".join(f"{k} {v}" for k, v in sorted(st.items()))
-                for norm, st in r.status_counts.items()
-            )
-            out += [f"Runs by norm and status — {counts}.", ""]
-        if r.missing:
-            out += [
-                "Planned but without a record (never run, or killed in flight): "
-                + ", ".join(f"{s}: {n}" for s, n in r.missing.items())
-                + ".",
-                "",
-            ]
-        if r.problems:
-            out += ["Failed or timed-out runs (not scored):", ""] + [f"- `{p}`" for p in r.problems] + [""]
-    out += compute_markdown(compute_payload(inputs))
-    out += ["## Inputs", ""] + [f"- `{s}`" for s in inputs.sources]
+    if r.problems:
+        out += ["Failed or timed-out runs (not scored):", ""] + [f"- `{p}`" for p in r.problems] + [""]
+    return out
+
+
+def _inputs_markdown(inputs: Inputs) -> list[str]:
+    """The report's "Inputs" section: sources, warnings, skipped files and the package versions of the records."""
+    out = ["## Inputs", ""] + [f"- `{s}`" for s in inputs.sources]
     if inputs.warnings:
         out += [""] + [f"**Note:** {w}." for w in inputs.warnings]
     if inputs.skipped:
@@ -302,7 +316,7 @@ def markdown(
     versions = {json.dumps(r.get("versions", {}), sort_keys=True) for r in inputs.records}
     for v in sorted(versions):
         out += ["", "Versions: " + ", ".join(f"{k} {val}" for k, val in json.loads(v).items())]
-    return "\n".join(out) + "\n"
+    return out
 
 
 def compute_payload(inputs: Inputs) -> dict[str, Any]:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from ..cells import (
+    CellScores,
     below_peer_cells,
     describe_records,
     group_cells,
@@ -23,14 +27,14 @@ from ..tables import diagnostics_table, median_table, peer_table
 def analyze_comparison(
     claim: Claim, registry: Registry, inputs: Inputs, reps: int, result: ClaimResult
 ) -> list[HypothesisResult]:
-    """Norms compared on the claim's metric (C1, C2, C6, C7): every hypothesis, shared and (when the inputs
-    hold a tuning stage) tuned per norm."""
+    """Norms compared on the claim's metric: every hypothesis on the shared stage, the headline again on the cells
+    whose baseline is at peer level (when some are not), and every hypothesis tuned per norm (when the inputs hold
+    a tuning stage)."""
     records = records_for(inputs, claim)
     describe_records(result, claim, records, inputs)
     if not records:
         return []
-    shared = [r for r in records if stage_of(r) == "eval"]
-    cells = group_cells(shared)
+    cells = group_cells([r for r in records if stage_of(r) == "eval"])
     scored = scored_cells(cells)
     result.cell_records = cells
     result.cell_scores = {c: s.normalized for c, s in scored.items()}
@@ -50,18 +54,37 @@ def analyze_comparison(
         else:
             out.append(evaluate_hypothesis(claim, h, test_cells, registry, reps))
     result.iqm = iqm_by_norm(test_cells, reps)
+    out += _at_peer(claim, registry, reps, result, cells, test_cells, out)
+    _add_cell_tables(result, cells)
+    return out + _tuned(claim, registry, reps, result, records)
+
+
+def _at_peer(
+    claim: Claim,
+    registry: Registry,
+    reps: int,
+    result: ClaimResult,
+    cells: Mapping[str, Any],
+    test_cells: Mapping[str, CellScores],
+    shared: Sequence[HypothesisResult],
+) -> list[HypothesisResult]:
+    """The headline again without the cells it used whose baseline is below peer level (its own family), when
+    some but not all of them are."""
     first = next((i for i, h in enumerate(claim.hypotheses) if not h.metric), None)  # the headline, as shared
-    used = [c.cell for c in out[first].cells] if first is not None else []  # the cells it was estimated on
+    used = [c.cell for c in shared[first].cells] if first is not None else []  # the cells it was estimated on
     below = [c for c in below_peer_cells(cells) if c in used]
-    if below and len(below) < len(used):
-        at_peer = {c: s for c, s in test_cells.items() if c not in below}
-        out.append(
-            evaluate_hypothesis(claim, claim.hypotheses[first], at_peer, registry, reps, stage=AT_PEER)
-        )
-        result.notes.append(
-            f"Baselines below peer level in {len(below)} of {len(used)} cells ({', '.join(below)}; see the "
-            f"peer table): the headline is tested again without them, as its own family ({AT_PEER})."
-        )
+    if not below or len(below) >= len(used):
+        return []
+    at_peer = {c: s for c, s in test_cells.items() if c not in below}
+    result.notes.append(
+        f"Baselines below peer level in {len(below)} of {len(used)} cells ({', '.join(below)}; see the "
+        f"peer table): the headline is tested again without them, as its own family ({AT_PEER})."
+    )
+    return [evaluate_hypothesis(claim, claim.hypotheses[first], at_peer, registry, reps, stage=AT_PEER)]
+
+
+def _add_cell_tables(result: ClaimResult, cells: Mapping[str, Any]) -> None:
+    """The peer table, the medians of every run, and the mechanism diagnostics where runs logged them."""
     peers = peer_table(cells)
     if peers is not None:
         result.tables.append(peers)
@@ -69,18 +92,22 @@ def analyze_comparison(
     diagnostics = diagnostics_table(cells)
     if diagnostics is not None:
         result.tables.append(diagnostics)
+
+
+def _tuned(
+    claim: Claim, registry: Registry, reps: int, result: ClaimResult, records: Sequence[dict[str, Any]]
+) -> list[HypothesisResult]:
+    """Every hypothesis on the evaluation runs at each (cell, norm)'s tuned choice; none without a tuning stage."""
     tuned, keys, lines = tuned_records(records)
-    if tuned:
-        tuned_cells = registered_cells(
-            claim,
-            scored_cells(group_cells(tuned, exclude_params=keys)),
-            group_cells(tuned, exclude_params=keys),
-        )
-        out += [
-            evaluate_hypothesis(claim, h, tuned_cells, registry, reps, stage=TUNED) for h in claim.hypotheses
-        ]
-        result.notes.append(
-            f"Tuned per norm: {', '.join(keys)} chosen per (cell, norm) on tuning seeds disjoint from the "
-            "evaluation seeds, then evaluated on the evaluation seeds — " + "; ".join(lines) + "."
-        )
-    return out
+    if not tuned:
+        return []
+    tuned_cells = registered_cells(
+        claim,
+        scored_cells(group_cells(tuned, exclude_params=keys)),
+        group_cells(tuned, exclude_params=keys),
+    )
+    result.notes.append(
+        f"Tuned per norm: {', '.join(keys)} chosen per (cell, norm) on tuning seeds disjoint from the "
+        "evaluation seeds, then evaluated on the evaluation seeds — " + "; ".join(lines) + "."
+    )
+    return [evaluate_hypothesis(claim, h, tuned_cells, registry, reps, stage=TUNED) for h in claim.hypotheses]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -65,8 +66,8 @@ def own_best_threshold(best: float, tolerance: float, floor: float = 0.0) -> flo
 def analyze_lr(
     claim: Claim, registry: Registry, inputs: Inputs, reps: int, result: ClaimResult
 ) -> list[HypothesisResult]:
-    """C5: per (cell, norm, seed) the width of the good-LR range relative to the norm's own best rate; P(width X >
-    width Y); peak performance per norm reported separately."""
+    """A learning-rate claim: per (cell, norm, seed) the width of the good-LR range relative to the norm's own best
+    rate; P(width X > width Y); peak performance per norm reported separately."""
     tolerance = claim.tolerance or 0.1
     floor = claim.floor or 0.0
     records = [r for r in records_for(inputs, claim) if stage_of(r) == "eval"]
@@ -77,80 +78,116 @@ def analyze_lr(
     cells = group_cells(records, exclude_params=LR_KEYS)
     single = [c for c, by in cells.items() if len({_lr_of(r) for rs in by.values() for r in rs}) < 2]
     if single:
-        result.notes.append(f"Not a sweep (one learning rate), left out of C5: {', '.join(single)}.")
+        result.notes.append(f"Not a sweep (one learning rate), left out of {claim.id}: {', '.join(single)}.")
     widths: dict[str, CellScores] = {}
-    width_rows, peak_rows = [], []
+    rows = _Rows()
     for cell, by_norm in cells.items():
-        if cell in single:
-            continue
-        groups = {f"{n}\t{_lr_of(r)}": [] for n, rs in by_norm.items() for r in rs}
-        for n, rs in by_norm.items():
-            for r in rs:
-                groups[f"{n}\t{_lr_of(r)}"].append(r)
-        scored = score_cell(groups)
-        if scored is None:
-            continue
-        result.anchors[cell] = scored.anchor.source
-        result.lr_curves[cell] = defaultdict(dict)
-        result.lr_thresholds[cell] = {}
-        cell_widths: dict[str, np.ndarray] = {}
-        # the floor is a share of the cell's best median (norms and rates together) above the lower anchor: fixed
-        # anchors differ in reach (RL's reference is the zoo's figure; a VAE's upper anchor, 0 nats, is unreachable)
-        group_medians = [float(np.median(v)) for v in scored.normalized.values() if len(v)]
-        cell_floor = floor * max(0.0, max(group_medians, default=0.0))
-        for norm, rs in by_norm.items():
-            rates = sorted({_lr_of(r) for r in rs})
-            per_rate = {lr: scored.normalized.get(f"{norm}\t{lr}", np.array([])) for lr in rates}
-            for lr in rates:
-                result.lr_curves[cell][norm][lr] = per_rate[lr]
-            medians = {lr: float(np.median(v)) for lr, v in per_rate.items() if len(v)}
-            if not medians:
-                continue
-            best_lr = max(medians, key=medians.get)
-            threshold = own_best_threshold(medians[best_lr], tolerance, cell_floor)
-            result.lr_thresholds[cell][norm] = threshold
-            # one width per seed, over every rate that seed ran (all runs count; a missing rate is not good)
-            seeds = sorted({r["config"]["seed"] for r in rs if is_scored(r)})
-            by_seed_rate = {(r["config"]["seed"], _lr_of(r)): r for r in rs if is_scored(r)}
-            seed_widths = []
-            for s in seeds:
-                values = []
-                for lr in rates:
-                    rec = by_seed_rate.get((s, lr))
-                    if rec is None:
-                        values.append(math.nan)
-                        continue
-                    idx = [x["run_id"] for x in groups[f"{norm}\t{lr}"] if is_scored(x)].index(rec["run_id"])
-                    values.append(float(per_rate[lr][idx]))
-                seed_widths.append(good_lr_width(rates, values, threshold))
-            cell_widths[norm] = np.array(seed_widths)
-            good = [lr for lr in rates if medians.get(lr, -math.inf) >= threshold]
-            diverged = sum(1 for r in rs if r["status"] == "diverged")
-            width_rows.append([cell, norm, f"{float(np.median(seed_widths)):.2f}", ", ".join(f"{lr:g}" for lr in good)
-                               or "none", str(diverged), str(len(seeds))])  # fmt: skip
-            raw_best = scored.raw.get(f"{norm}\t{best_lr}", np.array([math.nan]))
-            peak_rows.append([cell, norm, f"{best_lr:g}", fmt_value(float(np.median(raw_best))),
-                              fmt_value(medians[best_lr], 3)])  # fmt: skip
-        widths[cell] = CellScores("good-LR width (decades)", True, cell_widths, cell_widths, cell_widths,
-                                  Anchor(0.0, 1.0, "decades"), task_of(by_norm))  # fmt: skip
+        if cell not in single:
+            cell_widths = _cell_widths(cell, by_norm, tolerance, floor, result, rows)
+            if cell_widths is not None:
+                widths[cell] = cell_widths
     result.cell_records = cells
     result.cell_scores = {c: s.raw for c, s in widths.items()}
     out = [evaluate_hypothesis(claim, h, widths, registry, reps) for h in claim.hypotheses]
     for h in out:
         h.metric = "good-LR width (decades)"
-    result.tables.append(
-        Table(
-            f"Good-LR range per norm, relative to its own best (normalized score ≥ {1 - tolerance:g} × the norm's "
-            f"best median, and ≥ {floor:g} × the cell's best median)",
-            ["cell", "norm", "median width (decades)", "good rates (medians)", "diverged runs", "seeds"],
-            sorted(width_rows, key=lambda r: (r[0], norm_order(r[1]))),
-        )
-    )
-    result.tables.append(
-        Table(
-            "Peak performance per norm (reported separately from robustness)",
-            ["cell", "norm", "best rate", "median headline metric there (raw)", "normalized"],
-            sorted(peak_rows, key=lambda r: (r[0], norm_order(r[1]))),
-        )
-    )
+    result.tables += rows.tables(tolerance, floor)
     return out
+
+
+@dataclass
+class _Rows:
+    """The width and peak tables' rows, one per (cell, norm)."""
+
+    width: list[list[str]] = field(default_factory=list)
+    peak: list[list[str]] = field(default_factory=list)
+
+    def tables(self, tolerance: float, floor: float) -> list[Table]:
+        return [
+            Table(
+                f"Good-LR range per norm, relative to its own best (normalized score ≥ {1 - tolerance:g} × the "
+                f"norm's best median, and ≥ {floor:g} × the cell's best median)",
+                ["cell", "norm", "median width (decades)", "good rates (medians)", "diverged runs", "seeds"],
+                sorted(self.width, key=lambda r: (r[0], norm_order(r[1]))),
+            ),
+            Table(
+                "Peak performance per norm (reported separately from robustness)",
+                ["cell", "norm", "best rate", "median headline metric there (raw)", "normalized"],
+                sorted(self.peak, key=lambda r: (r[0], norm_order(r[1]))),
+            ),
+        ]
+
+
+def _cell_widths(
+    cell: str,
+    by_norm: Mapping[str, Sequence[dict[str, Any]]],
+    tolerance: float,
+    floor: float,
+    result: ClaimResult,
+    rows: _Rows,
+) -> CellScores | None:
+    """One cell's good-LR widths per norm (one per seed), its curves and thresholds kept on ``result`` for the
+    figure; ``None`` when no run of the cell is scored."""
+    groups = {f"{n}\t{_lr_of(r)}": [] for n, rs in by_norm.items() for r in rs}
+    for n, rs in by_norm.items():
+        for r in rs:
+            groups[f"{n}\t{_lr_of(r)}"].append(r)
+    scored = score_cell(groups)
+    if scored is None:
+        return None
+    result.anchors[cell] = scored.anchor.source
+    result.lr_curves[cell] = defaultdict(dict)
+    result.lr_thresholds[cell] = {}
+    # the floor is a share of the cell's best median (norms and rates together) above the lower anchor: fixed
+    # anchors differ in reach (RL's reference is the zoo's figure; a VAE's upper anchor, 0 nats, is unreachable)
+    group_medians = [float(np.median(v)) for v in scored.normalized.values() if len(v)]
+    cell_floor = floor * max(0.0, max(group_medians, default=0.0))
+    cell_widths: dict[str, np.ndarray] = {}
+    for norm, rs in by_norm.items():
+        rates = sorted({_lr_of(r) for r in rs})
+        per_rate = {lr: scored.normalized.get(f"{norm}\t{lr}", np.array([])) for lr in rates}
+        for lr in rates:
+            result.lr_curves[cell][norm][lr] = per_rate[lr]
+        medians = {lr: float(np.median(v)) for lr, v in per_rate.items() if len(v)}
+        if not medians:
+            continue
+        best_lr = max(medians, key=medians.get)
+        threshold = own_best_threshold(medians[best_lr], tolerance, cell_floor)
+        result.lr_thresholds[cell][norm] = threshold
+        seeds = sorted({r["config"]["seed"] for r in rs if is_scored(r)})
+        seed_widths = _seed_widths(rs, seeds, rates, per_rate, groups, norm, threshold)
+        cell_widths[norm] = np.array(seed_widths)
+        good = [lr for lr in rates if medians.get(lr, -math.inf) >= threshold]
+        diverged = sum(1 for r in rs if r["status"] == "diverged")
+        rows.width.append([cell, norm, f"{float(np.median(seed_widths)):.2f}", ", ".join(f"{lr:g}" for lr in good)
+                           or "none", str(diverged), str(len(seeds))])  # fmt: skip
+        raw_best = scored.raw.get(f"{norm}\t{best_lr}", np.array([math.nan]))
+        rows.peak.append([cell, norm, f"{best_lr:g}", fmt_value(float(np.median(raw_best))),
+                          fmt_value(medians[best_lr], 3)])  # fmt: skip
+    return CellScores("good-LR width (decades)", True, cell_widths, cell_widths, cell_widths,
+                      Anchor(0.0, 1.0, "decades"), task_of(by_norm))  # fmt: skip
+
+
+def _seed_widths(
+    rs: Sequence[Mapping[str, Any]],
+    seeds: Sequence[int],
+    rates: Sequence[float],
+    per_rate: Mapping[float, np.ndarray],
+    groups: Mapping[str, Sequence[Mapping[str, Any]]],
+    norm: str,
+    threshold: float,
+) -> list[float]:
+    """One width per seed, over every rate that seed ran (all runs count; a missing rate is not good)."""
+    by_seed_rate = {(r["config"]["seed"], _lr_of(r)): r for r in rs if is_scored(r)}
+    widths = []
+    for s in seeds:
+        values = []
+        for lr in rates:
+            rec = by_seed_rate.get((s, lr))
+            if rec is None:
+                values.append(math.nan)
+                continue
+            idx = [x["run_id"] for x in groups[f"{norm}\t{lr}"] if is_scored(x)].index(rec["run_id"])
+            values.append(float(per_rate[lr][idx]))
+        widths.append(good_lr_width(rates, values, threshold))
+    return widths
