@@ -125,6 +125,8 @@ class _NormPolicyMixin:
     projections of projected kinds (:mod:`wnbench.rl.projection`) once the optimizers exist."""
 
     default_norm: ClassVar[NormSpec] = "none"
+    #: The algorithms the policy class serves (for messages).
+    algorithms: ClassVar[str] = ""
     #: Whether the algorithm differentiates a critic pass for its actor (SAC, TD3, CrossQ): ``critic_mode``.
     actor_update_has_critic_pass: ClassVar[bool] = False
 
@@ -162,10 +164,9 @@ class _NormPolicyMixin:
             return
         where = f"critic_mode={self.critic_mode!r} (norm '{self.norm.label}')"
         if not self.actor_update_has_critic_pass:
-            algos = _ALGOS_OF.get(type(self).__name__, "this algorithm")
             raise NormError(
                 f"{where} sets how the critic pass inside the actor update of SAC, TD3 and CrossQ runs; "
-                f"{type(self).__name__} ({algos}) has no such pass"
+                f"{type(self).__name__} ({self.algorithms}) has no such pass"
             )
         if not self.norm.uses_batch_statistics:
             raise NormError(f"{where} needs a norm with batch statistics; '{self.norm.label}' has none")
@@ -234,17 +235,11 @@ def _norm_kwargs(kwargs: dict[str, Any]) -> tuple[Any, bool, bool, str | None, s
     )
 
 
-#: Which algorithms a policy class without a critic pass in its actor update serves (for messages).
-_ALGOS_OF = {
-    "NormActorCriticPolicy": "PPO, A2C",
-    "NormRecurrentActorCriticPolicy": "RecurrentPPO",
-    "NormDQNPolicy": "DQN",
-}
-
-
 # -- on-policy ---------------------------------------------------------------------------------------
 class NormActorCriticPolicy(_NormPolicyMixin, ActorCriticPolicy):
     """PPO/A2C actor-critic MLP policy with factory-built hidden layers (see module docstring)."""
+
+    algorithms = "PPO, A2C"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._take_norm_kwargs(kwargs)
@@ -271,6 +266,8 @@ class NormRecurrentActorCriticPolicy(_NormPolicyMixin, RecurrentActorCriticPolic
     consistent. Kinds without a recurrent form (batch renorm, mean-only BN, group) raise
     :class:`~wnbench.norms.NormError`. A shared LSTM is normalized when either switch is on.
     """
+
+    algorithms = "RecurrentPPO"
 
     def __init__(
         self,
@@ -352,6 +349,8 @@ def _weight_norm_only(module: nn.Module) -> bool:
 class NormDQNPolicy(_NormPolicyMixin, DQNPolicy):
     """DQN policy: the Q-network (and its target) built by the factory; ``norm_critic`` switches it."""
 
+    algorithms = "DQN"
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._take_norm_kwargs(kwargs)
         super().__init__(*args, **kwargs)
@@ -406,6 +405,8 @@ class _ContinuousCriticMixin:
 class NormSACPolicy(_ContinuousCriticMixin, _NormPolicyMixin, SACPolicy):
     """SAC policy: actor trunk and both critics (and the target critics) built by the factory."""
 
+    algorithms = "SAC"
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._take_norm_kwargs(kwargs)
         super().__init__(*args, **kwargs)
@@ -423,6 +424,8 @@ class NormSACPolicy(_ContinuousCriticMixin, _NormPolicyMixin, SACPolicy):
 
 class NormTD3Policy(_ContinuousCriticMixin, _NormPolicyMixin, TD3Policy):
     """TD3 policy: deterministic actor and both critics (and their targets) built by the factory."""
+
+    algorithms = "TD3"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._take_norm_kwargs(kwargs)
@@ -476,6 +479,7 @@ class NormCrossQPolicy(_NormPolicyMixin, CrossQPolicy):
     layer instead (``Linear -> norm -> activation``), inputs and outputs plain.
     """
 
+    algorithms = "CrossQ"
     default_norm = {"name": "batch_renorm", "placement": "pre"}  # type: ignore[assignment]
     actor_update_has_critic_pass = True
 
