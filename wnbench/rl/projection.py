@@ -12,8 +12,9 @@ is the SB3 side, one mechanism with no per-algorithm code:
 * **target copies** (projected layers no optimizer updates: SAC/TD3's ``critic_target``/``actor_target``, DQN's
   ``q_net_target``): SB3 changes them *after* the optimizer steps, by polyak averaging (an average of projected
   weights is off the set: two unit vectors average to less than unit norm) or by a hard copy. A forward pre-hook
-  projects such a layer before each of its forward passes, so a target is never *used* off its set; :class:`~wnbench.rl.norm_callback.NormCallback` also projects the whole policy at every rollout
-  start and at the end of training, so the *stored* weights (what ``model.save`` writes) are on it too.
+  projects such a layer before each of its forward passes, so a target is never *used* off its set;
+  :class:`~wnbench.rl.norm_callback.NormCallback` also projects the whole policy at the start (after DDI) and at
+  the end of training, so the *stored* weights (what ``model.save`` writes after ``learn``) are on it too.
 
 The norm policies attach all this when they are built (:func:`attach_policy_projection`); a policy without
 projected layers gets nothing. Attaching again (a rebuilt optimizer, a second ``learn``) replaces the hooks.
