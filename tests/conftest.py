@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -17,3 +18,40 @@ torch.set_num_threads(1)
 def _seed_everything():
     torch.manual_seed(0)
     yield
+
+
+#: The smallest toy profile that exercises the engine: two norms x two seeds of a 20-step regression (seconds).
+TINY_TOY_PROFILE = """
+  default:
+    kind: toy
+    tasks: [regression]
+    algos: [mlp]
+    norms: [none, batch]
+    params: {hidden: [8], n_train: 64, n_test: 32}
+    seeds: 2
+    budget: {steps: 20, time_limit_s: 60}
+"""
+
+
+@pytest.fixture
+def no_wandb():
+    """Tracking off: suite runs in tests never start W&B."""
+    from wnbench.tracking import TrackingOptions
+
+    return TrackingOptions(mode="disabled")
+
+
+@pytest.fixture
+def suite_file(tmp_path):
+    """``suite_file(profiles=TINY_TOY_PROFILE, name="toy", claims="[C5]")`` writes ``tmp_path/suite.yaml`` with
+    those profiles (the YAML under ``profiles:``) and returns its path; ``suite_file(text=...)`` writes a whole
+    suite file as given."""
+
+    def write(
+        profiles: str = TINY_TOY_PROFILE, *, name: str = "toy", claims: str = "[C5]", text: str = ""
+    ) -> Path:
+        path = tmp_path / "suite.yaml"
+        path.write_text(text or f"name: {name}\nclaims: {claims}\nprofiles:\n{profiles}")
+        return path
+
+    return write

@@ -19,15 +19,6 @@ from wnbench.tracking import TrackingOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 WNBENCH = str(Path(sys.executable).parent / "wnbench")
-NO_WANDB = TrackingOptions(mode="disabled")
-
-
-def make_suite(folder: Path, profile: str, name: str = "engine") -> Path:
-    path = folder / "suite.yaml"
-    path.write_text(f"name: {name}\nclaims: [C5]\nprofiles:\n{profile}")
-    return path
-
-
 FAULTS = """
   default:
     kind: toy
@@ -46,12 +37,14 @@ FAULTS = """
 """
 
 
-def test_failures_stay_isolated_and_resume_reruns_only_failures(tmp_path, monkeypatch, capsys):
+def test_failures_stay_isolated_and_resume_reruns_only_failures(
+    tmp_path, monkeypatch, capsys, suite_file, no_wandb
+):
     from wnbench import cli
 
-    suite = load_suite(make_suite(tmp_path, FAULTS))
+    suite = load_suite(suite_file(FAULTS))
     out = tmp_path / "out"
-    result = run_suite(suite, out, workers=2, tracking=NO_WANDB, rich=False)
+    result = run_suite(suite, out, workers=2, tracking=no_wandb, rich=False)
     by_fault = {r["config"]["params"]["fault"]: r for r in result.records if r["config"]["seed"] == 0}
     finished = [r for r in result.records if r["config"]["params"]["fault"] == "none"]
 
@@ -78,13 +71,13 @@ def test_failures_stay_isolated_and_resume_reruns_only_failures(tmp_path, monkey
     assert "RuntimeError: toy fault injected: raise (test-only)" in shown and "Traceback" not in shown
 
     # Resume: finished and diverged are results, kept; failed and timeout are rerun.
-    again = run_suite(suite, out, workers=2, tracking=NO_WANDB, rich=False, summary=False)
+    again = run_suite(suite, out, workers=2, tracking=no_wandb, rich=False, summary=False)
     assert again.skipped == 3
     assert sorted(r["config"]["params"]["fault"] for r in again.records) == ["crash", "hang", "raise"]
 
 
-def test_same_spec_gives_identical_metrics_and_curves_across_processes(tmp_path):
-    suite = load_suite(make_suite(tmp_path, """
+def test_same_spec_gives_identical_metrics_and_curves_across_processes(tmp_path, suite_file, no_wandb):
+    suite = load_suite(suite_file("""
   default:
     kind: toy
     tasks: [regression]
@@ -94,8 +87,8 @@ def test_same_spec_gives_identical_metrics_and_curves_across_processes(tmp_path)
     seeds: 2
     budget: {steps: 60}
 """))  # fmt: skip
-    first = run_suite(suite, tmp_path / "a", workers=2, tracking=NO_WANDB, rich=False, summary=False)
-    second = run_suite(suite, tmp_path / "b", workers=1, tracking=NO_WANDB, rich=False, summary=False)
+    first = run_suite(suite, tmp_path / "a", workers=2, tracking=no_wandb, rich=False, summary=False)
+    second = run_suite(suite, tmp_path / "b", workers=1, tracking=no_wandb, rich=False, summary=False)
     a = {r["run_id"]: (r["metrics"], r["curves"]) for r in first.records}
     b = {r["run_id"]: (r["metrics"], r["curves"]) for r in second.records}
     assert a == b
@@ -124,10 +117,10 @@ SIGKILL_SUITE = """
 """
 
 
-def test_sigkill_of_the_whole_suite_loses_only_runs_in_flight(tmp_path, monkeypatch, capsys):
+def test_sigkill_of_the_whole_suite_loses_only_runs_in_flight(tmp_path, monkeypatch, capsys, suite_file):
     from wnbench import cli
 
-    path = make_suite(tmp_path, SIGKILL_SUITE)
+    path = suite_file(SIGKILL_SUITE, name="engine")
     out = tmp_path / "out"
     cmd = [WNBENCH, "run", str(path), "--out", str(out), "--workers", "2", "--no-wandb"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
@@ -160,8 +153,8 @@ def test_sigkill_of_the_whole_suite_loses_only_runs_in_flight(tmp_path, monkeypa
     assert {r["run_id"] for r in iter_records(out)} == {r.run_id for r in load_suite(path).runs}
 
 
-def test_wandb_offline_run_is_written_and_readable(tmp_path):
-    suite = load_suite(make_suite(tmp_path, """
+def test_wandb_offline_run_is_written_and_readable(tmp_path, suite_file):
+    suite = load_suite(suite_file("""
   default: {kind: toy, tasks: [regression], algos: [mlp], norms: [weight_ddi], seeds: 1, budget: {steps: 30}}
 """))  # fmt: skip
     out = tmp_path / "out"
@@ -197,13 +190,13 @@ RAY_SUITE = """
 """
 
 
-def test_ray_executor_gives_the_same_records_as_local(tmp_path, monkeypatch):
+def test_ray_executor_gives_the_same_records_as_local(tmp_path, monkeypatch, suite_file, no_wandb):
     pytest.importorskip("ray")
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    suite = load_suite(make_suite(tmp_path, RAY_SUITE))
-    local = run_suite(suite, tmp_path / "local", workers=2, tracking=NO_WANDB, rich=False, summary=False)
+    suite = load_suite(suite_file(RAY_SUITE))
+    local = run_suite(suite, tmp_path / "local", workers=2, tracking=no_wandb, rich=False, summary=False)
     ray_run = run_suite(
-        suite, tmp_path / "ray", executor="ray", workers=2, tracking=NO_WANDB, rich=False, summary=False
+        suite, tmp_path / "ray", executor="ray", workers=2, tracking=no_wandb, rich=False, summary=False
     )
 
     def comparable(records):
@@ -213,33 +206,35 @@ def test_ray_executor_gives_the_same_records_as_local(tmp_path, monkeypatch):
     assert {r["run_id"] for r in iter_records(tmp_path / "ray")} == {r.run_id for r in suite.runs}
 
 
-def test_two_suites_cannot_run_into_one_folder_at_once(tmp_path):
+def test_two_suites_cannot_run_into_one_folder_at_once(tmp_path, suite_file, no_wandb):
     from wnbench.errors import UserError
     from wnbench.suite.engine import _lock_out_dir
 
-    suite = load_suite(make_suite(tmp_path, RAY_SUITE))
+    suite = load_suite(suite_file(RAY_SUITE))
     held = _lock_out_dir(tmp_path / "out")
     with pytest.raises(UserError, match="in use by another `wnbench run`"):
-        run_suite(suite, tmp_path / "out", tracking=NO_WANDB, rich=False)
+        run_suite(suite, tmp_path / "out", tracking=no_wandb, rich=False)
     held.close()
     assert not list((tmp_path / "out").glob("runs/*"))
 
 
-def test_stop_after_starts_nothing_past_the_deadline_and_lets_runs_in_flight_finish(tmp_path):
-    suite = load_suite(make_suite(tmp_path, SIGKILL_SUITE), overrides={"budget.steps": 6000})  # seconds a run
+def test_stop_after_starts_nothing_past_the_deadline_and_lets_runs_in_flight_finish(
+    tmp_path, suite_file, no_wandb
+):
+    suite = load_suite(suite_file(SIGKILL_SUITE), overrides={"budget.steps": 6000})  # seconds a run
     out, total = tmp_path / "out", len(suite.runs)
 
-    nothing = run_suite(suite, out, workers=1, tracking=NO_WANDB, rich=False, start_until=time.time())
+    nothing = run_suite(suite, out, workers=1, tracking=no_wandb, rich=False, start_until=time.time())
     assert nothing.records == [] and nothing.left == total and not list(out.glob("runs/*/record.json"))
 
     # One worker, a deadline 1 s away, runs of several seconds each: the first run starts before the deadline and
     # is allowed to finish; nothing starts after it.
-    some = run_suite(suite, out, workers=1, tracking=NO_WANDB, rich=False, start_until=time.time() + 1.0)
+    some = run_suite(suite, out, workers=1, tracking=no_wandb, rich=False, start_until=time.time() + 1.0)
     assert 1 <= len(some.records) < total and some.left == total - len(some.records)
     assert [r["status"] for r in some.records] == ["finished"] * len(some.records)  # in flight: not killed
     assert len(list(out.glob("runs/*/record.json"))) == len(some.records)
 
-    rest = run_suite(suite, out, workers=2, tracking=NO_WANDB, rich=False)
+    rest = run_suite(suite, out, workers=2, tracking=no_wandb, rich=False)
     assert len(rest.records) == some.left and rest.skipped == len(some.records) and rest.left == 0
     assert {r["run_id"] for r in iter_records(out)} == {r.run_id for r in suite.runs}
 
@@ -252,10 +247,12 @@ def test_stop_after_starts_nothing_past_the_deadline_and_lets_runs_in_flight_fin
         (["--stop-after", "1h", "--executor", "ray"], "--stop-after: works with the local executor only"),
     ],
 )
-def test_a_bad_stop_after_exits_2_naming_the_option(tmp_path, monkeypatch, capsys, extra, message):
+def test_a_bad_stop_after_exits_2_naming_the_option(
+    tmp_path, monkeypatch, capsys, extra, message, suite_file
+):
     from wnbench import cli
 
-    path = make_suite(tmp_path, SIGKILL_SUITE)
+    path = suite_file(SIGKILL_SUITE, name="engine")
     monkeypatch.setattr(
         sys, "argv", [WNBENCH, "run", str(path), "--out", str(tmp_path / "out"), "--no-wandb", *extra]
     )
@@ -285,7 +282,9 @@ def run(spec, ctx):
 """
 
 
-def test_run_details_and_cpu_time_reach_the_record_as_strict_json(tmp_path, monkeypatch):
+def test_run_details_and_cpu_time_reach_the_record_as_strict_json(
+    tmp_path, monkeypatch, suite_file, no_wandb
+):
     from wnbench.suite import kinds, write_record
     from wnbench.suite.worker import execute_run
 
@@ -293,11 +292,11 @@ def test_run_details_and_cpu_time_reach_the_record_as_strict_json(tmp_path, monk
     module = f"probe_details_{tmp_path.name.replace('-', '_')}"
     (tmp_path / f"{module}.py").write_text(PROBE_KIND)
     monkeypatch.setitem(kinds._KINDS, "probe", kinds.RunKind("probe", f"{module}:Params", f"{module}:run"))
-    suite = load_suite(make_suite(tmp_path, """
+    suite = load_suite(suite_file("""
   default: {kind: probe, tasks: [t], algos: [a], norms: [none], sweep: {fail: [false, true]}, seeds: 1}
 """))  # fmt: skip
     for run in suite.runs:
-        record = execute_run(run, str(tmp_path / "out"), NO_WANDB)
+        record = execute_run(run, str(tmp_path / "out"), no_wandb)
         write_record(tmp_path / "out", record)  # strict JSON (allow_nan=False): this raises on a NaN
         assert read_record(tmp_path / "out", run.run_id)["details"] == {
             "device": "cpu",

@@ -22,27 +22,6 @@ from wnbench.tracking import TrackingOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-NO_WANDB = TrackingOptions(mode="disabled")
-
-
-def make_suite(folder: Path, profile: str, name: str = "faults") -> Path:
-    path = folder / "suite.yaml"
-    path.write_text(f"name: {name}\nclaims: [C5]\nprofiles:\n{profile}")
-    return path
-
-
-TINY = """
-  default:
-    kind: toy
-    tasks: [regression]
-    algos: [mlp]
-    norms: [none, batch]
-    params: {hidden: [8], n_train: 64, n_test: 32}
-    seeds: 2
-    budget: {steps: 20, time_limit_s: 60}
-"""
-
-
 # -- W&B circuit breaker --------------------------------------------------------------------------------------------
 
 
@@ -89,7 +68,9 @@ def test_breaker_trips_on_the_first_failed_online_init_and_later_runs_go_straigh
     assert tracking.arm_breaker(TrackingOptions(mode="offline", dir=str(tmp_path))).breaker is None
 
 
-def test_suite_against_a_dead_wandb_server_pays_one_timeout_not_one_per_run(tmp_path, monkeypatch, capsys):
+def test_suite_against_a_dead_wandb_server_pays_one_timeout_not_one_per_run(
+    tmp_path, monkeypatch, capsys, suite_file
+):
     """Online mode, W&B at a closed local port: the two runs in flight at the outage wait out their init
     timeout; every later run logs offline at once, and the driver says so once, with the sync command."""
     import socket
@@ -100,7 +81,7 @@ def test_suite_against_a_dead_wandb_server_pays_one_timeout_not_one_per_run(tmp_
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
     monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{port}")
-    suite = load_suite(make_suite(tmp_path, TINY))
+    suite = load_suite(suite_file())
     out = tmp_path / "out"
     timeout = 2.0
     tracking = TrackingOptions(mode="online", dir=str(out), init_timeout_s=timeout)
@@ -137,8 +118,10 @@ def _run_cli(monkeypatch, capsys, argv: list[str]) -> tuple[int, str, str]:
     return exit_info.value.code, captured.out, captured.err
 
 
-def test_full_disk_stops_with_one_line_keeps_records_whole_and_resume_finishes(tmp_path, monkeypatch, capsys):
-    path = make_suite(tmp_path, TINY)
+def test_full_disk_stops_with_one_line_keeps_records_whole_and_resume_finishes(
+    tmp_path, monkeypatch, capsys, suite_file
+):
+    path = suite_file()
     out = tmp_path / "out"
     argv = ["run", str(path), "--out", str(out), "--workers", "2", "--no-wandb"]
     real_fsync, synced = os.fsync, []
@@ -172,10 +155,10 @@ def test_full_disk_stops_with_one_line_keeps_records_whole_and_resume_finishes(t
     )
 
 
-def test_unwritable_out_is_one_line_naming_the_path(tmp_path, monkeypatch, capsys):
+def test_unwritable_out_is_one_line_naming_the_path(tmp_path, monkeypatch, capsys, suite_file):
     (tmp_path / "a_file").write_text("")
     out = tmp_path / "a_file" / "out"
-    code, _, err = _run_cli(monkeypatch, capsys, ["run", str(make_suite(tmp_path, TINY)), "--out", str(out)])
+    code, _, err = _run_cli(monkeypatch, capsys, ["run", str(suite_file()), "--out", str(out)])
     assert code == 2
     assert err.strip() == (
         f"wnbench: error: cannot write {out}: a file is in the way (not a directory); make it writable or "
@@ -205,7 +188,9 @@ def run(spec, ctx):
 """
 
 
-def test_a_run_that_meets_a_full_disk_stops_the_suite_and_gets_no_record(tmp_path, monkeypatch):
+def test_a_run_that_meets_a_full_disk_stops_the_suite_and_gets_no_record(
+    tmp_path, monkeypatch, suite_file, no_wandb
+):
     from wnbench.suite import engine, kinds
     from wnbench.suite.worker import execute_run
 
@@ -215,7 +200,7 @@ def test_a_run_that_meets_a_full_disk_stops_the_suite_and_gets_no_record(tmp_pat
     monkeypatch.setitem(
         kinds._KINDS, "fulldisk", kinds.RunKind("fulldisk", f"{module}:Params", f"{module}:run")
     )
-    suite = load_suite(make_suite(tmp_path, """
+    suite = load_suite(suite_file("""
   default: {kind: fulldisk, tasks: [t], algos: [a], norms: [none], sweep: {full: [false, true]}, seeds: 1}
 """))  # fmt: skip
 
@@ -226,7 +211,7 @@ def test_a_run_that_meets_a_full_disk_stops_the_suite_and_gets_no_record(tmp_pat
     monkeypatch.setitem(engine.EXECUTORS, "local", in_process)
     out = tmp_path / "out"
     with pytest.raises(StorageError) as err:
-        run_suite(suite, out, tracking=NO_WANDB, rich=False, summary=False)
+        run_suite(suite, out, tracking=no_wandb, rich=False, summary=False)
     full = next(r for r in suite.runs if r.params["full"])
     assert str(err.value).startswith(
         f"cannot write {out}/runs/{full.run_id}/checkpoint.pt: no space left on device"
@@ -239,15 +224,17 @@ def test_a_run_that_meets_a_full_disk_stops_the_suite_and_gets_no_record(tmp_pat
 # -- corrupt records ------------------------------------------------------------------------------------------------
 
 
-def test_corrupt_or_half_written_records_are_skipped_with_one_line_and_their_runs_rerun(tmp_path):
+def test_corrupt_or_half_written_records_are_skipped_with_one_line_and_their_runs_rerun(
+    tmp_path, suite_file, no_wandb
+):
     from wnbench.report.records import load_inputs
     from wnbench.suite.engine import plan
     from wnbench.suite.store import write_record
     from wnbench.suite.worker import execute_run
 
-    suite = load_suite(make_suite(tmp_path, TINY))
+    suite = load_suite(suite_file())
     out = tmp_path / "out"
-    record = execute_run(suite.runs[0], str(out), NO_WANDB)
+    record = execute_run(suite.runs[0], str(out), no_wandb)
     for run in suite.runs:  # one real record, stored under each run's id
         write_record(out, {**record, "run_id": run.run_id, "config": run.config()})
     paths = sorted(out.glob("runs/*/record.json"))

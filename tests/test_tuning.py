@@ -10,9 +10,6 @@ import pytest
 from wnbench.errors import UserError
 from wnbench.suite import iter_records, load_suite, run_suite
 from wnbench.suite.tuning import TUNE_SEED_BASE, choose
-from wnbench.tracking import TrackingOptions
-
-NO_WANDB = TrackingOptions(mode="disabled")
 
 TUNED = """
 name: tuned
@@ -30,14 +27,8 @@ profiles:
 """
 
 
-def _suite(tmp_path: Path, text: str = TUNED) -> Path:
-    path = tmp_path / "suite.yaml"
-    path.write_text(text)
-    return path
-
-
-def test_tune_stage_never_reuses_an_evaluation_seed(tmp_path):
-    suite = load_suite(_suite(tmp_path))
+def test_tune_stage_never_reuses_an_evaluation_seed(tmp_path, suite_file):
+    suite = load_suite(suite_file(text=TUNED))
     tune = [r for r in suite.runs if r.stage == "tune"]
     evals = [r for r in suite.runs if r.stage == "eval"]
     assert len(tune) == 2 * 2 * 2 and len(evals) == 2 * 2  # norms x grid points x tuning seeds; norms x seeds
@@ -48,9 +39,9 @@ def test_tune_stage_never_reuses_an_evaluation_seed(tmp_path):
     assert len(suite.tune_groups) == 2  # one per (task, algo, norm)
 
 
-def test_tuning_seeds_that_overlap_evaluation_seeds_are_refused(tmp_path):
+def test_tuning_seeds_that_overlap_evaluation_seeds_are_refused(tmp_path, suite_file):
     with pytest.raises(UserError) as err:
-        load_suite(_suite(tmp_path, TUNED.replace("seeds: 2}", "seeds: [1, 1000]}")))
+        load_suite(suite_file(text=TUNED.replace("seeds: 2}", "seeds: [1, 1000]}")))
     assert any("tune.seeds" in p and "[1] are also evaluation seeds" in p for p in err.value.problems)
 
 
@@ -86,18 +77,20 @@ def _dry_run(monkeypatch, capsys, suite_file: Path, out: Path) -> str:
     return capsys.readouterr().out
 
 
-def test_tuned_runs_follow_the_tuning_stage_and_the_report_pairs_them(tmp_path, monkeypatch, capsys):
+def test_tuned_runs_follow_the_tuning_stage_and_the_report_pairs_them(
+    tmp_path, monkeypatch, capsys, suite_file, no_wandb
+):
     from wnbench.report import load_inputs
     from wnbench.report.claims import stage_of, tuned_records
 
     out = tmp_path / "out"
     # before the tuning runs, a dry run cannot list the evaluation runs at the chosen rate, and says so
-    dry = _dry_run(monkeypatch, capsys, _suite(tmp_path), out)
+    dry = _dry_run(monkeypatch, capsys, suite_file(text=TUNED), out)
     assert "12 runs in tuned/default: 0 done, 12 to run" in dry and "2 tuning groups wait" in dry
-    suite = load_suite(_suite(tmp_path))
-    run_suite(suite, out, workers=2, tracking=NO_WANDB, rich=False, summary=False)
+    suite = load_suite(suite_file(text=TUNED))
+    run_suite(suite, out, workers=2, tracking=no_wandb, rich=False, summary=False)
     # after them, it lists the evaluation runs the choice added, all done
-    dry = _dry_run(monkeypatch, capsys, _suite(tmp_path), out)
+    dry = _dry_run(monkeypatch, capsys, suite_file(text=TUNED), out)
     assert "16 runs in tuned/default: 16 done, 0 to run" in dry and "wait" not in dry
     records = list(iter_records(out))
     stages = {s: [r for r in records if stage_of(r) == s] for s in ("tune", "eval", "tuned")}
@@ -114,7 +107,7 @@ def test_tuned_runs_follow_the_tuning_stage_and_the_report_pairs_them(tmp_path, 
     assert keys == ["lr"] and {r["run_id"] for r in chosen} == {r["run_id"] for r in tuned}
     # a second invocation has nothing left to do
     again = run_suite(
-        load_suite(_suite(tmp_path)), out, workers=1, tracking=NO_WANDB, rich=False, summary=False
+        load_suite(suite_file(text=TUNED)), out, workers=1, tracking=no_wandb, rich=False, summary=False
     )
     assert again.records == [] and again.skipped == 16
     # publishing keeps the tuned runs: they are in no profile's grid, only in what the tuning records chose
@@ -127,7 +120,7 @@ def test_tuned_runs_follow_the_tuning_stage_and_the_report_pairs_them(tmp_path, 
     assert {r["run_id"] for r in tuned} <= {r["run_id"] for r in iter_records(back)}
 
 
-def test_a_choice_equal_to_the_shared_setting_reuses_the_shared_runs(tmp_path):
+def test_a_choice_equal_to_the_shared_setting_reuses_the_shared_runs(tmp_path, suite_file, no_wandb):
     """suites/rl.yaml's `tuned` profile lists the zoo's value first: where an arm keeps it, its evaluation runs are
     the paper's own runs (same ids), not a second copy."""
     from wnbench.report import load_inputs
@@ -137,9 +130,7 @@ def test_a_choice_equal_to_the_shared_setting_reuses_the_shared_runs(tmp_path):
         "lr: [0.0001, 0.03]", "lr: [0.03, 0.0001]"
     )
     out = tmp_path / "out"
-    run_suite(
-        load_suite(_suite(tmp_path, text)), out, workers=2, tracking=NO_WANDB, rich=False, summary=False
-    )
+    run_suite(load_suite(suite_file(text=text)), out, workers=2, tracking=no_wandb, rich=False, summary=False)
     records = list(iter_records(out))
     assert not [r for r in records if stage_of(r) == "tuned"]  # no new evaluation runs
     evals = {r["run_id"] for r in records if stage_of(r) == "eval"}
@@ -148,22 +139,24 @@ def test_a_choice_equal_to_the_shared_setting_reuses_the_shared_runs(tmp_path):
     assert keys == ["lr"] and {r["run_id"] for r in chosen} == evals
 
 
-def test_only_runs_one_slice_with_the_profiles_run_ids_and_the_rest_resumes_after_it(tmp_path):
+def test_only_runs_one_slice_with_the_profiles_run_ids_and_the_rest_resumes_after_it(
+    tmp_path, suite_file, no_wandb
+):
     """`wnbench run --only norm=weight`: the slice's ids are the whole profile's, so running the profile afterwards
     runs only what the slice left; its tuning group comes along. A filter that selects nothing is refused."""
     from wnbench.suite import select_runs
 
-    path = _suite(tmp_path)
+    path = suite_file(text=TUNED)
     whole = load_suite(path)
     part = select_runs(load_suite(path), ["norm=weight", "params.hidden=[8]"])
     assert {r.norm_label for r in part.runs} == {"weight"} and len(part.runs) == len(whole.runs) // 2
     assert {r.run_id for r in part.runs} <= {r.run_id for r in whole.runs}
     assert len(part.tune_groups) == 1
     out = tmp_path / "out"
-    first = run_suite(part, out, workers=2, tracking=NO_WANDB, rich=False, summary=False)
+    first = run_suite(part, out, workers=2, tracking=no_wandb, rich=False, summary=False)
     assert {r["config"]["norm"] for r in first.records} == {"weight"}
     assert any(r["config"].get("stage") == "tuned" for r in first.records)
-    rest = run_suite(load_suite(path), out, workers=2, tracking=NO_WANDB, rich=False, summary=False)
+    rest = run_suite(load_suite(path), out, workers=2, tracking=no_wandb, rich=False, summary=False)
     assert {r["config"]["norm"] for r in rest.records} == {"none"} and rest.skipped == len(first.records)
     with pytest.raises(UserError) as err:
         select_runs(load_suite(path), ["norm=spectral"])
