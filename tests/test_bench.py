@@ -51,14 +51,21 @@ def test_recurrent_rows_time_only_norms_with_a_recurrent_form_per_time_step():
         repeats=1,
         block_seconds=0.002,
     )
-    # batch renorm has no recurrent form and the stock-WN reference row would be the plain LSTM renamed
-    assert [r.norm for r in rows] == ["none", "batch", "weight+layer"]
+    # batch renorm has no recurrent form; the stock-WN reference row is the WN-LSTM as it was (torch's
+    # parametrization), timed beside wnbench's cached WNLSTM ("weight")
+    assert [r.norm for r in rows] == ["none", "batch", "weight+layer", "torch_weight_norm"]
     assert all(r.steps == 16 for r in rows)
     lstms = {
-        r.norm: type(_Subject(BENCH_MODELS["lstm_t16"], r.norm, torch.device("cpu"), 0).model.lstm).__name__
-        for r in rows
+        n: _Subject(BENCH_MODELS["lstm_t16"], n, torch.device("cpu"), 0).model.lstm
+        for n in [*(r.norm for r in rows), "weight"]
     }
-    assert lstms == {"none": "LSTM", "batch": "BatchNormLSTM", "weight+layer": "LayerNormLSTM"}
+    assert {n: type(m).__name__ for n, m in lstms.items()} == {
+        "none": "LSTM", "batch": "BatchNormLSTM", "weight+layer": "LayerNormLSTM",
+        "torch_weight_norm": "ParametrizedLSTM", "weight": "WNLSTM",
+    }  # fmt: skip
+    assert hasattr(lstms["torch_weight_norm"], "parametrizations") and not hasattr(
+        lstms["none"], "parametrizations"
+    )
 
 
 def test_composed_norm_names_are_benchmarked_and_bad_compositions_refused():
@@ -110,7 +117,9 @@ def test_ddi_equivalence_holds_for_a_whitened_layer_in_training_and_stops_withou
     from wnbench.bench.ddi import HELDOUT_TOLERANCE, reach_rows
 
     def after_training(inputs: str, depth: int) -> tuple[float, float]:
-        rows = [r for s in (0, 1) for r in reach_rows(s, inputs, depth) if (r.train_steps, r.batch) == (100, 512)]
+        rows = [
+            r for s in (0, 1) for r in reach_rows(s, inputs, depth) if (r.train_steps, r.batch) == (100, 512)
+        ]
         return max(r.mean_abs_diff for r in rows), min(r.wn_moved for r in rows)
 
     white_diff, white_moved = after_training("whitened", 1)
