@@ -58,7 +58,7 @@ def stage_of(record: Mapping[str, Any]) -> str:
 
 
 def throughput(record: Mapping[str, Any]) -> tuple[float, bool]:
-    """C3's run throughput: RL env steps per CPU second (higher), else the run's CPU seconds (lower)."""
+    """A run's throughput (the timing analysis' supporting measure): RL env steps per CPU second (higher), else the run's CPU seconds (lower)."""
     if "steps_per_cpu_s" in record["metrics"]:
         value = record["metrics"]["steps_per_cpu_s"]
         return (float(value) if isinstance(value, int | float) else math.nan), True

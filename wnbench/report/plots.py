@@ -1,5 +1,6 @@
 """Figures of a report (matplotlib, Agg): learning curves with interquartile bands, IQM interval estimates and
-performance profiles (rliable), learning-rate sensitivity (C5), the noise plot (C4), generated-sample grids (C2).
+performance profiles (rliable), learning-rate sensitivity, the noise benchmark, generated-sample grids; which claim
+shows which is the registry's ``figures``.
 
 Every function writes one PNG and returns ``True``, or ``False`` when the data for it are missing.
 """
@@ -233,7 +234,7 @@ def _median_iqr_line(
 
 
 def lr_sensitivity(result: ClaimResult, path: Path) -> bool:
-    """C5: median normalized score against the learning rate per norm, one panel per cell; a dashed line in each
+    """A learning-rate claim: median normalized score against the learning rate per norm, one panel per cell; a dashed line in each
     norm's colour is its own good-range threshold ((1 - tolerance) x its best median, at least the floor share of the cell's best)."""
     curves = result.lr_curves
     if not curves:
@@ -258,14 +259,15 @@ def lr_sensitivity(result: ClaimResult, path: Path) -> bool:
         ax.set_title(cell, fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle("C5: learning-rate sensitivity (median over seeds, band = IQR; dashed = each norm's threshold)",
-                 fontsize=10)  # fmt: skip
+    fig.suptitle(f"{result.claim}: learning-rate sensitivity (median over seeds, band = IQR; dashed = each norm's "
+                 "threshold)", fontsize=10)  # fmt: skip
     _save(fig, path)
     return True
 
 
-def noise_plot(noise: Mapping[str, Any], path: Path) -> bool:
-    """C4: the noise benchmark's spread against batch size (the benchmark's own plot, redrawn from its JSON)."""
+def noise_plot(noise: Mapping[str, Any], path: Path, claim: str) -> bool:
+    """The noise benchmark's spread against batch size (the benchmark's own plot, redrawn from its JSON), titled
+    with the claim it shows."""
     rows = noise.get("rows") or []
     if not rows:
         return False
@@ -281,7 +283,7 @@ def noise_plot(noise: Mapping[str, Any], path: Path) -> bool:
     ax.set_yscale("log")
     ax.set_xlabel("batch size")
     ax.set_ylabel("relative spread (zeros drawn at 1e-6)")
-    ax.set_title("C4: one input's output across batch companions (train mode)", fontsize=10)
+    ax.set_title(f"{claim}: one input's output across batch companions (train mode)", fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, ncol=2)
     _save(fig, path)
@@ -289,7 +291,7 @@ def noise_plot(noise: Mapping[str, Any], path: Path) -> bool:
 
 
 def sample_grids(result: ClaimResult, path: Path) -> bool:
-    """C2: each generative cell's ``samples.png`` of its first seed, one row per cell, one column per norm."""
+    """Each generative cell's ``samples.png`` of its first seed, one row per cell, one column per norm."""
     rows = []
     for cell, by_norm in result.cell_records.items():
         row = {}

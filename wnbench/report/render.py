@@ -95,7 +95,7 @@ def _noise_figures(result: ClaimResult, inputs: Inputs) -> list[FigureJob]:
     if "noise" not in inputs.bench:
         return []
     return [("Noise from batch companions", f"{result.claim.lower()}_noise.png",
-             functools.partial(plots.noise_plot, inputs.bench["noise"]))]  # fmt: skip
+             lambda path: plots.noise_plot(inputs.bench["noise"], path, result.claim))]  # fmt: skip
 
 
 def _batch_sweep_figures(result: ClaimResult, inputs: Inputs) -> list[FigureJob]:

@@ -232,7 +232,7 @@ def throughput_table(cells: Mapping[str, Mapping[str, Sequence[dict[str, Any]]]]
 
 
 def seed_spread_table(result: ClaimResult) -> Table:
-    """C6: how much a norm's normalized score varies across seeds (standard deviation per cell, then median)."""
+    """How much a norm's normalized score varies across seeds (standard deviation per cell, then median)."""
     rows = []
     norms = sorted({n for by in result.cell_scores.values() for n in by}, key=norm_order)
     for norm in norms:

@@ -5,6 +5,10 @@
     report = build_report(sections, project="wnbench", entity=None, title="wnbench", description="...")
     print(publish_report(report, mode=options.mode))   # online: the URL; offline/disabled: what to do instead
 
+The sections come from the claims registry: :func:`wnbench.report.wandb_sections` builds one per claim whose
+registry entry has ``wandb`` panels (curves, finals) and whose suites have runs, so a new claim gets its section
+from its entry alone. This module stays generic (it knows no claim), as ``tracking/`` sits below ``report/``.
+
 Runs are selected by W&B group (= suite name, ``Group IN suites``) and grouped by ``config.norm``, so each norm is
 one line / bar, its band the spread over seeds (``GROUP_BAND``). A section that names its cells (task, algorithm)
 gets one heading and panel grid per cell, its run set also filtered on ``config.task`` and ``config.algo``, so no

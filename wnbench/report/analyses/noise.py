@@ -23,7 +23,7 @@ from ..tables import median_table
 def analyze_noise(
     claim: Claim, registry: Registry, inputs: Inputs, reps: int, result: ClaimResult
 ) -> list[HypothesisResult]:
-    """C4: the noise benchmark (the mechanism, a deterministic measurement) and batch-size sweeps in training."""
+    """A batch-noise claim: the noise benchmark (the mechanism, a deterministic measurement) and batch-size sweeps in training."""
     out: list[HypothesisResult] = []
     all_arms = registry.arms()
     mech, *rest = claim.hypotheses
