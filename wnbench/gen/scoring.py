@@ -1,8 +1,10 @@
 """How generative runs are graded (imports nothing heavy, so ``wnbench report`` never loads Lightning).
 
 The headline metric of a (model, dataset) cell: test ELBO for a VAE, the Fréchet distance in the suite's own
-classifier's feature space for an image GAN, and for a GAN on a Gaussian mixture the coverage weighted by
-high-quality samples, ``hq_coverage_pct`` (wnbench.gen.metrics; mode counts saturate at 8 of 8 on the ring).
+classifier's feature space for an image GAN, for a GAN on a Gaussian mixture the coverage weighted by
+high-quality samples, ``hq_coverage_pct`` (wnbench.gen.metrics; mode counts saturate at 8 of 8 on the ring), as
+the v2 records were scored; for a GAN on any other 2-D density and for a diffusion model on every dataset the
+energy distance to held-out points (registry v3, C2), which mixture GANs report beside their headline.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from typing import Any, Literal
 
 from wnbench.suite.kinds import Scoring
 
-#: Datasets of 2-D points (Gaussian mixtures); every other dataset is images. Checked against
-#: ``wnbench.gen.data.DATASETS`` by the tests.
-POINT_DATASETS = ("ring8", "grid25")
+#: Datasets of 2-D points (Gaussian mixtures, then the toy densities); every other dataset is images. Checked
+#: against ``wnbench.gen.data.DATASETS`` by the tests.
+MIXTURE_DATASETS = ("ring8", "grid25")
+POINT_DATASETS = (*MIXTURE_DATASETS, "swissroll", "checkerboard", "spirals", "moons", "pinwheel", "circles")
 
 #: Graded final metrics and the direction that is better ("max" or "min").
 METRICS: dict[str, Literal["max", "min"]] = {
@@ -33,6 +36,8 @@ METRICS: dict[str, Literal["max", "min"]] = {
     "modes_covered": "max",
     "high_quality_pct": "max",
     "reverse_kl_modes": "min",
+    # every model on 2-D points: energy distance to 2,000 held-out points (registry v3, C2)
+    "energy_distance": "min",
 }
 #: Final figures that describe a run but grade nothing.
 DIAGNOSTICS = (
@@ -45,16 +50,23 @@ DIAGNOSTICS = (
     "fid_real_samples",
     "kid_subset_size",
     "classifier_test_accuracy",
+    "energy_distance_floor",  # test vs validation points (2,000 each): a perfect generator's level
+    "denoising_loss_test",  # diffusion: the DDPM loss on the test points at fixed t and noise
     "epochs_completed",
     "train_batches",
 )
 
 
 def primary_metric(algo: str, task: str) -> str:
-    """The headline metric of a (model, dataset) cell, for verdicts: ELBO, feature FID, or HQ-weighted coverage."""
+    """The headline metric of a (model, dataset) cell, for verdicts: ELBO, feature FID, HQ-weighted coverage (mixture
+    GANs, as in v2) or the energy distance (other 2-D GANs, diffusion)."""
     if algo == "vae":
         return "elbo_test_nats"
-    return "hq_coverage_pct" if task in POINT_DATASETS else "fid_classifier"
+    if algo == "diffusion":
+        return "energy_distance"
+    if task in MIXTURE_DATASETS:
+        return "hq_coverage_pct"
+    return "energy_distance" if task in POINT_DATASETS else "fid_classifier"
 
 
 def arm_label(config: Mapping[str, Any]) -> str:
@@ -83,7 +95,7 @@ def arm_label(config: Mapping[str, Any]) -> str:
 
 
 #: The networks of each model (as wnbench.gen.train.NETWORK_ROLES, without importing Lightning).
-_ROLES = {"vae": ("encoder", "decoder"), "gan": ("generator", "discriminator")}
+_ROLES = {"vae": ("encoder", "decoder"), "gan": ("generator", "discriminator"), "diffusion": ("denoiser",)}
 
 
 def _primary_of(config: Mapping[str, Any]) -> str:
