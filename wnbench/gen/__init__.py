@@ -1,4 +1,4 @@
-"""Generative benchmark layer: Lightning VAE and GAN built from a norm factory, data modules, metrics.
+"""Generative benchmark layer: Lightning VAE, GAN and diffusion model built from a norm factory, data modules, metrics.
 
     from wnbench.gen import train_gen
     record = train_gen("gan", "ring8", "weight_ddi", seed=0)
@@ -16,6 +16,7 @@ from __future__ import annotations
 from wnbench.lazy import lazy_exports
 
 _EXPORTS = {
+    "DiffusionHyperparams": "config",
     "GANHyperparams": "config",
     "VAEHyperparams": "config",
     "load_hyperparams": "config",
@@ -25,10 +26,12 @@ _EXPORTS = {
     "load_splits": "data",
     "prepared_splits": "data",
     "mixture_modes": "data",
+    "Diffusion": "diffusion",
     "GAN": "gan",
     "read_idx": "idx",
     "write_idx": "idx",
     "active_units": "metrics",
+    "energy_distance": "metrics",
     "independent_baseline_nll": "metrics",
     "mixture_metrics": "metrics",
     "NETWORK_ROLES": "train",

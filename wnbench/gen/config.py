@@ -18,7 +18,14 @@ from wnbench.errors import UserError
 
 from .data import dataset_info
 
-__all__ = ["VAEHyperparams", "GANHyperparams", "MODELS", "default_config_dir", "load_hyperparams"]
+__all__ = [
+    "VAEHyperparams",
+    "GANHyperparams",
+    "DiffusionHyperparams",
+    "MODELS",
+    "default_config_dir",
+    "load_hyperparams",
+]
 
 
 class _Strict(BaseModel):
@@ -66,7 +73,30 @@ class GANHyperparams(_Strict):
     classifier_epochs: int | None = Field(None, ge=1)
 
 
-MODELS: dict[str, type[_Strict]] = {"vae": VAEHyperparams, "gan": GANHyperparams}
+class DiffusionHyperparams(_Strict):
+    """Diffusion model (wnbench.gen.diffusion) training and sampling settings."""
+
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(256, ge=2)
+    lr: float = Field(1e-3, gt=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    width: int = Field(128, ge=1)
+    blocks: int = Field(2, ge=1)
+    time_features: int = Field(32, ge=2, multiple_of=2)
+    lr_schedule: Literal["constant", "linear"] = "linear"
+    #: Ancestral sampler steps; any count >= 1 (continuous-time schedule: the step count is the sampler's choice).
+    sample_steps: int = Field(100, ge=1)
+    #: Epochs between per-epoch evaluations (the curves); the final evaluation always runs.
+    eval_every: int = Field(10, ge=1)
+    #: Mixture scores' sample count (PacGAN's 2,500); the energy distance always uses 2,000.
+    eval_samples: int = Field(2500, ge=10)
+
+
+MODELS: dict[str, type[_Strict]] = {
+    "vae": VAEHyperparams,
+    "gan": GANHyperparams,
+    "diffusion": DiffusionHyperparams,
+}
 
 
 def default_config_dir() -> Path:
@@ -98,7 +128,7 @@ def _parse_config(path: str, mtime_ns: int, size: int) -> Any:
 
 def load_hyperparams(
     model: str, dataset: str, overrides: dict | None = None, config_dir: str | Path | None = None
-) -> VAEHyperparams | GANHyperparams:
+) -> VAEHyperparams | GANHyperparams | DiffusionHyperparams:
     """Defaults, then ``{config_dir}/{model}.yaml[dataset]``, then ``overrides``; all validated."""
     if model not in MODELS:
         raise UserError(f"unknown generative model '{model}'; known: {', '.join(MODELS)}")

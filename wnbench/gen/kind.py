@@ -2,8 +2,9 @@
 
 How a suite names a generative run:
 
-``task``    the dataset: ``digits``, ``ring8``, ``grid25``, ``mnist``, ``fashion-mnist``, ``cifar10``.
-``algo``    the model: ``vae`` or ``gan``.
+``task``    the dataset: ``digits``, ``ring8``, ``grid25``, the 2-D densities ``swissroll``, ``checkerboard``,
+            ``spirals``, ``moons``, ``pinwheel``, ``circles``, ``mnist``, ``fashion-mnist``, ``cifar10``.
+``algo``    the model: ``vae``, ``gan`` or ``diffusion`` (2-D points only; one network, ``denoiser``).
 ``norm``    the normalization of the networks ``params.norm_on`` names (output layers unnormalized, except
             spectral norm on a GAN discriminator, which covers every layer as SN-GAN uses it).
 ``params.norm_on``  placement arm: ``both`` (default; encoder+decoder, generator+discriminator: Xiang & Li's
@@ -24,7 +25,9 @@ Final metrics (:data:`METRICS` gives each graded one's direction, :data:`DIAGNOS
 VAE ``elbo_test_nats``, ``nll_iw_test_nats``, ``active_units``, ``elbo_gain_over_baseline_nats``; image GAN
 ``fid_classifier``, ``kid_classifier``, ``inception_score_classifier``, ``reconstruction_mse``; GAN on a Gaussian
 mixture ``hq_coverage_pct`` (the headline), ``modes_covered``, ``modes_covered_any``, ``high_quality_pct``,
-``reverse_kl_modes``. Per-epoch curves use the same names, with
+``reverse_kl_modes``; every model on 2-D points ``energy_distance`` (to 2,000 held-out points; the headline on the
+densities, and a diffusion model's everywhere) with ``energy_distance_floor`` beside it; diffusion
+``denoising_loss_test``. Per-epoch curves use the same names, with
 ``step`` = training batches done (GAN: generator updates).
 
 Files in the run folder: ``samples.png`` (image grid or 2-D scatter) and ``gen.json`` (resolved
@@ -112,7 +115,7 @@ def _hyperparam_overrides(params: Params) -> dict[str, Any]:
 def _with_lr(algo: str, overrides: dict[str, Any], lr: float | None) -> dict[str, Any]:
     if lr is None:
         return overrides
-    keys = ("lr",) if algo == "vae" else ("lr_generator", "lr_discriminator")
+    keys = ("lr_generator", "lr_discriminator") if algo == "gan" else ("lr",)
     return {**overrides, **dict.fromkeys(keys, lr)}
 
 
@@ -201,6 +204,11 @@ def validate(spec: RunSpec) -> list[str]:
             problems.append(f"task: {err}")
     if problems:
         return problems
+    if spec.algo == "diffusion" and dataset_info(spec.task).is_image:
+        points = ", ".join(n for n, info in DATASETS.items() if not info.is_image)
+        return [
+            f"task: the diffusion model takes 2-D points, not images ('{spec.task}'); 2-D datasets: {points}"
+        ]
     roles = NETWORK_ROLES[spec.algo]
     if params.norm_on != "both" and params.norm_on not in roles:
         return [

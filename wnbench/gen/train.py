@@ -26,11 +26,12 @@ from lightning.pytorch.utilities import rank_zero_only
 from wnbench.errors import UserError
 from wnbench.norms import Norm, make_norm
 
-from .config import GANHyperparams, VAEHyperparams, load_hyperparams
+from .config import DiffusionHyperparams, GANHyperparams, VAEHyperparams, load_hyperparams
 from .datamodule import GenDataModule
+from .diffusion import Diffusion
 from .features import ImageGANEvaluator, load_or_train_classifier
 from .gan import GAN
-from .metrics import MixtureGANEvaluator, independent_baseline_nll
+from .metrics import PointsEvaluator, independent_baseline_nll
 from .nets import conv_plan
 from .plots import save_image_grid, save_scatter
 from .vae import VAE
@@ -40,7 +41,11 @@ __all__ = ["train_gen", "ForwardingLogger", "NETWORK_ROLES", "build_run"]
 LogFn = Callable[[dict[str, float], int], None]
 
 #: The two networks of each model, in the order a single norm is applied to them.
-NETWORK_ROLES = {"vae": ("encoder", "decoder"), "gan": ("generator", "discriminator")}
+NETWORK_ROLES = {
+    "vae": ("encoder", "decoder"),
+    "gan": ("generator", "discriminator"),
+    "diffusion": ("denoiser",),
+}
 
 
 class ForwardingLogger(Logger):
@@ -126,7 +131,9 @@ def build_run(
     download: bool = True,
     with_evaluator: bool = True,
     max_steps: int | None = None,
-) -> tuple[pl.LightningModule, GenDataModule, VAEHyperparams | GANHyperparams, dict[str, Any]]:
+) -> tuple[
+    pl.LightningModule, GenDataModule, VAEHyperparams | GANHyperparams | DiffusionHyperparams, dict[str, Any]
+]:
     """Validate a run's inputs and build its module and datamodule (no training). Raises UserError early.
 
     ``download=False`` never fetches missing IDX files; ``with_evaluator=False`` builds a GAN without its
@@ -157,6 +164,17 @@ def build_run(
             likelihood=hp.likelihood, hidden=hp.hidden, base_width=hp.base_width, lr=hp.lr, betas=hp.betas,
             iw_samples=hp.iw_samples, iw_max_examples=hp.iw_max_examples, iw_every_epoch=hp.iw_every_epoch,
         )  # fmt: skip
+    elif model == "diffusion":
+        if dm.info.is_image:
+            raise UserError(f"the diffusion model takes 2-D points, not images ('{dataset}')")
+        train_x = dm.tensors("train")[0]
+        module = Diffusion(
+            dm.info.shape, resolved["denoiser"], width=hp.width, blocks=hp.blocks, time_features=hp.time_features,
+            lr=hp.lr, betas=hp.betas, sample_steps=hp.sample_steps,
+            lr_decay_batches=_decay_batches(hp, len(dm.train_set), max_steps), data_mean=train_x.mean(0).tolist(),
+            data_std=train_x.std(0).tolist(), eval_every=hp.eval_every,
+            evaluator=_points_evaluator(dm, hp.eval_samples, evaluation_seed) if with_evaluator else None,
+        )  # fmt: skip
     else:
         if not with_evaluator:
             evaluator = None
@@ -173,8 +191,7 @@ def build_run(
                 reference_images=dm.tensors("train")[0],
             )  # fmt: skip
         else:
-            modes, std = dm.modes
-            evaluator = MixtureGANEvaluator(modes, std, num_samples=hp.eval_samples, seed=evaluation_seed)
+            evaluator = _points_evaluator(dm, hp.eval_samples, evaluation_seed)
         module = GAN(
             dm.info.shape, resolved["generator"], resolved["discriminator"], latent_dim=hp.latent_dim,
             generator_hidden=hp.generator_hidden, discriminator_hidden=hp.discriminator_hidden,
@@ -187,8 +204,18 @@ def build_run(
     return module, dm, hp, extras
 
 
-def _decay_batches(hp: GANHyperparams, train_examples: int, max_steps: int | None) -> int | None:
-    """Batches over which a linear schedule decays the GAN's learning rates to zero (None: constant)."""
+def _points_evaluator(dm: GenDataModule, num_samples: int, seed: int) -> PointsEvaluator:
+    """Energy distance to the test points (floor: test vs validation) and, on a mixture, its mode scores."""
+    modes, std = dm.modes or (None, None)
+    return PointsEvaluator(
+        dm.tensors("test")[0], dm.tensors("val")[0], modes, std, num_samples=num_samples, seed=seed
+    )
+
+
+def _decay_batches(
+    hp: GANHyperparams | DiffusionHyperparams, train_examples: int, max_steps: int | None
+) -> int | None:
+    """Batches over which a linear schedule decays the GAN's (diffusion's) learning rates to zero (None: constant)."""
     if hp.lr_schedule != "linear":
         return None
     planned = hp.epochs * (train_examples // hp.batch_size)
@@ -206,6 +233,14 @@ def _final_vae_metrics(vae: VAE, dm: GenDataModule) -> dict[str, float]:
     metrics["baseline_independent_nll_nats"] = independent_baseline_nll(
         dm.tensors("train")[0], dm.tensors("test")[0], vae.likelihood
     )
+    if not dm.info.is_image:  # draws from p(x|z) (decoder mean plus its learned noise), not the means alone
+        scale = vae.log_scale.exp().cpu()
+
+        def draw(n: int, seed: int) -> torch.Tensor:
+            noise = torch.randn(n, *vae.shape, generator=torch.Generator().manual_seed(seed + 1))
+            return vae.sample(n, seed=seed).cpu() + scale * noise
+
+        metrics.update(_points_evaluator(dm, 2500, 0).score(draw, final=True))
     return metrics
 
 
@@ -214,7 +249,7 @@ def _save_figures(module: pl.LightningModule, dm: GenDataModule, run_dir: Path, 
     if dm.info.is_image:
         path = save_image_grid(samples, run_dir / "samples.png", title=title)
     else:
-        modes, _ = dm.modes
+        modes, _ = dm.modes or (None, None)
         path = save_scatter(
             samples, run_dir / "samples.png", modes=modes, real=dm.tensors("test")[0], title=title
         )
@@ -240,10 +275,10 @@ def train_gen(
     verbose: bool = False,
     download: bool = True,
 ) -> dict[str, Any]:
-    """Train one VAE or GAN run and return its record.
+    """Train one VAE, GAN or diffusion run and return its record.
 
     ``norm`` applies to both networks; ``norms`` overrides per network (``encoder``/``decoder`` for the
-    VAE, ``generator``/``discriminator`` for the GAN). ``epochs`` overrides the configured count;
+    VAE, ``generator``/``discriminator`` for the GAN, ``denoiser`` for the diffusion model). ``epochs`` overrides the configured count;
     ``max_steps`` caps training batches (smoke tests; a GAN's linear lr decay ends there). ``download=False``
     never fetches missing IDX files. The record holds ``final`` metrics, per-epoch
     ``curves``, the resolved hyperparameters, norms, ``fit_seconds`` (training with per-epoch evaluation),
