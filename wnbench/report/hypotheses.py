@@ -54,44 +54,65 @@ def evaluate_hypothesis(
             continue
         result.metric = scored.metric
         both = {**{f"x:{a}": v for a, v in xs.items()}, **{f"y:{a}": v for a, v in ys.items()}}
-        xk, yk = [f"x:{a}" for a in xs], [f"y:{a}" for a in ys]
-        p_point = stats.cell_probability(both, xk, yk)
-        p_reps = stats.probability_distribution(
-            [both], xk, yk, reps=reps, seed=seed + i, resample_cells=False
-        )
-        raw_x = np.concatenate([arm_runs(scored.raw, [a], all_arms)[a] for a in xs])
-        raw_y = np.concatenate([arm_runs(scored.raw, [a], all_arms)[a] for a in ys])
-        diff = float(np.median(raw_x) - np.median(raw_y))
-        d_reps = stats.median_difference_distribution(raw_x, raw_y, reps=reps, seed=seed + i)
-        result.cells.append(
-            CellEstimate(
-                cell, scored.metric, scored.higher_is_better,
-                stats.percentile_interval(p_point, p_reps), stats.percentile_interval(diff, d_reps),
-                float(np.median(raw_x)), float(np.median(raw_y)), nx, ny,
-                max(len(v) for v in (*xs.values(), *ys.values())), scored.task or cell,
-            )
-        )  # fmt: skip
+        result.cells.append(_cell_estimate(cell, scored, both, all_arms, reps, seed + i))
         usable.append(both)
         tasks.append(scored.task or cell)
     result.enough = len(usable) >= registry.min_cells(claim)
     if usable:
-        xk_all = sorted({k for c in usable for k in c if k.startswith("x:")})
-        yk_all = sorted({k for c in usable for k in c if k.startswith("y:")})
-        result.point = stats.task_mean([c.probability.point for c in result.cells], tasks)
-        result.replicates = stats.probability_distribution(
-            usable, xk_all, yk_all, reps=reps, seed=seed, groups=tasks
-        )
-        result.p_value = stats.bootstrap_p_value(result.replicates)
-        result.nominal = stats.percentile_interval(
-            result.point, result.replicates, registry.defaults.confidence
-        )
-        result.estimate = result.nominal
-        if len(set(tasks)) < len(tasks):  # the rule before the 2026-12-03 amendment, printed beside it
-            result.cell_point = float(np.mean([c.probability.point for c in result.cells]))
-            result.cell_replicates = stats.probability_distribution(
-                usable, xk_all, yk_all, reps=reps, seed=seed
-            )
+        _aggregate(result, usable, tasks, registry, reps, seed)
     return result
+
+
+def _cell_estimate(
+    cell: str,
+    scored: CellScores,
+    both: Mapping[str, np.ndarray],
+    all_arms: Sequence[str],
+    reps: int,
+    seed: int,
+) -> CellEstimate:
+    """One cell's P(X > Y) and median(X) - median(Y) in raw units, each with its interval over runs; ``both`` holds
+    the oriented runs of each X arm (``x:arm``) and Y arm (``y:arm``)."""
+    xk = [k for k in both if k.startswith("x:")]
+    yk = [k for k in both if k.startswith("y:")]
+    p_point = stats.cell_probability(both, xk, yk)
+    p_reps = stats.probability_distribution([both], xk, yk, reps=reps, seed=seed, resample_cells=False)
+    raw_x = np.concatenate([arm_runs(scored.raw, [k[2:]], all_arms)[k[2:]] for k in xk])
+    raw_y = np.concatenate([arm_runs(scored.raw, [k[2:]], all_arms)[k[2:]] for k in yk])
+    diff = float(np.median(raw_x) - np.median(raw_y))
+    d_reps = stats.median_difference_distribution(raw_x, raw_y, reps=reps, seed=seed)
+    return CellEstimate(
+        cell, scored.metric, scored.higher_is_better,
+        stats.percentile_interval(p_point, p_reps), stats.percentile_interval(diff, d_reps),
+        float(np.median(raw_x)), float(np.median(raw_y)), sum(len(both[k]) for k in xk),
+        sum(len(both[k]) for k in yk), max(len(v) for v in both.values()), scored.task or cell,
+    )  # fmt: skip
+
+
+def _aggregate(
+    result: HypothesisResult,
+    usable: Sequence[Mapping[str, np.ndarray]],
+    tasks: Sequence[str],
+    registry: Registry,
+    reps: int,
+    seed: int,
+) -> None:
+    """The task-level point estimate, its bootstrap replicates (tasks, cells, runs), p-value and nominal interval;
+    where a task holds several cells, also the cell-weighted figure of the rule before the 2026-12-03 amendment."""
+    xk_all = sorted({k for c in usable for k in c if k.startswith("x:")})
+    yk_all = sorted({k for c in usable for k in c if k.startswith("y:")})
+    result.point = stats.task_mean([c.probability.point for c in result.cells], list(tasks))
+    result.replicates = stats.probability_distribution(
+        list(usable), xk_all, yk_all, reps=reps, seed=seed, groups=list(tasks)
+    )
+    result.p_value = stats.bootstrap_p_value(result.replicates)
+    result.nominal = stats.percentile_interval(result.point, result.replicates, registry.defaults.confidence)
+    result.estimate = result.nominal
+    if len(set(tasks)) < len(tasks):  # the rule before the 2026-12-03 amendment, printed beside it
+        result.cell_point = float(np.mean([c.probability.point for c in result.cells]))
+        result.cell_replicates = stats.probability_distribution(
+            list(usable), xk_all, yk_all, reps=reps, seed=seed
+        )
 
 
 def apply_holm(
