@@ -12,7 +12,8 @@ under a forked torch RNG and with its own NumPy generator, and leaves no gradien
   (``tr(Sigma)``, raw). Minibatch statistics add variance here. Not measured where the update's gradient uses
   the whole rollout (A2C; PPO with one minibatch per epoch): it has no sampling noise (see ``full_batch_update``).
 * ``weight_norm`` and ``eff_lr`` (every evaluation point): mean over the critic's (value net's, Q-net's) hidden
-  layers of the norm of the weight the optimizer updates (``v`` for WN, the stored weight of a projected kind),
+  layers of the norm of the weight the optimizer updates (``v`` for WN, the stored weight of a projected kind;
+  :mod:`wnbench.norms.diagnostics`, shared with the generative models),
   and its relative change per gradient step since the last point (the effective learning rate; for a
   scale-invariant layer ~ lr / |w|^2, the CrossQ + WN argument: without WN the weights grow and the effective
   rate decays; NaP and SimbaV2 hold |w| fixed by projection to keep it steady). ``actor_weight_norm`` and
@@ -39,8 +40,7 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 from torch import nn
 
-from wnbench.norms.projected import ProjectedMixin
-from wnbench.norms.weightnorm import WeightNormMixin
+from wnbench.norms.diagnostics import effective_lr, mean_weight_norm, updated_weights
 from wnbench.rl.scoring import ACTOR_DIAGNOSTIC_KEYS, DIAGNOSTIC_KEYS, full_batch_update
 
 __all__ = ["DiagnosticsCallback", "DIAGNOSTIC_KEYS", "ACTOR_DIAGNOSTIC_KEYS"]
@@ -82,31 +82,18 @@ def _critic_modules(model: Any) -> nn.Module:
     return policy.critic
 
 
-def _layer_weights(net: nn.Module | None) -> list[th.Tensor]:
-    """The weight tensor the optimizer updates in each linear or conv layer of ``net`` (WN: v; SN: the
-    original; projected kinds: the stored weight)."""
-    found: list[th.Tensor] = []
-    for m in net.modules() if net is not None else []:
-        if isinstance(m, WeightNormMixin):
-            found.append(m.v)
-        elif isinstance(m, ProjectedMixin):
-            found.append(m.weight)
-        elif isinstance(m, nn.Linear | nn.Conv2d):
-            plist = getattr(m, "parametrizations", None)
-            found.append(plist.weight.original if plist is not None and "weight" in plist else m.weight)
-    return found
-
-
 def _hidden_weights(model: Any) -> list[th.Tensor]:
     """Hidden-layer weights of the critic: the value net's layers (PPO/A2C: its head is separate), each
     Q-network's layers but its output layer (SAC, TD3, CrossQ), DQN's features extractor and Q-net but its
     output layer."""
     policy = model.policy
     if isinstance(model, OnPolicyAlgorithm):
-        return _layer_weights(policy.mlp_extractor.value_net)
+        return updated_weights(policy.mlp_extractor.value_net)
     if hasattr(policy, "q_net"):
-        return _layer_weights(policy.q_net.features_extractor) + _layer_weights(policy.q_net.q_net)[:-1]
-    return [w for net in policy.critic.q_networks for w in _layer_weights(net)[:-1]]
+        return updated_weights(policy.q_net.features_extractor) + updated_weights(
+            policy.q_net.q_net, skip_output=True
+        )
+    return [w for net in policy.critic.q_networks for w in updated_weights(net, skip_output=True)]
 
 
 def _actor_weights(model: Any) -> list[th.Tensor]:
@@ -114,14 +101,16 @@ def _actor_weights(model: Any) -> list[th.Tensor]:
     ``latent_pi``, TD3's ``mu`` but its output layer; none for DQN (its Q-net is the critic)."""
     policy = model.policy
     if isinstance(model, OnPolicyAlgorithm):
-        return _layer_weights(policy.pi_features_extractor) + _layer_weights(policy.mlp_extractor.policy_net)
+        return updated_weights(policy.pi_features_extractor) + updated_weights(
+            policy.mlp_extractor.policy_net
+        )
     actor = getattr(policy, "actor", None)
     if actor is None:
         return []
-    trunk = _layer_weights(actor.features_extractor)
+    trunk = updated_weights(actor.features_extractor)
     if hasattr(actor, "latent_pi"):
-        return trunk + _layer_weights(actor.latent_pi)
-    return trunk + _layer_weights(actor.mu)[:-1]
+        return trunk + updated_weights(actor.latent_pi)
+    return trunk + updated_weights(actor.mu, skip_output=True)
 
 
 class DiagnosticsCallback(BaseCallback):
@@ -354,17 +343,12 @@ class DiagnosticsCallback(BaseCallback):
     def _weight_growth(
         self, group: str, weights: list[th.Tensor], updates: int
     ) -> tuple[float | None, float | None]:
-        """Mean weight norm of ``group``'s layers and their mean relative change per update since the last point."""
-        if not weights:
-            return None, None
-        norm = float(np.mean([w.detach().norm().item() for w in weights]))
+        """Mean weight norm of ``group``'s layers and their mean relative change per update since the last point
+        (:mod:`wnbench.norms.diagnostics`, the same math the generative models log)."""
         last = self._last_weights.get(group)
-        eff = None
-        if last is not None and updates > 0:
-            eff = float(np.mean([((w.detach() - w0).norm() / w0.norm().clamp_min(1e-12)).item()
-                                 for w, w0 in zip(weights, last, strict=True)])) / updates  # fmt: skip
+        eff = effective_lr(weights, last, updates) if last is not None else None
         self._last_weights[group] = [w.detach().clone() for w in weights]
-        return norm, eff
+        return mean_weight_norm(weights), eff
 
     def _q_bias(self) -> float | None:
         model = self.model
