@@ -395,22 +395,7 @@ def load_suite(
 ) -> Suite:
     """Read, validate and expand one profile of a suite file. Raises :class:`UserError` listing every problem."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"suite file not found: {path}")
-    try:
-        text = _read_text(path)
-    except ValueError as err:  # not UTF-8
-        raise UserError(f"{path}: {err}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise UserError(f"{path}: not valid YAML: {err}") from err
-    if not isinstance(raw, dict):
-        raise UserError(f"{path}: a suite file is a YAML mapping (name, claims, profiles)")
-    try:
-        suite_model = _SuiteModel(**raw)
-    except ValidationError as err:
-        raise UserError(f"{path}: invalid suite", _pydantic_problems(err, "", _SuiteModel)) from err
+    suite_model = _read_suite_model(path)
     problems = _Problems()
     known = registered_claims()
     for i, claim in enumerate(suite_model.claims):
@@ -427,15 +412,53 @@ def load_suite(
     if not isinstance(raw_profile, dict):
         raise UserError(f"{path}: invalid suite", [f"{prefix}: a profile is a mapping of grid fields"])
 
-    overrides = dict(overrides or {})
     suite = Suite(name=suite_model.name, claims=tuple(suite_model.claims), profile=profile, path=path)
     configs_root = _find_configs_root(path.resolve())
+    expansions = _merged_grids(path, raw_profile, prefix, dict(overrides or {}), problems)
+    _check_grid_size(path, profile, prefix, expansions)
+    from .grid import expand_grid  # the grid module builds on this one's models
 
+    seen_ids: set[str] = set()
+    for merged, origins, _ in expansions:
+        expand_grid(suite, merged, origins, prefix, configs_root, problems, seen_ids, run_kind_checks)
+
+    if problems:
+        raise UserError(
+            f"{path}: invalid suite ({len(problems)} problem{'s' * (len(problems) != 1)})", list(problems)
+        )
+    return suite
+
+
+def _read_suite_model(path: Path) -> _SuiteModel:
+    """The suite file read as UTF-8 YAML and its top level validated (name, claims, profiles)."""
+    if not path.is_file():
+        raise UserError(f"suite file not found: {path}")
+    try:
+        text = _read_text(path)
+    except ValueError as err:  # not UTF-8
+        raise UserError(f"{path}: {err}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise UserError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: a suite file is a YAML mapping (name, claims, profiles)")
+    try:
+        return _SuiteModel(**raw)
+    except ValidationError as err:
+        raise UserError(f"{path}: invalid suite", _pydantic_problems(err, "", _SuiteModel)) from err
+
+
+def _merged_grids(
+    path: Path, raw_profile: dict[str, Any], prefix: str, overrides: Mapping[str, Any], problems: _Problems
+) -> list[tuple[dict[str, Any], dict[str, str], str]]:
+    """(merged grid, where each field came from, YAML path) per ``grids`` item (the profile itself without
+    ``grids``): profile fields < the item's < ``--set`` overrides. A bad ``grids`` field stops here (exit 2)."""
     grids = raw_profile.get("grids")
     try:
         _ProfileModel(**raw_profile)
     except ValidationError as err:
-        # Only `grids` is checked here; every other field is checked (and reported) per grid below.
+        # Only `grids` is checked here; every other field is checked (and reported) per grid by expand_grid.
         grid_errors = [e for e in err.errors() if e["loc"][0] == "grids"]
         for e in grid_errors:
             problems.add(*_format_error(e, _path(prefix, e["loc"]), _ProfileModel).split(": ", 1))
@@ -449,18 +472,7 @@ def load_suite(
         merged = _apply_overrides(_deep_merge(base, item), overrides)
         origins.update({key: f"--set {key}" for key in overrides})
         expansions.append((merged, origins, item_prefix))
-    _check_grid_size(path, profile, prefix, expansions)
-    from .grid import expand_grid  # the grid module builds on this one's models
-
-    seen_ids: set[str] = set()
-    for merged, origins, _ in expansions:
-        expand_grid(suite, merged, origins, prefix, configs_root, problems, seen_ids, run_kind_checks)
-
-    if problems:
-        raise UserError(
-            f"{path}: invalid suite ({len(problems)} problem{'s' * (len(problems) != 1)})", list(problems)
-        )
-    return suite
+    return expansions
 
 
 def registered_claims() -> list[str]:
