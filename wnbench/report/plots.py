@@ -370,3 +370,37 @@ def sweep_plot(result: ClaimResult, param: str, path: Path, title: str) -> bool:
     fig.suptitle(title, fontsize=10)
     _save(fig, path)
     return True
+
+
+def matrix_heatmap(matrix: Any, path: Path) -> bool:
+    """The practitioner's matrix (:class:`wnbench.report.matrix.Matrix`) as a heatmap: rows x arms coloured by the
+    median effect against no norm (RL rows: normalized score; generative rows: P(arm > none) - 0.5), annotated with
+    the value and the ★ / ≈ marks; grey where the arm did not run."""
+    if matrix is None or not matrix.rows:
+        return False
+    columns = matrix.columns
+    values = np.full((len(matrix.rows), len(columns)), np.nan)
+    for i, row in enumerate(matrix.rows):
+        for j, column in enumerate(columns):
+            if column in row.entries:
+                values[i, j] = row.entries[column].median
+    limit = max(0.05, float(np.nanmax(np.abs(values))))
+    fig, ax = plt.subplots(figsize=(1.0 + 0.95 * len(columns), 0.9 + 0.55 * len(matrix.rows)))
+    cmap = plt.get_cmap("RdBu").with_extremes(bad="#e6e6e6")
+    image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=-limit, vmax=limit, aspect="auto")
+    for i, row in enumerate(matrix.rows):
+        for j, column in enumerate(columns):
+            entry = row.entries.get(column)
+            if entry is None:
+                continue
+            mark = "★" if entry.best else ("≈" if entry.tied else "")
+            ax.text(j, i, f"{mark}{entry.median:+.2f}", ha="center", va="center", fontsize=7.5,
+                    color="white" if abs(entry.median) > 0.6 * limit else "black")  # fmt: skip
+    ax.set_xticks(range(len(columns)), columns, rotation=35, ha="right", fontsize=8)
+    ax.set_yticks(range(len(matrix.rows)), [row.label for row in matrix.rows], fontsize=8)
+    fig.colorbar(image, ax=ax, shrink=0.8, label="median over tasks, arm − none")
+    ax.set_title(
+        "Practitioner's matrix (RL: normalized score − none's; generative: P(arm > none) − 0.5)", fontsize=9
+    )
+    _save(fig, path)
+    return True

@@ -18,6 +18,7 @@ from typing import Any
 from . import plots
 from .cells import DIAGNOSTICS
 from .claims import __doc__ as METHOD_DOC
+from .matrix import Matrix, build_matrix
 from .records import Inputs
 from .registry import (
     PREREGISTRATION_HEADER,
@@ -27,6 +28,7 @@ from .registry import (
     preregistration_text,
 )
 from .results import ClaimResult, Figure, Table
+from .simulate import render_inference_table
 from .tables import reference_table
 
 VERDICT_COLORS = {
@@ -222,9 +224,11 @@ def markdown(
     title: str = "wnbench report",
     registry: Registry | None = None,
     reference: Reference | None = None,
+    matrix: Matrix | None = None,
+    matrix_figure: str | None = None,
 ) -> str:
-    """The whole report as Markdown (figures by relative path); with a ``reference``, a section that sets the
-    runs beside it, verdict by verdict and cell by cell."""
+    """The whole report as Markdown (figures by relative path): the practitioner's matrix first (when given), then
+    the verdicts; with a ``reference``, a section that sets the runs beside it, verdict by verdict and cell by cell."""
     registry = registry or load_registry()
     suites = sorted({r["suite"] for r in inputs.records})
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -234,6 +238,7 @@ def markdown(
         f"Generated {when} from {len(inputs.records)} run records (suites: {', '.join(suites) or 'none'}) and "
         f"benchmark files ({', '.join(sorted(inputs.bench)) or 'none'}). The report reads stored results only.",
         "",
+        *matrix_markdown(matrix, matrix_figure),
         "## Verdicts",
         "",
         _md_table(Table("One row per claim", VERDICT_HEADER, verdict_rows(results))),
@@ -250,6 +255,7 @@ def markdown(
         "",
         _method_text(),
         "",
+        *inference_markdown(inputs),
         *_lr_method(registry),
     ]
     for r in results:
@@ -257,6 +263,45 @@ def markdown(
     out += compute_markdown(compute_payload(inputs))
     out += _inputs_markdown(inputs)
     return "\n".join(out) + "\n"
+
+
+#: The practitioner's matrix figure, relative to the report directory.
+MATRIX_FIGURE = "figures/matrix.png"
+
+
+def matrix_markdown(matrix: Matrix | None, figure: str | None = MATRIX_FIGURE) -> list[str]:
+    """The practitioner's matrix section: the compact table, how to read it, the heatmap (when drawn)."""
+    if matrix is None or not matrix.rows:
+        return []
+    out = ["## The practitioner's matrix", "", _md_table(matrix.table()), ""]
+    out += [line for note in matrix.notes() for line in (note, "")]
+    if figure:
+        out += [f"![The practitioner's matrix]({figure})", ""]
+    return out
+
+
+def inference_data(inputs: Inputs) -> dict[str, Any] | None:
+    """``inference.json`` (``wnbench bench inference``) from the inputs, or from an input directory holding it."""
+    if "inference" in inputs.bench:
+        return inputs.bench["inference"]
+    for source in inputs.sources:
+        path = Path(source) / "inference.json"
+        if path.is_file():
+            return json.loads(path.read_text())
+    return None
+
+
+def inference_markdown(inputs: Inputs) -> list[str]:
+    """The method section's simulation table: the decider's family-wise error and power by task count."""
+    data = inference_data(inputs)
+    if not data or not data.get("rows"):
+        return []
+    return [
+        "**The task-level decider, checked by simulation (`wnbench bench inference`)**",
+        "",
+        render_inference_table(data),
+        "",
+    ]
 
 
 def claim_markdown(r: ClaimResult) -> list[str]:
@@ -450,7 +495,10 @@ def write_report(
     registry = registry or load_registry()
     out_dir.mkdir(parents=True, exist_ok=True)
     make_figures(results, inputs, out_dir)
-    text = markdown(results, inputs, registry=registry, reference=reference)
+    matrix = build_matrix(inputs, registry)
+    drawn = plots.matrix_heatmap(matrix, out_dir / MATRIX_FIGURE)
+    text = markdown(results, inputs, registry=registry, reference=reference, matrix=matrix,
+                    matrix_figure=MATRIX_FIGURE if drawn else None)  # fmt: skip
     paths = {
         "markdown": out_dir / "report.md",
         "html": out_dir / "report.html",
@@ -467,6 +515,7 @@ def write_report(
         "registry": registry.model_dump(mode="json"),
         "compute": compute_payload(inputs),
         "claims": [r.as_dict() for r in results],
+        "matrix": None if matrix is None else matrix.as_dict(),
     }
     _atomic_write(paths["json"], json.dumps(payload, indent=1) + "\n")
     return paths
