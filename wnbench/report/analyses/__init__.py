@@ -8,6 +8,7 @@ from collections.abc import Callable
 from ..results import HypothesisResult
 from .comparison import analyze_comparison
 from .ddi import analyze_ddi
+from .init_sensitivity import analyze_init_sensitivity
 from .lr_robustness import analyze_lr
 from .noise import analyze_noise
 from .timing import analyze_timing
@@ -18,4 +19,5 @@ ANALYSES: dict[str, Callable[..., list[HypothesisResult]]] = {
     "noise": analyze_noise,
     "lr_robustness": analyze_lr,
     "ddi": analyze_ddi,
+    "init_sensitivity": analyze_init_sensitivity,
 }

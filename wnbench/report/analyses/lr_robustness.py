@@ -86,6 +86,8 @@ def analyze_lr(
             cell_widths = _cell_widths(cell, by_norm, tolerance, floor, result, rows)
             if cell_widths is not None:
                 widths[cell] = cell_widths
+    if getattr(claim, "both_good", False):
+        _keep_good_arms(widths, result, floor)
     result.cell_records = cells
     result.cell_scores = {c: s.raw for c, s in widths.items()}
     out = [evaluate_hypothesis(claim, h, widths, registry, reps) for h in claim.hypotheses]
@@ -93,6 +95,30 @@ def analyze_lr(
         h.metric = "good-LR width (decades)"
     result.tables += rows.tables(tolerance, floor)
     return out
+
+
+def good_arms(thresholds: Mapping[str, float]) -> set[str]:
+    """The arms of a cell that reach its good level at some rate (a finite own-best threshold)."""
+    return {arm for arm, threshold in thresholds.items() if math.isfinite(threshold)}
+
+
+def _keep_good_arms(widths: dict[str, CellScores], result: ClaimResult, floor: float) -> None:
+    """Both-good rule (registry ``both_good``): in each cell only the arms that reach the cell's good level at some
+    rate stay, so an arm pair counts only where both arms do (a cell left with one side has no pair for it)."""
+    dropped = []
+    for cell, scores in widths.items():
+        good = good_arms(result.lr_thresholds.get(cell, {}))
+        bad = sorted(set(scores.raw) - good)
+        if bad:
+            dropped.append(f"{cell}: {', '.join(bad)}")
+        for attr in ("raw", "oriented", "normalized"):
+            setattr(scores, attr, {arm: v for arm, v in getattr(scores, attr).items() if arm in good})
+    if dropped:
+        result.notes.append(
+            f"Both-good rule: a cell counts for an arm pair only when both arms reach the cell's good level (a "
+            f"normalized score of at least {floor:g} × the cell's best median) at some rate; arms that never do, "
+            f"left out of their cell's pairs: {'; '.join(dropped)}."
+        )
 
 
 @dataclass
