@@ -23,7 +23,8 @@ COLUMNS = ("none", "layer", "weight", "batch")
 LEVEL = {"none": 0.5, "weight": 0.9, "batch": 0.1}
 LAYER = {task: 0.92 if i % 2 else 0.88 for i, task in enumerate(TASKS)}
 SPEC = MatrixSpec(rows=("on-policy", "value-based"), columns=COLUMNS, cell_width=40, margin=0.07, min_runs=3)
-NO_CLAIMS = SimpleNamespace(claims=())
+#: A registry with one learning-rate claim: its suite's records are a sweep, not the matrix's.
+LR_ONLY = SimpleNamespace(claims=(SimpleNamespace(id="C5", analysis="lr_robustness", suites=("rl-lr",)),))
 
 
 def _record(task: str, algo: str, norm: str, seed: int, level: float) -> dict:
@@ -54,7 +55,18 @@ OVERHEAD = {"rows": [{"model": "mlp", "norm": n, "train_step_ratio": r}
 @pytest.fixture(scope="module")
 def matrix():
     records = _records() + _records(TASKS[:2], "dqn") + _records(("Unanchored-v0",), "a2c")
-    return build_matrix(Inputs(records=records, bench={"overhead": OVERHEAD}), NO_CLAIMS, SPEC)
+    # a learning-rate sweep's cells and careless-init arms, on every task, where weight collapses: they would
+    # move weight's median if they counted
+    sweep = [{**r, "suite": "rl-lr", "run_id": "lr-" + r["run_id"], "config": {**r["config"], "params": {"lr": 1.0}}}
+             for r in _records() if r["config"]["norm"] in ("none", "weight")]  # fmt: skip
+    careless = [{**r, "run_id": "careless-" + r["run_id"],
+                 "config": {**r["config"], "norm": "weight[init_gain=10]"}} for r in _records()
+                if r["config"]["norm"] == "weight"]  # fmt: skip
+    for r in sweep + careless:
+        if r["config"]["norm"] != "none":
+            r["metrics"] = {"final_return": -1e6}
+    inputs = Inputs(records=records + sweep + careless, bench={"overhead": OVERHEAD})
+    return build_matrix(inputs, LR_ONLY, SPEC)
 
 
 def test_entries_are_fixed_anchor_normalized_differences_against_no_norm(matrix):

@@ -186,13 +186,19 @@ class Matrix:
 
 # -- building it ---------------------------------------------------------------------------------------------------
 def matrix_records(inputs: Inputs, registry: Any) -> list[dict[str, Any]]:
-    """The records the matrix reads: shared-hyperparameter (``eval``) runs of the suites a comparison claim
-    measures, or of suites no claim of another analysis claims (learning-rate sweeps and batch-size sweeps are not
-    comparisons at shared settings)."""
+    """The records the matrix reads: shared-hyperparameter (``eval``) runs, except those of another analysis'
+    measurement (learning-rate and batch-size sweeps, careless-init arms): records of a suite that only
+    non-comparison claims name, or tagged only with registered non-comparison claims."""
     claims = getattr(registry, "claims", ())
     comparison = {s for c in claims if c.analysis == "comparison" for s in c.suites}
-    other = {s for c in claims if c.analysis != "comparison" for s in c.suites} - comparison
-    return [r for r in inputs.records if stage_of(r) == "eval" and r["suite"] not in other]
+    other_suites = {s for c in claims if c.analysis != "comparison" for s in c.suites} - comparison
+    other_ids = {c.id for c in claims if c.analysis != "comparison"}
+
+    def measured_elsewhere(record: Mapping[str, Any]) -> bool:
+        tags = record.get("claims") or []
+        return record["suite"] in other_suites or bool(tags) and all(t in other_ids for t in tags)
+
+    return [r for r in inputs.records if stage_of(r) == "eval" and not measured_elsewhere(r)]
 
 
 def _row_of(config: Mapping[str, Any]) -> str | None:
@@ -220,10 +226,12 @@ class _RowCells:
 def _by_column(
     by_label: Mapping[str, Sequence[dict[str, Any]]], columns: Sequence[str]
 ) -> dict[str, list[dict]]:
-    """Records per matrix column (the most specific column matching each label; labels matching none dropped;
-    labels matching the same column pooled)."""
+    """Records per matrix column (the most specific column matching each label; labels matching none, and
+    careless-init arms, dropped; labels matching the same column pooled)."""
     out: dict[str, list[dict[str, Any]]] = {}
     for label, recs in by_label.items():
+        if any(o.startswith("init_gain=") for o in parse_label(label)[1]):
+            continue  # a careless-init arm (C6) is not its norm's arm
         column = arm_of(label, columns)
         if column is not None:
             out.setdefault(column, []).extend(recs)
