@@ -167,9 +167,11 @@ class Matrix:
             "sign-flip interval over tasks (description, not multiplicity-corrected; [—]: fewer than 6 tasks, where "
             "no 95% interval exists), the normalized-AUC difference (RL), and the train-step time ratio to no norm "
             "from the overhead benchmark (RL: mlp; recurrent: lstm_t16; image GAN: dcgan; other generative: mlp; "
-            f"×{ABSENT}: not benchmarked). ★ best median in the row; ≈ the lower end of the 95% task-level interval "
+            f"×{ABSENT}: not benchmarked; nK: the arm ran on K of the row's tasks). ★ best median in the row; ≈ the lower end of the 95% task-level interval "
             f"of P(best > arm) is at most 0.5 + {self.spec.margin:g} (not shown to be worse than the best by more "
-            "than a negligible amount). Each cell compares its arms with its own no-norm runs."
+            "than a negligible amount). Each cell compares its arms with its own no-norm runs; off-policy: SAC, TD3 "
+            "and CrossQ cells of a task averaged, each against the same algorithm without a norm (for CrossQ, the "
+            "design without its batch renorm: design against design, SAC + WN vs CrossQ, is C1's hypothesis)."
         ]
         out += [f"{row.name}: left out: {'; '.join(row.left_out)}." for row in self.rows if row.left_out]
         return out
