@@ -9,8 +9,9 @@ import pytest
 
 from wnbench.errors import UserError
 from wnbench.suite.engine import run_suite
+from wnbench.suite.published import export_published, import_published
 from wnbench.suite.spec import load_suite
-from wnbench.suite.store import export_published, import_published, iter_records
+from wnbench.suite.store import iter_records
 from wnbench.tracking import TrackingOptions
 
 NO_WANDB = TrackingOptions(mode="disabled")
@@ -60,7 +61,7 @@ def test_publish_then_unpack_gives_back_every_record_and_resume_has_nothing_to_d
 
 
 def test_published_records_thin_per_update_curves_and_keep_evaluation_curves_whole():
-    from wnbench.suite.store import PUBLISHED_CURVE_POINTS, _thin_curves
+    from wnbench.suite.published import PUBLISHED_CURVE_POINTS, _thin_curves
 
     steps = list(range(0, 1000, 2))
     record = {
@@ -97,8 +98,9 @@ def test_records_whose_config_changed_since_are_dropped_from_the_published_file(
 
 
 def test_the_report_reads_a_published_folder_and_compares_runs_with_it(tmp_path):
-    """``wnbench report results/published`` reads the .jsonl.gz records as a run folder would (a corrupt line is
-    skipped with one line), and ``--reference`` sets a user's runs beside them cell by cell."""
+    """``wnbench report results/published`` reads the .jsonl.gz records as a run folder would (a damaged archive is
+    an error naming it, never a report from part of it), and ``--reference`` sets a user's runs beside them cell by
+    cell."""
     import subprocess
     import sys
 
@@ -127,8 +129,9 @@ def test_the_report_reads_a_published_folder_and_compares_runs_with_it(tmp_path)
     assert all(row.rstrip(" |").endswith("0.50") for row in rows)  # the same runs on both sides: ties
     lines = gzip.decompress(records.read_bytes()).decode().splitlines()
     records.write_bytes(gzip.compress(("\n".join(lines[:3] + ['{"run_id": "half-writ']) + "\n").encode()))
-    damaged = load_inputs([tmp_path / "published"])
-    assert len(damaged.records) == 3 and any(":4: unreadable" in s for s in damaged.skipped)
+    with pytest.raises(UserError) as damaged:
+        load_inputs([tmp_path / "published"])
+    assert f"{records}: damaged published archive: line 4 is not JSON" in damaged.value.render()
 
 
 def test_the_committed_verdicts_are_what_the_committed_records_give():

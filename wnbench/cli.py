@@ -178,15 +178,77 @@ def publish_command(
     to: Path = typer.Option(
         Path("results/published"), help="Folder for <suite>.jsonl.gz and <suite>.plan.json."
     ),
+    lock_timeout: float = typer.Option(
+        120.0, min=0.0, help="Seconds to wait for another publisher's lock on --to before giving up (exit 2)."
+    ),
 ) -> None:
-    """Compress a suite's finished records into one committable file per suite (merged with what is there)."""
-    from wnbench.suite.store import export_published
+    """Compress a suite's finished records into one committable file per suite (merged with what is there, under a
+    lock on --to, so publishers running at once lose nothing). A published archive that is damaged or differs
+    from its plan is never overwritten: exit 2."""
+    from wnbench.suite.published import export_published
 
     for directory in directories:
         if not (directory / "suite.json").is_file():
             raise UserError(f"{directory}: no suite.json; expected the OUT folder of a wnbench run")
-        records, plan, count = export_published(directory, to)
+        records, plan, count = export_published(directory, to, lock_timeout_s=lock_timeout)
         typer.echo(f"{directory}: {count} records -> {records} (+ {plan.name})")
+
+
+@app.command("verify")
+def verify_command(
+    paths: list[Path] = typer.Argument(
+        None,
+        help="Published folders (their pending/ too) or <suite>.jsonl.gz files [default: results/published].",
+    ),
+    seal: bool = typer.Option(
+        False,
+        "--seal",
+        help="Record the count and digest of archives whose plan has none (written before wnbench recorded them); "
+        "a digest already recorded is only checked, never rewritten.",
+    ),
+) -> None:
+    """Check every published archive against the record count and content digest its plan records; exit 2 naming
+    each damaged or unsealed file."""
+    from wnbench.suite.published import (
+        ArchiveError,
+        find_archives,
+        read_archive,
+        recovery_hints,
+        seal_archive,
+    )
+
+    archives: list[Path] = []
+    for path in paths or [Path("results/published")]:
+        if path.is_file() and path.name.endswith(".jsonl.gz"):
+            archives.append(path)
+        elif path.is_dir():
+            archives += find_archives(path) + find_archives(path / "pending")
+        else:
+            raise UserError(f"{path}: not a published folder or a <suite>.jsonl.gz file")
+    if not archives:
+        raise UserError(f"no published archives (<suite>.jsonl.gz) in {', '.join(map(str, paths or []))}")
+    bad: list[str] = []
+    damaged: list[Path] = []
+    for path in archives:
+        try:
+            if seal and seal_archive(path):
+                typer.echo(f"sealed {path}")
+            archive = read_archive(path)
+        except ArchiveError as err:
+            bad.append(str(err))
+            damaged.append(err.archive)
+            continue
+        if not archive.sealed:
+            bad.append(
+                f"{path}: no digest recorded in its plan (published before wnbench recorded them); once you know it "
+                f"holds the records you published (e.g. git shows it unchanged), run `wnbench verify --seal {path.parent}`"
+            )
+            continue
+        typer.echo(f"ok {path}: {archive.count} records, sha256 {archive.sha256[:12]}...")
+    if bad:
+        hints = recovery_hints(*damaged) if damaged else []
+        raise UserError(f"{len(bad)} of {len(archives)} published archives failed verification", bad + hints)
+    typer.echo(f"{len(archives)} published archives verified")
 
 
 @app.command("unpack")
@@ -197,7 +259,7 @@ def unpack_command(
     ),
 ) -> None:
     """Unpack published records into a suite output folder, so a run resumes from them and a report reads them."""
-    from wnbench.suite.store import import_published
+    from wnbench.suite.published import import_published
 
     if not published.is_file() or not published.name.endswith(".jsonl.gz"):
         raise UserError(f"{published}: expected a <suite>.jsonl.gz written by wnbench publish")

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from wnbench.errors import UserError
-from wnbench.suite.store import RECORD_SCHEMA, STATUSES, iter_published, iter_record_files
+from wnbench.suite.published import Archive, ArchiveError, find_archives, read_archive, recovery_hints
+from wnbench.suite.store import RECORD_SCHEMA, STATUSES, iter_record_files
 
 BENCH_FILES = ("overhead.json", "noise.json", "ddi.json")
 #: Status order when one run id appears in several directories: a result beats a failure.
@@ -93,8 +94,9 @@ def _is_suite_dir(path: Path) -> bool:
 
 
 def _published_files(path: Path) -> list[Path]:
-    """``<suite>.jsonl.gz`` files of a published-records folder (``wnbench publish``), each with its plan."""
-    return sorted(path.glob("*.jsonl.gz")) if path.is_dir() else []
+    """``<suite>.jsonl.gz`` files of a published-records folder (``wnbench publish``), each with its plan (and the
+    archive a sealed plan names when it is missing: reading it is then an error, not a silent gap)."""
+    return find_archives(path)
 
 
 #: ``results/published/pending/``: records of a learning-rate sweep or tuning stage still running (same format as
@@ -177,16 +179,37 @@ def _records_of(directory: Path, skipped: list[str]) -> Iterable[dict[str, Any]]
         yield data
 
 
-def _published_records_of(path: Path, skipped: list[str]) -> Iterable[dict[str, Any]]:
-    for where, data in iter_published(path):
-        if isinstance(data, Exception):
-            skipped.append(f"{where}: unreadable ({data})")
-            continue
-        problem = _check_record(data, where)
+def _published_records_of(archive: Archive, skipped: list[str]) -> Iterable[dict[str, Any]]:
+    """An archive's records that this wnbench can use (the archive itself was checked whole by read_archive)."""
+    for number, data in enumerate(archive.records, 1):
+        problem = _check_record(data, f"{archive.path}:{number}")
         if problem:
             skipped.append(problem)
             continue
         yield data
+
+
+def _read_archives(paths: Sequence[Path], inputs: Inputs) -> list[Archive]:
+    """Every archive read and checked against its plan; any damaged one stops the report (exit 2, each named with
+    how to recover): a verdict from part of the published records would look like a whole one."""
+    archives, damaged = [], []
+    for path in paths:
+        try:
+            archives.append(read_archive(path))
+        except ArchiveError as err:
+            damaged.append(err)
+    if damaged:
+        raise UserError(
+            f"{len(damaged)} published archive(s) damaged; nothing was reported",
+            [str(err) for err in damaged] + recovery_hints(*(err.archive for err in damaged)),
+        )
+    for archive in archives:
+        if not archive.sealed:
+            inputs.warnings.append(
+                f"{archive.path}: no digest recorded in its plan (written before wnbench recorded them); checked only "
+                f"that it decompresses and parses. Run `wnbench verify --seal {archive.path.parent}` to record one"
+            )
+    return archives
 
 
 def _add_suite(
@@ -228,7 +251,8 @@ def _add_suite(
 def load_inputs(directories: Sequence[str | Path]) -> Inputs:
     """Read every record, manifest and benchmark file under ``directories``.
 
-    Raises :class:`UserError` (exit 2) when nothing usable is found; records of another schema version are
+    Raises :class:`UserError` (exit 2) when nothing usable is found, and when a published archive is damaged or
+    differs from its plan (never a report from part of it); records of another schema version are
     skipped with one line each in ``Inputs.skipped``.
     """
     dirs = _expand([Path(d) for d in directories])
@@ -238,10 +262,10 @@ def load_inputs(directories: Sequence[str | Path]) -> Inputs:
         if _is_suite_dir(directory):
             manifest = _read_json(directory / "suite.json")
             _add_suite(inputs, by_id, directory, manifest, _records_of(directory, inputs.skipped))
-        for path in _published_files(directory):
-            plan = path.with_name(path.name.removesuffix(".jsonl.gz") + ".plan.json")
-            manifest = _read_json(plan) if plan.is_file() else None
-            _add_suite(inputs, by_id, path, manifest, _published_records_of(path, inputs.skipped))
+        for archive in _read_archives(_published_files(directory), inputs):
+            _add_suite(
+                inputs, by_id, archive.path, archive.plan, _published_records_of(archive, inputs.skipped)
+            )
         for name in BENCH_FILES:
             data = _read_json(directory / name)
             if isinstance(data, dict) and isinstance(data.get("rows"), list):

@@ -27,12 +27,11 @@ whole (atomic writes; a temp file that could not be finished is removed).
 from __future__ import annotations
 
 import errno
-import gzip
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +42,6 @@ __all__ = [
     "STATUSES",
     "StorageError",
     "atomic_write_json",
-    "export_published",
-    "import_published",
     "is_done",
     "iter_record_files",
     "iter_records",
@@ -236,118 +233,14 @@ def versions() -> dict[str, str | None]:
     return out
 
 
-# -- published records: one compressed file per suite, committed with its plan --------------------------------------
-def _current_run_ids(plan: dict[str, Any], records: Mapping[str, dict[str, Any]]) -> set[str] | None:
-    """The run ids the plan's profiles have *now* (suite file and configs as they are), the evaluation runs their
-    tuning stages chose from ``records`` (run id -> record) included, or ``None`` when the suite file cannot be
-    read from here (then the plan's ids stand)."""
-    from wnbench.suite.spec import load_suite
-    from wnbench.suite.tuning import add_tuned_runs
-
-    path = Path(str(plan.get("path", "")))
-    if not path.is_file():
-        return None
-    ids: set[str] = set()
-    for profile in plan.get("profiles") or [plan.get("profile")]:
-        try:
-            suite = load_suite(path, profile, run_kind_checks=False)
-            add_tuned_runs(suite, None, lookup=records.get)
-            ids |= {run.run_id for run in suite.runs}
-        except Exception:  # noqa: BLE001 - a profile since renamed: keep what the plan says
-            return None
-    return ids
+# -- published records live in wnbench.suite.published (which imports this module); the old names still work here
+_PUBLISHED_NAMES = ("export_published", "import_published")
 
 
-def export_published(out_dir: str | Path, dest_dir: str | Path) -> tuple[Path, Path, int]:
-    """Write ``OUT``'s finished and diverged records to ``DEST/<suite>.jsonl.gz`` (one record per line, run-id
-    order, gzip without a timestamp so the same records give the same bytes) and its plan to
-    ``DEST/<suite>.plan.json``. Records already published for that suite are kept (merged by run id), so
-    records committed in several sessions accumulate. Per-update log curves are thinned to
-    :data:`PUBLISHED_CURVE_POINTS` points; evaluation and diagnostic curves are kept whole. Returns both paths and the number of records."""
-    out_dir, dest_dir = Path(out_dir), Path(dest_dir)
-    plan = _load(out_dir / "suite.json")
-    suite = plan["suite"]
-    records_path, plan_path = dest_dir / f"{suite}.jsonl.gz", dest_dir / f"{suite}.plan.json"
-    merged = {r["run_id"]: r for r in _read_published(records_path)} if records_path.exists() else {}
-    merged.update({r["run_id"]: _thin_curves(r) for r in iter_records(out_dir) if is_done(r)})
-    if (
-        plan_path.exists()
-    ):  # the union of the plans published so far (e.g. the baseline, then the paper profile)
-        earlier = _load(plan_path)
-        plan["run_ids"] = sorted(set(earlier.get("run_ids", [])) | set(plan.get("run_ids", [])))
-        plan["profiles"] = sorted(
-            set(earlier.get("profiles", [earlier.get("profile")])) | {plan.get("profile")}
-        )
-    current = _current_run_ids(plan, merged)
-    if (
-        current is not None
-    ):  # a record whose config has changed since (a new zoo value) is no longer a planned run
-        plan["run_ids"] = sorted(current)
-        merged = {k: r for k, r in merged.items() if k in current}
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    lines = "".join(json.dumps(merged[k], sort_keys=True, allow_nan=False) + "\n" for k in sorted(merged))
-    tmp = records_path.with_suffix(".tmp")
-    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz:
-        gz.write(lines.encode("utf-8"))
-    os.replace(tmp, records_path)
-    atomic_write_json(plan_path, plan, indent=1, sort_keys=True)
-    return records_path, plan_path, len(merged)
+def __getattr__(name: str) -> Any:
+    """``from wnbench.suite.store import export_published`` (the names' old home) without an import cycle."""
+    if name in _PUBLISHED_NAMES:
+        from wnbench.suite import published
 
-
-#: Curves kept whole in published records (what the report reads); every other curve (SB3's and Lightning's
-#: per-update logs, which W&B and the local records keep whole) is thinned to at most this many evenly spaced points.
-PUBLISHED_FULL_CURVES = ("eval/", "diag/", "val/", "test/")
-PUBLISHED_CURVE_POINTS = 48
-
-
-def _thin_curves(record: dict[str, Any]) -> dict[str, Any]:
-    curves = {}
-    for name, curve in (record.get("curves") or {}).items():
-        steps, values = curve.get("step", []), curve.get("value", [])
-        if name.startswith(PUBLISHED_FULL_CURVES) or len(steps) <= PUBLISHED_CURVE_POINTS:
-            curves[name] = curve
-            continue
-        last = len(steps) - 1
-        keep = sorted({round(i * last / (PUBLISHED_CURVE_POINTS - 1)) for i in range(PUBLISHED_CURVE_POINTS)})
-        curves[name] = {**curve, "step": [steps[i] for i in keep], "value": [values[i] for i in keep]}
-    return {**record, "curves": curves}
-
-
-def _read_published(path: Path) -> Iterator[dict[str, Any]]:
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                yield json.loads(line)
-
-
-def iter_published(path: str | Path) -> Iterator[tuple[str, Any]]:
-    """``(where, record or the exception that kept it from being read)`` for each line of a published
-    ``<suite>.jsonl.gz``; a truncated or corrupt file ends with one exception instead of raising."""
-    path = Path(path)
-    try:
-        with gzip.open(path, "rt", encoding="utf-8") as fh:
-            for number, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    yield f"{path}:{number}", json.loads(line)
-                except json.JSONDecodeError as err:
-                    yield f"{path}:{number}", err
-    except (OSError, EOFError, UnicodeDecodeError) as err:
-        yield str(path), err
-
-
-def import_published(records_path: str | Path, out_dir: str | Path) -> int:
-    """Unpack ``<suite>.jsonl.gz`` (and the plan beside it) into ``OUT/runs/*/record.json`` and
-    ``OUT/suite.json``, so ``wnbench run`` resumes from them and ``wnbench report`` reads them. Records already
-    in ``OUT`` are left as they are. Returns the number of records written."""
-    records_path = Path(records_path)
-    written = 0
-    for record in _read_published(records_path):
-        if read_record(out_dir, record["run_id"]) is None:
-            write_record(out_dir, record)
-            written += 1
-    plan_path = records_path.with_name(records_path.name.removesuffix(".jsonl.gz") + ".plan.json")
-    if plan_path.exists() and not (Path(out_dir) / "suite.json").exists():
-        atomic_write_json(Path(out_dir) / "suite.json", _load(plan_path), indent=1)
-    return written
+        return getattr(published, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
