@@ -155,22 +155,22 @@ def test_smoke_profile_is_valid_and_covers_every_model_on_two_densities():
     assert len(baseline.runs) == 8 * 3 * 5 and {r.norm_label for r in baseline.runs} == {"none"}
 
 
-@pytest.mark.slow
 def test_smoke_profile_runs(tmp_path, monkeypatch, capsys):
+    """``wnbench run suites/gen-v3.yaml --profile smoke``: 18 runs, ~35 s wall with 2 workers on 2 idle cores."""
+    import json
+
     from wnbench import cli
 
     out = tmp_path / "out"
-    argv = [
-        "wnbench",
-        "run",
-        str(ROOT / "suites/gen-v3.yaml"),
-        "--profile",
-        "smoke",
-        "--no-wandb",
-        "--out",
-        str(out),
-    ]
-    monkeypatch.setattr(sys, "argv", [*argv, "--workers", "2"])
+    argv = ["run", str(ROOT / "suites/gen-v3.yaml"), "--profile", "smoke", "--no-wandb", "--workers", "2"]
+    monkeypatch.setattr(sys, "argv", ["wnbench", *argv, "--out", str(out)])
     with pytest.raises(SystemExit) as exit_info:
         cli.main()
     assert exit_info.value.code == 0, capsys.readouterr()
+    records = [json.loads(p.read_text()) for p in sorted(out.glob("runs/*/record.json"))]
+    assert len(records) == 18
+    for record in records:
+        metrics = record["metrics"]
+        assert record["status"] == "finished", record["error"]
+        assert metrics["train_batches"] == 20
+        assert abs(metrics["energy_distance_floor"]) < 0.01 and metrics["energy_distance"] > 0, metrics
