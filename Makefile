@@ -6,7 +6,7 @@ OUT    ?= results
 ARGS   ?=
 
 .PHONY: install test test-slow lint format smoke bench-rl bench-gen bench-overhead bench-noise bench-ddi report \
-	publish publish-report clean
+	publish publish-report verify clean
 
 install: $(VENV)/.installed
 
@@ -63,6 +63,10 @@ publish: install
 # (report.html is not committed). tests/test_publish.py checks that docs/results/verdicts.json is what they give.
 publish-report: install
 	$(BIN)/wnbench report results/published --out docs/results --readme README.md $(ARGS)
+
+# Every committed archive against the record count and digest its plan records (exit 2 naming a damaged one).
+verify: install
+	$(BIN)/wnbench verify results/published
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
