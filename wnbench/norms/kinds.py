@@ -40,6 +40,20 @@ def _check_bn_mode(kind: str, value: str) -> str:
     return value
 
 
+#: How the critic pass inside SAC/TD3/CrossQ's actor update runs a critic's batch-statistics layers (the layers do
+#: not act on it; wnbench.rl reads it): "sb3" as the algorithm ships, "eval" (running statistics, untouched: MA-BN)
+#: or "train" (minibatch statistics). Part of the norm so each is an arm.
+CRITIC_MODES = ("sb3", "eval", "train")
+
+
+def _check_critic_mode(kind: str, value: str) -> str:
+    if value not in CRITIC_MODES:
+        raise NormError(
+            f"norm '{kind}': option 'critic_mode' must be one of {', '.join(CRITIC_MODES)}, got {value!r}"
+        )
+    return value
+
+
 @register_norm
 class NoNorm(Norm):
     name = "none"
@@ -74,13 +88,20 @@ class BatchNorm(ActivationNorm):
     supports_recurrent = True  # as recurrent BN (Cooijmans et al. 2017), statistics per time step
 
     def __init__(
-        self, *, momentum: float = 0.1, eps: float = 1e-5, t_max: int = 100, bn_mode: str = "sb3"
+        self,
+        *,
+        momentum: float = 0.1,
+        eps: float = 1e-5,
+        t_max: int = 100,
+        bn_mode: str = "sb3",
+        critic_mode: str = "sb3",
     ) -> None:
         _check_positive(self.name, "eps", eps)
         if not (isinstance(t_max, int) and t_max >= 1):
             raise NormError(f"norm 'batch': option 't_max' must be an integer >= 1, got {t_max!r}")
         self.momentum, self.eps, self.t_max = momentum, eps, t_max
         self.bn_mode = _check_bn_mode(self.name, bn_mode)
+        self.critic_mode = _check_critic_mode(self.name, critic_mode)
 
     def _norm1d(self, features):
         return nn.BatchNorm1d(features, eps=self.eps, momentum=self.momentum)
@@ -107,11 +128,18 @@ class BatchRenorm(ActivationNorm):
     absorbs_bias = True
 
     def __init__(
-        self, *, momentum: float = 0.01, eps: float = 1e-3, warmup_steps: int = 100_000, bn_mode: str = "sb3"
+        self,
+        *,
+        momentum: float = 0.01,
+        eps: float = 1e-3,
+        warmup_steps: int = 100_000,
+        bn_mode: str = "sb3",
+        critic_mode: str = "sb3",
     ) -> None:
         _check_positive(self.name, "eps", eps)
         self.momentum, self.eps, self.warmup_steps = momentum, eps, warmup_steps
         self.bn_mode = _check_bn_mode(self.name, bn_mode)
+        self.critic_mode = _check_critic_mode(self.name, critic_mode)
 
     def _norm1d(self, features):
         from sb3_contrib.common.torch_layers import BatchRenorm1d  # lazy: sb3 is heavy to import
@@ -224,9 +252,10 @@ class MeanOnly(ActivationNorm):
     # The paper's recommended combination, with its data-dependent init (their code initializes g from data).
     aliases = {"weight_meanonly": {"name": "weight+meanonly", "ddi": True}}
 
-    def __init__(self, *, momentum: float = 0.1, bn_mode: str = "sb3") -> None:
+    def __init__(self, *, momentum: float = 0.1, bn_mode: str = "sb3", critic_mode: str = "sb3") -> None:
         self.momentum = momentum
         self.bn_mode = _check_bn_mode(self.name, bn_mode)
+        self.critic_mode = _check_critic_mode(self.name, critic_mode)
 
     def _norm1d(self, features):
         return MeanOnlyBatchNorm(features, momentum=self.momentum)
