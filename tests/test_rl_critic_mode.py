@@ -137,3 +137,25 @@ def test_critic_mode_where_it_means_nothing_is_refused_naming_the_option(algo_cl
     with pytest.raises(NormError, match="critic_mode") as info:
         algo_cls(policy_class_for(algo_cls.__name__), env, policy_kwargs=policy_kwargs)
     assert says in str(info.value)
+
+
+def test_critic_mode_as_a_norm_option_is_its_own_arm_and_acts_like_the_keyword():
+    """{name: batch, critic_mode: eval} carries the mode in the norm (label batch[critic_mode=eval]); the policy
+    runs it as with the keyword, and the two must agree when both are given."""
+    policy = NormSACPolicy(
+        SAC("MlpPolicy", "Pendulum-v1").observation_space,
+        SAC("MlpPolicy", "Pendulum-v1").action_space,
+        lambda _: 1e-3,
+        norm={"name": "batch", "critic_mode": "eval"},
+    )
+    assert policy.norm.label == "batch[critic_mode=eval]" and policy.critic_mode == "eval"
+    assert (
+        policy.critic.actor_pass_training is False
+        and policy._get_constructor_parameters()["critic_mode"] == "eval"
+    )
+    with pytest.raises(ValueError, match="contradicts"):
+        NormSACPolicy(policy.observation_space, policy.action_space, lambda _: 1e-3,
+                      norm={"name": "batch", "critic_mode": "eval"}, critic_mode="train")  # fmt: skip
+    with pytest.raises(NormError, match="'weight' has no option 'critic_mode'"):
+        NormSACPolicy(policy.observation_space, policy.action_space, lambda _: 1e-3,
+                      norm={"name": "weight", "critic_mode": "eval"})  # fmt: skip

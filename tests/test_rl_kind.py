@@ -114,6 +114,38 @@ def test_bad_rl_input_exits_2_listing_each_problem_at_its_yaml_path(tmp_path, mo
     assert not list(out.glob("runs/*/record.json"))  # nothing ran
 
 
+CRITIC_MODE_SUITE = """
+name: bad-critic-mode
+claims: [C1]
+profiles:
+  default:
+    kind: rl
+    seeds: 1
+    budget: {steps: 100}
+    grids:
+      - {tasks: [CartPole-v1], algos: [ppo], norms: [{name: batch, critic_mode: eval}]}
+      - tasks: [Pendulum-v1]
+        algos: [sac]
+        norms: [{name: weight, critic_mode: eval}, {name: batch, critic_mode: eval}]
+"""
+
+
+def test_critic_mode_where_it_means_nothing_exits_2_naming_the_norm(tmp_path, monkeypatch, capsys):
+    suite = tmp_path / "bad.yaml"
+    suite.write_text(CRITIC_MODE_SUITE)
+    out = tmp_path / "out"
+    assert run_cli(monkeypatch, ["run", str(suite), "--out", str(out), "--no-wandb"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    ppo = [line for line in lines if "grids[0].norms[0]" in line]
+    assert ppo and "critic_mode" in ppo[0] and "PPO, A2C" in ppo[0] and "no such pass" in ppo[0], err
+    weight = [line for line in lines if "grids[1].norms[0]" in line]
+    assert weight and "'weight' has no option 'critic_mode'" in weight[0], err
+    assert "grids[1].norms[1]" not in err  # batch statistics in SAC: a valid arm
+    assert not list(out.glob("runs/*/record.json"))
+
+
 @pytest.mark.parametrize(
     "spec,field,words",
     [

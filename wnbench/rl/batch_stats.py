@@ -65,7 +65,7 @@ from sb3_contrib.common.torch_layers import BatchRenorm
 from torch import nn
 
 from wnbench.norms import MeanOnlyBatchNorm, SequenceBatchNorm
-from wnbench.norms.kinds import BN_MODES
+from wnbench.norms.kinds import BN_MODES, CRITIC_MODES
 
 __all__ = [
     "BN_MODES",
@@ -76,8 +76,6 @@ __all__ = [
     "ActorPassModeMixin",
 ]
 
-#: How a critic's batch-statistics layers run in the critic pass inside the actor update (module docstring).
-CRITIC_MODES = ("sb3", "eval", "train")
 
 #: Layers whose output depends on the batch in train mode and that keep running statistics.
 BATCH_STAT_TYPES: tuple[type[nn.Module], ...] = (
