@@ -132,3 +132,19 @@ def test_heatmap_is_drawn(matrix, tmp_path):
 def test_an_unknown_row_is_refused():
     with pytest.raises(ValueError, match="matrix.rows"):
         MatrixSpec(rows=("transformers",), columns=COLUMNS)
+
+
+def test_write_report_puts_the_matrix_in_verdicts_json_and_draws_its_figure(matrix, tmp_path, monkeypatch):
+    import json
+
+    from wnbench.report import render
+
+    monkeypatch.setattr(render, "build_matrix", lambda inputs, registry: matrix)
+    paths = render.write_report([], Inputs(records=[]), tmp_path)
+    payload = json.loads(paths["json"].read_text())
+    rows = {r["row"]: r for r in payload["matrix"]["rows"]}
+    assert rows["on-policy"]["entries"]["weight"]["best"] and len(rows["on-policy"]["tasks"]) == 7
+    assert rows["on-policy"]["entries"]["layer"]["indistinguishable_from_best"]
+    assert (tmp_path / "figures" / "matrix.png").is_file()
+    text = paths["markdown"].read_text()
+    assert "](figures/matrix.png)" in text and text.index("practitioner's matrix") < text.index("## Verdicts")
