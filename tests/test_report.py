@@ -22,6 +22,16 @@ RANDOM_CARTPOLE = rl_anchor("CartPole-v1", "ppo").low
 
 REPS = 300  # bootstrap resamples: enough for the fixture's clear-cut answers, fast
 
+
+@pytest.fixture(autouse=True)
+def _registry_v2(monkeypatch):
+    """These tests check the v2 rules (registry_v2.yaml: bootstrap over tasks, v2 arm sets and claims); the v3
+    decider is tested in tests/test_report_v3.py."""
+    from wnbench.report.registry import REGISTRY_V2_FILE
+
+    monkeypatch.setenv("WNBENCH_REGISTRY", str(REGISTRY_V2_FILE))
+
+
 #: Final return of each norm's seeds on two tasks: weight clearly beats batch; one batch run diverges, one fails.
 RETURNS = {
     "CartPole-v1": {"none": [480, 490, 500, 470], "batch": [60, 80, None, 70], "weight": [495, 500, 500, 490]},
@@ -395,9 +405,9 @@ def test_tuned_and_shared_verdicts_come_side_by_side():
 
 
 def test_adding_a_claim_is_adding_a_registry_entry(tmp_path):
-    from wnbench.report.registry import REGISTRY_FILE, load_registry
+    from wnbench.report.registry import REGISTRY_V2_FILE, load_registry
 
-    text = REGISTRY_FILE.read_text() + (
+    text = REGISTRY_V2_FILE.read_text() + (
         "  - id: C9\n    statement: LN beats BN in RL\n    analysis: comparison\n    suites: [rl]\n"
         "    metric: final return\n    hypotheses:\n      - {name: layer > BN, x: [layer], y: BN, family: extra}\n"
     )
@@ -417,7 +427,7 @@ def test_a_new_claim_is_one_registry_entry_from_suite_file_to_report_and_wandb(t
     built-in registry), and C9 is analyzed, rendered, drawn and given a W&B section as its entry says; C10, with
     no input, prints its entry's how-to-measure line. No code names either id."""
     from wnbench.report import wandb_sections
-    from wnbench.report.registry import REGISTRY_FILE
+    from wnbench.report.registry import REGISTRY_V2_FILE
     from wnbench.report.render import write_report
     from wnbench.suite import load_suite
 
@@ -430,7 +440,7 @@ def test_a_new_claim_is_one_registry_entry_from_suite_file_to_report_and_wandb(t
         "    metric: final return\n    how_to_measure: Run suites/rl10.yaml (not yet written).\n"
         "    hypotheses:\n      - {name: group > BN, x: [group], y: BN, family: extra}\n"
     )
-    (tmp_path / "registry.yaml").write_text(REGISTRY_FILE.read_text() + entries)
+    (tmp_path / "registry.yaml").write_text(REGISTRY_V2_FILE.read_text() + entries)
     (tmp_path / "rl9.yaml").write_text(
         "name: rl9\nclaims: [C9]\nprofiles:\n  default: {kind: toy, tasks: [regression], algos: [mlp], "
         "norms: [layer, batch], seeds: 1, budget: {steps: 10}}\n"
@@ -464,17 +474,18 @@ def test_a_new_claim_is_one_registry_entry_from_suite_file_to_report_and_wandb(t
 
 
 def test_the_registry_carries_its_version_and_date_into_the_preregistration(tmp_path):
-    from wnbench.report.registry import REGISTRY_FILE, load_registry
+    from wnbench.report.registry import REGISTRY_V2_FILE, load_registry
     from wnbench.report.render import preregistration_markdown
 
-    registry = load_registry()
+    registry = load_registry("v2")
     assert (registry.version, registry.date.isoformat()) == (2, "2026-12-03")
-    assert preregistration_markdown(registry).startswith("Registry version 2, dated 2026-12-03. Verdict rule")
+    assert preregistration_markdown(registry).startswith("Registry version 2, dated 2026-12-03 (commit ")
+    assert "Verdict rule" in preregistration_markdown(registry).split("\n")[0]
     bare = tmp_path / "bare.yaml"
-    bare.write_text(REGISTRY_FILE.read_text().replace("version: 2", "").replace("date: 2026-12-03", ""))
+    bare.write_text(REGISTRY_V2_FILE.read_text().replace("version: 2", "").replace("date: 2026-12-03", ""))
     assert preregistration_markdown(load_registry(bare)).startswith("Verdict rule")
     bad = tmp_path / "bad.yaml"
-    bad.write_text(REGISTRY_FILE.read_text().replace("figures: [lr]", "figures: [lr, pie]"))
+    bad.write_text(REGISTRY_V2_FILE.read_text().replace("figures: [lr]", "figures: [lr, pie]"))
     with pytest.raises(UserError) as err:
         load_registry(bad)
     assert any(p.startswith("claims.4.figures.1:") for p in err.value.problems)

@@ -297,9 +297,10 @@ def report_command(
     project: str = typer.Option(None, help="W&B project (default: $WANDB_PROJECT or wnbench)."),
     entity: str = typer.Option(None, help="W&B entity (default: $WANDB_ENTITY or your default entity)."),
     reps: int = typer.Option(2000, min=100, help="Bootstrap resamples per interval."),
-    registry: Path = typer.Option(
-        None,
-        help="Claims registry (YAML) to test instead of the built-in pre-registration (wnbench/report/registry.yaml).",
+    registry: str = typer.Option(
+        "v3",
+        help="Claims registry: v3 (the default pre-registration, wnbench/report/registry.yaml), v2 (the rules "
+        "behind the v2 verdicts, registry_v2.yaml) or a YAML file's path.",
     ),
     reference: Path = typer.Option(
         None,
@@ -319,7 +320,7 @@ def report_command(
     from wnbench.report import analyze, load_inputs, load_registry, wandb_sections
     from wnbench.report.render import VERDICT_HEADER, Reference, verdict_rows, write_report
 
-    claims = load_registry(registry) if registry else load_registry()
+    claims = load_registry(registry)
     if readme is not None:  # before the work: a README without the markers is a bad input
         from wnbench.report.readme import current_block
 
