@@ -99,7 +99,7 @@ def test_c6_sensitivity_points_at_the_norm_hurt_by_a_careless_init():
     headline, ddi = analyze_init_sensitivity(C6, load_registry(), Inputs(records=records), 200, result)
     assert headline.verdict == report_stats.SUPPORTED and headline.point == pytest.approx(0.5)
     assert ddi.verdict == report_stats.SUPPORTED  # equivalence with BN's (running statistics: first_of)
-    assert "7 tasks" in headline.text
+    assert "7 tasks" in headline.text and result.status_counts["weight[init_gain=10]"] == {"finished": 35}
 
 
 def test_c6_reversed_harm_contradicts_and_no_careless_arm_means_not_measured():
@@ -113,6 +113,7 @@ def test_c6_reversed_harm_contradicts_and_no_careless_arm_means_not_measured():
     plain = [r for r in records if "init_gain" not in r["config"]["norm"]]
     out = analyze_init_sensitivity(C6, load_registry(), Inputs(records=plain), 200, result)
     assert all(h.verdict == NO_DATA for h in out) and NOT_MEASURED in result.notes
+    assert not result.status_counts  # the runs without careless-init twins are not counted as C6's
 
 
 def test_cell_sensitivity_and_twins():
