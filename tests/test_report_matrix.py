@@ -148,3 +148,13 @@ def test_write_report_puts_the_matrix_in_verdicts_json_and_draws_its_figure(matr
     assert (tmp_path / "figures" / "matrix.png").is_file()
     text = paths["markdown"].read_text()
     assert "](figures/matrix.png)" in text and text.index("practitioner's matrix") < text.index("## Verdicts")
+
+
+def test_the_spec_comes_from_the_registry_and_a_v2_registry_has_no_matrix():
+    from wnbench.report.matrix import matrix_spec
+    from wnbench.report.registry import REGISTRY_FILE, load_registry
+
+    spec = matrix_spec(load_registry(REGISTRY_FILE))
+    assert spec.rows[0] == "on-policy" and "diffusion" in spec.rows and spec.columns[0] == "none"
+    assert spec.cell_width == 40 and spec.margin == pytest.approx(0.07) and spec.min_runs == 3
+    assert matrix_spec(load_registry(REGISTRY_FILE.with_name("registry_v2.yaml"))) is None
