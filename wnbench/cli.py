@@ -267,6 +267,54 @@ def unpack_command(
     typer.echo(f"{published}: {count} records unpacked into {out}")
 
 
+@app.command("wandb-export")
+def wandb_export_command(
+    results: Path = typer.Argument(
+        ...,
+        help="A published folder (its *.jsonl.gz), one <suite>.jsonl.gz, or a run folder (OUT/runs/*/record.json).",
+    ),
+    project: str = typer.Option(None, help="W&B project (default: $WANDB_PROJECT or wnbench)."),
+    entity: str = typer.Option(
+        None, help="W&B entity (default: $WANDB_ENTITY or your default entity at sync)."
+    ),
+    out: Path = typer.Option(
+        Path("results/wandb-reference"), help="Folder the offline runs go to (OUT/wandb/)."
+    ),
+    workers: int = typer.Option(
+        1, min=1, help="Processes writing runs (1 is fastest on a busy 2-core machine)."
+    ),
+) -> None:
+    """Write run records as offline W&B runs (tag `reference`, group = suite), so the published reference can be
+    synced and viewed beside your own runs; runs already exported to OUT are skipped."""
+    import os
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from wnbench.tracking.export import export_records, load_records
+
+    runs = load_records(
+        results
+    )  # exit 2 on a missing path, no records or a damaged archive (integrity-checked)
+    project = project or os.environ.get("WANDB_PROJECT") or "wnbench"
+    entity = entity or os.environ.get("WANDB_ENTITY") or None
+    with Progress(
+        TextColumn("exporting runs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
+    ) as bar:
+        task = bar.add_task("export", total=None)
+        result = export_records(
+            runs,
+            out_dir=out,
+            project=project,
+            entity=entity,
+            workers=workers,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    typer.echo(
+        f"{result.written} runs written, {result.skipped} skipped (already exported), {result.seconds:.1f} s "
+        f"({result.runs_per_s:.2f} runs/s); upload with: {result.sync_command}"
+    )
+
+
 @app.command("status")
 def status_command(
     out_dir: Path = typer.Argument(..., help="A results folder written by `wnbench run`."),
