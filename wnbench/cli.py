@@ -367,6 +367,7 @@ def report_command(
 
     from wnbench.report import analyze, load_inputs, load_registry, wandb_sections
     from wnbench.report.render import VERDICT_HEADER, Reference, verdict_rows, write_report
+    from wnbench.report.rules import compare_rules
 
     claims = load_registry(registry)
     if readme is not None:  # before the work: a README without the markers is a bad input
@@ -386,9 +387,10 @@ def report_command(
             typer.echo(f"note (reference): {line}", err=True)
     with Console(stderr=True).status("building the report (bootstrap intervals, figures)..."):
         results = analyze(inputs, reps=reps, registry=claims)
+        rules = compare_rules(inputs, results, claims, reps)  # v3: the v2 rules on the same records beside it
         if reference is not None:
             ref = Reference(str(reference), analyze(ref_inputs, reps=reps, registry=claims), ref_inputs)
-        paths = write_report(results, inputs, out, claims, reference=ref)
+        paths = write_report(results, inputs, out, claims, reference=ref, rules=rules)
     table = Table(title="Verdicts")
     for column in VERDICT_HEADER:
         table.add_column(column, overflow="fold")

@@ -339,9 +339,18 @@ def below_peer_cells(cells: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]
 
 
 # -- record selection ------------------------------------------------------------------------------------------------
+def tagged_for(claim_id: str, tags: Iterable[str]) -> bool:
+    """A record tagged ``C2`` counts for ``C2`` and for the claims split from it (``C2-GAN``, ``C2-VAE``: v3's C2
+    by model; the claim's ``cells`` filter picks its records among them)."""
+    return any(claim_id == t or claim_id.startswith(f"{t}-") for t in tags)
+
+
 def records_for(inputs: Inputs, claim: Claim) -> list[dict[str, Any]]:
-    """The claim's records: those of its suites, or tagged with it by their suite file."""
-    return [r for r in inputs.records if r["suite"] in claim.suites or claim.id in r.get("claims", [])]
+    """The claim's records: those of its suites, or tagged with it (or the claim it was split from) by their suite
+    file."""
+    return [
+        r for r in inputs.records if r["suite"] in claim.suites or tagged_for(claim.id, r.get("claims", []))
+    ]
 
 
 def _status_counts(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, int]]:
@@ -383,18 +392,81 @@ def describe_records(
     result.suites = sorted({r["suite"] for r in records})
 
 
+#: Registry cell-filter keys that name a config field by another word (v3: ``model`` for a generative run's algo,
+#: ``data`` for its dataset).
+FILTER_ALIASES = {"model": "algo", "data": "task"}
+
+
+def config_field(config: Mapping[str, Any], key: str) -> Any:
+    """A cell filter's value in a run's config: a top-level field (aliases resolved), else a parameter."""
+    key = FILTER_ALIASES.get(key, key)
+    return config[key] if key in config else (config.get("params") or {}).get(key)
+
+
+def matches_filter(config: Mapping[str, Any], cells: Mapping[str, Sequence[str]] | None) -> bool:
+    """Whether a run's config passes a registry ``cells`` filter (every key's value among those listed)."""
+    return not cells or all(str(config_field(config, k)) in v for k, v in cells.items())
+
+
 def registered_cells(
-    claim: Claim, cells: Mapping[str, Any], records_by_cell: Mapping[str, Any]
+    claim: Claim,
+    cells: Mapping[str, Any],
+    records_by_cell: Mapping[str, Any],
+    extra: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
-    """The cells the claim's ``cells`` filter keeps (config field values), all of them without a filter."""
-    if not claim.cells:
+    """The cells the claim's ``cells`` filter (and a hypothesis' own, ``extra``) keeps, all of them without one."""
+    filters = {**(claim.cells or {}), **(extra or {})}
+    if not filters:
         return dict(cells)
     keep = {}
     for cell, value in cells.items():
         recs = [r for rs in records_by_cell[cell].values() for r in rs]
-        if recs and all(str(recs[0]["config"].get(k)) in v for k, v in claim.cells.items()):
+        if recs and all(matches_filter(r["config"], filters) for r in recs):
             keep[cell] = value
     return keep
+
+
+# -- the peer gate (registry v3) ---------------------------------------------------------------------------------------
+AT_PEER_GRADE, BELOW_PEER_GRADE, NO_REFERENCE = "at peer", "below peer", "no reference"
+
+
+def peer_grade(by_arm: Mapping[str, Sequence[Mapping[str, Any]]], level: float = PEER_LEVEL) -> str:
+    """A cell's grade: *no reference* where its baseline has no published figure (or no baseline runs), *below
+    peer* where its median misses one of them (normalized score < ``level``), else *at peer*."""
+    checks = peer_checks(by_arm)
+    if not checks:
+        return NO_REFERENCE
+    return AT_PEER_GRADE if all(c.norm_median >= level for c in checks) else BELOW_PEER_GRADE
+
+
+def combined_grade(grades: Iterable[str]) -> str:
+    """A design cell's grade from its algorithms' cells: below peer if any is, at peer if all are, else no
+    reference."""
+    grades = list(grades)
+    if BELOW_PEER_GRADE in grades:
+        return BELOW_PEER_GRADE
+    return AT_PEER_GRADE if grades and all(g == AT_PEER_GRADE for g in grades) else NO_REFERENCE
+
+
+def design_cells(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Design cells: ``{"task [steps=N]": {"algo:arm label": [records]}}`` -- one cell per (task, budget) across
+    algorithms, an arm per (algorithm, norm label), so SAC + WN meets CrossQ on the same task and budget."""
+    cells: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for r in sorted(records, key=lambda r: (r["config"]["seed"], r["run_id"])):
+        c = r["config"]
+        budget = cell_value(c, BUDGET_KEY)
+        cell = c["task"] + (f" [steps={json.dumps(budget)}]" if budget is not None else "")
+        cells[cell][f"{c['algo']}:{arm_label_of(r)}"].append(r)
+    return {c: dict(v) for c, v in sorted(cells.items())}
+
+
+def design_grade(by_design_arm: Mapping[str, Sequence[Mapping[str, Any]]], level: float = PEER_LEVEL) -> str:
+    """The peer grade of a design cell: each algorithm's runs graded as their own cell, then combined."""
+    by_algo: dict[str, dict[str, Sequence[Mapping[str, Any]]]] = defaultdict(dict)
+    for label, recs in by_design_arm.items():
+        algo, _, arm = label.partition(":")
+        by_algo[algo][arm] = recs
+    return combined_grade(peer_grade(by_arm, level) for by_arm in by_algo.values())
 
 
 # -- tuned stage ------------------------------------------------------------------------------------------------------

@@ -69,7 +69,8 @@ def analyze(inputs: Inputs, reps: int | None = None, registry: Registry | None =
     reps = reps or registry.defaults.reps
     results: list[ClaimResult] = []
     for claim in registry.claims:
-        result = ClaimResult(claim.id, claim.statement, claim.metric, registered=claim)
+        result = ClaimResult(claim.id, claim.statement, claim.metric, registered=claim,
+                             registry=registry.identity)  # fmt: skip
         result.hypotheses = ANALYSES[claim.analysis](claim, registry, inputs, reps, result)
         if claim.note:
             result.notes.insert(0, claim.note)

@@ -121,6 +121,7 @@ def apply_holm(
     """Holm step-down within each (family, stage) over the statistical hypotheses with enough data; then the
     verdict of every hypothesis."""
     families: dict[tuple[str, str], list[HypothesisResult]] = defaultdict(list)
+    hypotheses = [h for h in hypotheses if not h.decided]  # v3: decided over tasks by wnbench.report.decide
     for h in hypotheses:
         if h.statistical and h.enough and h.replicates is not None:
             families[h.family_key].append(h)

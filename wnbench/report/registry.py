@@ -353,11 +353,10 @@ class Registry(BaseModel):
         return 1.0 - self.defaults.confidence
 
     def arms(self) -> list[str]:
-        """Every arm named anywhere in the registry (hypotheses and sensitivity alternatives; design arms as their
-        norm labels)."""
+        """Every arm named anywhere in the registry (hypotheses and sensitivity alternatives; design arms as
+        ``ALGO:NORM``)."""
         sides = [s for c in self.claims for h in (*c.hypotheses, *c.sensitivity_arm_sets) for s in (h.x, h.y)]
-        names = (split_design(a)[1] if is_design(a) else a for side in sides for a in side)
-        return list(dict.fromkeys(names))
+        return list(dict.fromkeys(a for side in sides for a in side))
 
 
 def _expand_side(value: Any, sets: Mapping[str, Any], where: str) -> Any:

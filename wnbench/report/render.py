@@ -28,6 +28,7 @@ from .registry import (
     preregistration_text,
 )
 from .results import ClaimResult, Figure, Table
+from .rules import RulesComparison
 from .simulate import render_inference_table
 from .tables import reference_table
 
@@ -144,6 +145,7 @@ def verdict_rows(results: Sequence[ClaimResult]) -> list[list[str]]:
             r.effect_text,
             r.basis,
             _counts_text(r),
+            r.registry or "—",
         ]
         for r in results
     ]
@@ -153,7 +155,7 @@ VERDICT_HEADER = ["claim", "statement", "verdict (shared hyperparameters)", "ver
                   "verdict (cells at peer level only)",
                   "headline hypothesis: statistic [family-wise CI]", "direction over cells",
                   "effect: median X − Y per cell, raw units [95% CI]", "cells, runs X vs Y",
-                  "runs finished / diverged / failed / missing"]  # fmt: skip
+                  "runs finished / diverged / failed / missing", "registry"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -202,6 +204,14 @@ def _reference_markdown(results: Sequence[ClaimResult], inputs: Inputs, referenc
     return out
 
 
+def _registry_name(registry: Registry) -> str:
+    """``wnbench/report/registry.yaml`` for a built-in registry, else the file's path."""
+    source = Path(registry.source) if registry.source else None
+    if source is not None and source.parent == Path(__file__).parent:
+        return f"wnbench/report/{source.name}"
+    return str(source) if source is not None else "wnbench/report/registry.yaml"
+
+
 def preregistration_markdown(registry: Registry) -> str:
     """The registry as the report prints it: the rule, then one row per hypothesis."""
     sets = "; ".join(f"{name} = {{{', '.join(arms)}}}" for name, arms in registry.arm_sets.items())
@@ -212,7 +222,7 @@ def preregistration_markdown(registry: Registry) -> str:
             f"Arm sets: {sets}. Family `measurement` (and any hypothesis decided by a benchmark's stated rule) has "
             "no bootstrap and no multiplicity correction.",
             "",
-            _md_table(Table("Claims registry (wnbench/report/registry.yaml)", PREREGISTRATION_HEADER,
+            _md_table(Table(f"Claims registry ({_registry_name(registry)})", PREREGISTRATION_HEADER,
                             preregistration_rows(registry))),
         ]
     )  # fmt: skip
@@ -226,6 +236,7 @@ def markdown(
     reference: Reference | None = None,
     matrix: Matrix | None = None,
     matrix_figure: str | None = None,
+    rules: RulesComparison | None = None,
 ) -> str:
     """The whole report as Markdown (figures by relative path): the practitioner's matrix first (when given), then
     the verdicts; with a ``reference``, a section that sets the runs beside it, verdict by verdict and cell by cell."""
@@ -246,6 +257,7 @@ def markdown(
         "X and Y are the headline hypothesis' arm sets (see the pre-registration). *no data*: none of the inputs "
         "measures the claim (run the suite or benchmark named in its section).",
         "",
+        *(rules.markdown_lines() if rules is not None else []),
         *(_reference_markdown(results, inputs, reference) if reference is not None else []),
         "## Pre-registration",
         "",
@@ -490,15 +502,17 @@ def write_report(
     out_dir: Path,
     registry: Registry | None = None,
     reference: Reference | None = None,
+    rules: RulesComparison | None = None,
 ) -> dict[str, Path]:
-    """Figures, Markdown, HTML and verdicts.json under ``out_dir``; returns the paths written."""
+    """Figures, Markdown, HTML and verdicts.json under ``out_dir`` (with ``rules``, the v2 rules' verdicts on the
+    same records in verdicts_v2.json); returns the paths written."""
     registry = registry or load_registry()
     out_dir.mkdir(parents=True, exist_ok=True)
     make_figures(results, inputs, out_dir)
     matrix = build_matrix(inputs, registry)
     drawn = plots.matrix_heatmap(matrix, out_dir / MATRIX_FIGURE)
     text = markdown(results, inputs, registry=registry, reference=reference, matrix=matrix,
-                    matrix_figure=MATRIX_FIGURE if drawn else None)  # fmt: skip
+                    matrix_figure=MATRIX_FIGURE if drawn else None, rules=rules)  # fmt: skip
     paths = {
         "markdown": out_dir / "report.md",
         "html": out_dir / "report.html",
@@ -516,6 +530,15 @@ def write_report(
         "compute": compute_payload(inputs),
         "claims": [r.as_dict() for r in results],
         "matrix": None if matrix is None else matrix.as_dict(),
+        "v2_against_v3": None if rules is None else rules.as_dict(),
     }
     _atomic_write(paths["json"], json.dumps(payload, indent=1) + "\n")
+    if rules is not None:
+        paths["json_v2"] = out_dir / "verdicts_v2.json"
+        v2 = {
+            **{k: payload[k] for k in ("generated_at", "inputs", "records", "skipped", "warnings")},
+            "registry": rules.registry.model_dump(mode="json"),
+            "claims": [r.as_dict() for r in rules.results],
+        }
+        _atomic_write(paths["json_v2"], json.dumps(v2, indent=1) + "\n")
     return paths

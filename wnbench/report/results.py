@@ -48,6 +48,7 @@ class CellEstimate:
     runs_y: int
     seeds: int = 0  # runs per arm (each arm runs once per seed): the most among the cell's X and Y arms
     task: str = ""  # the environment or dataset the cell belongs to (what the bootstrap resamples first)
+    grade: str = ""  # registry v3's peer gate: at peer, below peer or no reference
 
     @property
     def direction(self) -> int:
@@ -90,6 +91,14 @@ class HypothesisResult:
     # the task-level figure where some task holds more than one cell
     cell_point: float | None = None
     cell_replicates: np.ndarray | None = field(default=None, repr=False)
+    # -- registry v3: decided over tasks (wnbench.report.decide), not by the bootstrap; apply_holm leaves it alone
+    decided: bool = False
+    tasks: tuple[str, ...] = ()  # the tasks its estimate is the mean over
+    decider: str = ""  # e.g. "sign_flip"
+    needs_tasks: int | None = (
+        None  # insufficient: the task count the exact test needs to reach its Holm level
+    )
+    v2_figure: stats.Estimate | None = None  # the v2 multi-stage bootstrap on the same cells (description)
 
     @property
     def cell_level(self) -> stats.Estimate | None:
@@ -124,7 +133,8 @@ class HypothesisResult:
         if not self.cells:
             return "—"
         rx, ry = self.runs
-        return f"{len(self.cells)} cell{'s' * (len(self.cells) != 1)}, {rx} vs {ry} runs"
+        tasks = f"{len(self.tasks)} task{'s' * (len(self.tasks) != 1)}, " if self.decided else ""
+        return f"{tasks}{len(self.cells)} cell{'s' * (len(self.cells) != 1)}, {rx} vs {ry} runs"
 
     @property
     def effect_text(self) -> str:
@@ -139,6 +149,8 @@ class HypothesisResult:
 
     @property
     def statistic_text(self) -> str:
+        if self.decided:
+            return self._task_level_text()
         if not self.statistical:
             return self.text or "—"
         if self.estimate is None:
@@ -153,9 +165,31 @@ class HypothesisResult:
         tasks = f"; cells weighted equally (rule before 2026-12-03): {cells}" if cells is not None else ""
         return f"P(X > Y) = {self.estimate} ({level}{holm}{tasks})"
 
+    def _task_level_text(self) -> str:
+        """``P(X > Y) over 4 tasks = 0.62 [0.40, 0.80] (sign_flip, 95%, Holm 1/3); v2 bootstrap: ...``."""
+        if self.estimate is None:
+            return "—"
+        k = len(self.tasks)
+        level = f"{self.estimate.confidence:.1%}".replace(".0%", "%")
+        holm = (
+            f", Holm {self.holm.rank}/{self.holm.family_size}"
+            if self.holm and self.holm.family_size > 1
+            else ""
+        )
+        needs = f"; needs {self.needs_tasks} tasks to decide" if self.needs_tasks else ""
+        v2 = f"; v2 bootstrap (description): {self.v2_figure}" if self.v2_figure is not None else ""
+        return (f"P(X > Y) over {k} task{'s' * (k != 1)} = {self.estimate} ({self.decider}, {level}{holm}{needs})"
+                f"{v2}")  # fmt: skip
+
     def as_dict(self) -> dict[str, Any]:
         est, nom = self.estimate, self.nominal
+        v3 = {} if not self.decided else {
+            "decider": self.decider, "tasks": list(self.tasks), "needs_tasks": self.needs_tasks,
+            "v2_bootstrap": None if self.v2_figure is None else [self.v2_figure.point, self.v2_figure.low,
+                                                                  self.v2_figure.high],
+        }  # fmt: skip
         return {
+            **v3,
             "name": self.name,
             "family": self.family,
             "stage": self.stage,
@@ -224,6 +258,8 @@ class ClaimResult:
     lr_thresholds: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
     #: the registry entry the claim was analyzed under (how it is shown: figures, W&B panels); not serialized
     registered: Claim | None = field(default=None, repr=False)
+    #: the registry the verdict used: "version 3, dated 2026-12-06"
+    registry: str = ""
 
     @property
     def headline_text(self) -> str:
@@ -246,6 +282,7 @@ class ClaimResult:
     def as_dict(self) -> dict[str, Any]:
         return {
             "claim": self.claim,
+            "registry": self.registry,
             "title": self.title,
             "measure": self.measure,
             "verdict": self.verdict,

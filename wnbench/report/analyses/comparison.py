@@ -1,4 +1,6 @@
-"""Norms compared on a claim's metric: every hypothesis on the shared stage, at peer level, and tuned per norm."""
+"""Norms compared on a claim's metric. Registry v3 (``method.decider``): every hypothesis decided over tasks on the
+cells the peer gate admits, with the headline's sensitivity table (:mod:`wnbench.report.decide`). Registry v2:
+every hypothesis on the shared stage, at peer level, and tuned per norm (the v2 bootstrap)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..cells import (
+    PEER_LEVEL,
     CellScores,
     below_peer_cells,
     describe_records,
@@ -17,6 +20,7 @@ from ..cells import (
     stage_of,
     tuned_records,
 )
+from ..decide import CellPool, evaluate_claim, v2_run_ids
 from ..hypotheses import evaluate_hypothesis, iqm_by_norm
 from ..records import Inputs
 from ..registry import Claim, Registry
@@ -25,6 +29,48 @@ from ..tables import diagnostics_table, median_table, peer_table
 
 
 def analyze_comparison(
+    claim: Claim, registry: Registry, inputs: Inputs, reps: int, result: ClaimResult
+) -> list[HypothesisResult]:
+    """Norms compared on the claim's metric, by the registry's rule: v3's task-level decider when the registry
+    has a ``method``, else v2's bootstrap."""
+    if registry.method is not None:
+        return analyze_comparison_v3(claim, registry, inputs, reps, result)
+    return analyze_comparison_v2(claim, registry, inputs, reps, result)
+
+
+def analyze_comparison_v3(
+    claim: Claim, registry: Registry, inputs: Inputs, reps: int, result: ClaimResult
+) -> list[HypothesisResult]:
+    """Every hypothesis decided over tasks (Holm within the claim's families) on the shared-stage runs of the cells
+    at peer or with no reference, the per-cell description, the peer table and the headline's sensitivity
+    table."""
+    records = records_for(inputs, claim)
+    describe_records(result, claim, records, inputs)
+    shared = [r for r in records if stage_of(r) == "eval"]
+    if not shared:
+        return []
+    cells = group_cells(shared)
+    test_cells = registered_cells(claim, scored_cells(cells), cells)
+    result.cell_records = {c: cells[c] for c in test_cells}
+    result.cell_scores = {c: s.normalized for c, s in test_cells.items()}
+    result.anchors = {c: s.anchor.source for c, s in test_cells.items()}
+    level = registry.peer_gate.level if registry.peer_gate is not None else PEER_LEVEL
+    without_v2 = registry.method is not None and registry.method.sensitivity.without_v2_cells
+    pool = CellPool(shared, v2_run_ids() if without_v2 else frozenset(), level)
+    out, tables, notes = evaluate_claim(
+        claim, registry, pool, reps, lambda metric: metric_score(metric) if metric else None
+    )
+    result.notes += notes
+    result.tables += tables
+    result.iqm = iqm_by_norm(test_cells, reps)
+    if any(s.grade == "no reference" for h in out for s in h.cells):
+        result.notes.append("Cells marked (no reference): their baseline has no published figure; they count in "
+                            "the headline (registry peer_gate.headline_cells).")  # fmt: skip
+    _add_cell_tables(result, {c: cells[c] for c in test_cells})
+    return out
+
+
+def analyze_comparison_v2(
     claim: Claim, registry: Registry, inputs: Inputs, reps: int, result: ClaimResult
 ) -> list[HypothesisResult]:
     """Norms compared on the claim's metric: every hypothesis on the shared stage, the headline again on the cells
