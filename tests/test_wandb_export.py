@@ -174,3 +174,45 @@ def test_cli_exports_and_exits_2_naming_bad_inputs(run_folder, tmp_path):
         proc = _cli("wandb-export", str(path), "--out", str(tmp_path / "ref2"), cwd=tmp_path)
         assert proc.returncode == 2, (path, proc.stderr)
         assert str(path) in proc.stderr and words in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_mine_vs_reference_report_has_both_run_sets_per_cell(monkeypatch):
+    """``wnbench report MINE --reference R --wandb``: every cell's grid holds "mine" (runs without the reference
+    tag) and "reference" (runs with it), both over the cell's suites, task and algo, grouped by norm; the spec
+    builds offline."""
+    pytest.importorskip("wandb_workspaces")
+    from wnbench.tracking.wandb_report import ClaimSection, build_report, report_spec
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    cells = (("CartPole-v1", "ppo"), ("Pendulum-v1", "sac"))
+    section = ClaimSection("C1", "t", "v", ("rl", "rl-lr"), ("eval/mean_return",), ("final_return",), cells)
+    report = build_report(
+        [section], project="wnbench", entity=None, title="t", description="", reference_tag=REFERENCE_TAG
+    )
+    grids = [b for b in report_spec(report)["spec"]["blocks"] if b["type"] == "panel-grid"]
+    assert len(grids) == len(cells)
+    for grid, (task, algo) in zip(grids, cells, strict=True):
+        mine, reference = grid["metadata"]["runSets"]
+        assert mine["name"].startswith("mine: ") and reference["name"].startswith("reference: ")
+        for runset, tag_op in ((mine, "NIN"), (reference, "IN")):
+            leaves = {
+                (f["key"]["section"], f["key"]["name"]): (f["op"], f["value"])
+                for f in runset["filters"]["filters"]
+            }
+            assert leaves == {
+                ("run", "group"): ("IN", ["rl", "rl-lr"]),
+                ("config", "task"): ("=", task),
+                ("config", "algo"): ("=", algo),
+                ("run", "tags"): (tag_op, [REFERENCE_TAG]),
+            }
+            assert runset["grouping"] == [{"section": "config", "name": "norm.value"}]
+        panels = grid["metadata"]["panelBankSectionConfig"]["panels"]
+        assert [p["viewType"] for p in panels] == ["Run History Line Plot", "Bar Chart"]
+        assert all(p["config"]["groupBy"] == "norm.value" for p in panels)
+    # without a reference the grids keep their single run set
+    plain = build_report([section], project="wnbench", entity=None, title="t", description="")
+    assert all(
+        len(g["metadata"]["runSets"]) == 1
+        for g in report_spec(plain)["spec"]["blocks"]
+        if g["type"] == "panel-grid"
+    )

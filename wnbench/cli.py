@@ -413,14 +413,30 @@ def report_command(
         if not sections:
             typer.echo("W&B report: no tracked suite runs among the inputs; nothing to build")
             return
+        from wnbench.tracking.export import REFERENCE_TAG
+
+        mine_vs_reference = (
+            f" Each panel grid shows your runs (run set 'mine') beside the reference runs tagged "
+            f"'{REFERENCE_TAG}' (run set 'reference', from `wnbench wandb-export {reference}`), grouped by norm."
+            if reference is not None
+            else ""
+        )
         report = build_wandb_report(
             sections,
             project=options.project,
             entity=options.entity,
-            title="wnbench: weight norm vs batch norm, claims C1-C8",
-            description="Built by `wnbench report --wandb` from the suite runs; verdicts from the local records.",
+            title="wnbench: weight norm vs batch norm, claims C1-C8"
+            + (": mine vs reference" if reference is not None else ""),
+            description="Built by `wnbench report --wandb` from the suite runs; verdicts from the local records."
+            + mine_vs_reference,
+            reference_tag=REFERENCE_TAG if reference is not None else None,
         )
         typer.echo(publish_report(report, mode=options.mode).replace("OUT/wandb", _wandb_dirs(directories)))
+        if reference is not None:
+            typer.echo(
+                f"the 'reference' run sets show runs tagged '{REFERENCE_TAG}': export and upload them once with "
+                f"`wnbench wandb-export {reference} --project {options.project}` and the `wandb sync` it prints"
+            )
 
 
 def _wandb_dirs(directories: list[Path]) -> str:

@@ -17,6 +17,11 @@ network: ``wandb_workspaces`` only calls the W&B API when a report has no entity
 with entity and project is serialised (project-id look-up) and on ``save()``. Hence ``entity=None`` gives the
 report ``OFFLINE_ENTITY`` (replaced by the logged-in user's entity on an online publish), and ``report_spec``
 validates with run-set entities blanked. ``wandb_workspaces`` is imported lazily (~1-2 s).
+
+Mine vs reference (``build_report(..., reference_tag="reference")``, ``wnbench report MINE --reference R --wandb``):
+every panel grid holds two run sets over the same suites and cell, "mine" (runs without the tag) and "reference"
+(runs with it: the published records written by ``wnbench wandb-export``, :mod:`wnbench.tracking.export`), both
+grouped by ``config.norm``, so each panel shows every arm of your runs beside the same arm of the reference.
 """
 
 from __future__ import annotations
@@ -85,8 +90,11 @@ def _layout(wr: Any, i: int) -> Any:
     return wr.Layout(x=(i % 2) * _PANEL_W, y=(i // 2) * _PANEL_H, w=_PANEL_W, h=_PANEL_H)
 
 
-def _grid(wr: Any, section: ClaimSection, filters: Any, name: str, *, project: str, entity: str) -> Any:
-    """One panel grid: a line plot per curve metric and a bar plot per final metric, runs grouped by norm."""
+def _grid(
+    wr: Any, section: ClaimSection, runsets: Sequence[tuple[str, Any]], *, project: str, entity: str
+) -> Any:
+    """One panel grid: a line plot per curve metric and a bar plot per final metric, over ``runsets`` (name,
+    filters) each grouped by norm."""
     group = wr.Config(GROUP_KEY)
     panels: list[Any] = [
         wr.LinePlot(
@@ -112,13 +120,30 @@ def _grid(wr: Any, section: ClaimSection, filters: Any, name: str, *, project: s
                 layout=_layout(wr, len(panels)),
             )
         )
-    runset = wr.Runset(
-        entity=entity, project=project, name=name, filters=filters, groupby=[f"config.{GROUP_KEY}"]
+    return wr.PanelGrid(
+        runsets=[
+            wr.Runset(
+                entity=entity, project=project, name=name, filters=filters, groupby=[f"config.{GROUP_KEY}"]
+            )
+            for name, filters in runsets
+        ],
+        panels=panels,
     )
-    return wr.PanelGrid(runsets=[runset], panels=panels)
 
 
-def _section_blocks(wr: Any, expr: Any, section: ClaimSection, *, project: str, entity: str) -> list[Any]:
+def _runsets(expr: Any, where: list[Any], name: str, reference_tag: str | None) -> list[tuple[str, Any]]:
+    """One run set over ``where``; with a reference tag, "mine" (runs without it) and "reference" (runs with it)."""
+    if reference_tag is None:
+        return [(name, expr.And(*where))]
+    return [
+        (f"mine: {name}", expr.And(*where, expr.Tags().notin([reference_tag]))),
+        (f"reference: {name}", expr.And(*where, expr.Tags().isin([reference_tag]))),
+    ]
+
+
+def _section_blocks(
+    wr: Any, expr: Any, section: ClaimSection, *, project: str, entity: str, reference_tag: str | None = None
+) -> list[Any]:
     if not section.suites:
         raise ValueError(f"claim {section.claim}: no suites to select runs from")
     blocks: list[Any] = [wr.H1(text=section.heading)]
@@ -128,26 +153,38 @@ def _section_blocks(wr: Any, expr: Any, section: ClaimSection, *, project: str, 
         return blocks
     suites = expr.Metric("Group").isin(list(section.suites))
     if not section.cells:
-        blocks.append(_grid(wr, section, expr.And(suites), f"{section.claim}: {', '.join(section.suites)}",
-                            project=project, entity=entity))  # fmt: skip
+        runsets = _runsets(expr, [suites], f"{section.claim}: {', '.join(section.suites)}", reference_tag)
+        blocks.append(_grid(wr, section, runsets, project=project, entity=entity))
         return blocks
     for task, algo in section.cells:
         blocks.append(wr.H2(text=f"{task} / {algo}"))
-        where = expr.And(suites, expr.Config("task") == task, expr.Config("algo") == algo)
-        blocks.append(
-            _grid(wr, section, where, f"{section.claim}: {task}/{algo}", project=project, entity=entity)
-        )
+        where = [suites, expr.Config("task") == task, expr.Config("algo") == algo]
+        runsets = _runsets(expr, where, f"{section.claim}: {task}/{algo}", reference_tag)
+        blocks.append(_grid(wr, section, runsets, project=project, entity=entity))
     return blocks
 
 
 def build_report(
-    sections: Sequence[ClaimSection], *, project: str, entity: str | None, title: str, description: str
+    sections: Sequence[ClaimSection],
+    *,
+    project: str,
+    entity: str | None,
+    title: str,
+    description: str,
+    reference_tag: str | None = None,
 ) -> Report:
-    """Build (not save) a report with one heading, verdict and panel grid per claim; needs no network or login."""
+    """Build (not save) a report with one heading, verdict and panel grid per claim; needs no network or login.
+
+    ``reference_tag``: each grid also shows the runs carrying this tag (the exported reference) as a second run
+    set, and the first run set leaves them out."""
     wr, expr = _wr()
     blocks: list[Any] = [wr.MarkdownBlock(text=description)] if description.strip() else []
     for section in sections:
-        blocks.extend(_section_blocks(wr, expr, section, project=project, entity=entity or ""))
+        blocks.extend(
+            _section_blocks(
+                wr, expr, section, project=project, entity=entity or "", reference_tag=reference_tag
+            )
+        )
     return wr.Report(
         project=project,
         entity=entity or OFFLINE_ENTITY,
