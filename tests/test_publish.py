@@ -159,6 +159,29 @@ def test_the_committed_verdicts_are_what_the_committed_records_give():
     assert committed["compute"] == json.loads(json.dumps(compute_payload(inputs))), "stale CPU-hours"
 
 
+def test_registry_v2_reproduces_the_committed_v2_verdicts():
+    """docs/results/verdicts_v2.json (written beside the v3 verdicts by make publish-report) is what the v2 rules
+    (``--registry v2``) give on results/published: the v2 verdicts stay reproducible under the v3 default."""
+    from pathlib import Path
+
+    from wnbench.report import analyze, load_inputs
+    from wnbench.report.registry import load_registry
+
+    root = Path(__file__).resolve().parents[1]
+    committed = json.loads((root / "docs/results/verdicts_v2.json").read_text())
+    registry = load_registry("v2")
+    assert committed["registry"]["version"] == 2
+    inputs = load_inputs([root / "results/published"])
+    fresh = json.loads(
+        json.dumps([r.as_dict() for r in analyze(inputs, reps=registry.defaults.reps, registry=registry)])
+    )
+    assert committed["registry"] == json.loads(json.dumps(registry.model_dump(mode="json")))
+    for theirs, ours in zip(committed["claims"], fresh, strict=True):
+        assert theirs == ours, (
+            f"{ours['claim']}: docs/results/verdicts_v2.json is stale; run make publish-report"
+        )
+
+
 def test_the_readme_verdict_table_is_what_the_committed_verdicts_give():
     """The README's table between its verdicts markers is rendered from docs/results/verdicts.json (make
     publish-report); a hand edit or a stale table fails here."""

@@ -41,7 +41,7 @@ from .inference import EXACT_FLIP_TASKS, PROBABILITY, Rule, TaskEffects, TaskHyp
 from .inference import decide_family as _decide_family
 from .inference import task_effects as _task_effects
 from .registry import REGISTRY_V2_FILE, ArmSet, Claim, Hypothesis, Registry, load_registry
-from .results import NO_DATA, CellEstimate, HypothesisResult, Table
+from .results import NO_DATA, CellEstimate, HypothesisResult, Table, interval_text
 
 #: Where the v2 records are published (their run ids mark the v2 cells that v3 suites repeat).
 PUBLISHED = Path(__file__).resolve().parents[2] / "results" / "published"
@@ -311,7 +311,7 @@ def sensitivity_table(claim: Claim, registry: Registry, head: Planned, all_arms:
 
     def row(check: str, effects: TaskEffects) -> list[str]:
         ((v, needs),) = decide([(check, effects, rule, equivalence)], level, method.min_tasks, method.decider)
-        interval = str(v.estimate) if v.n_tasks else "—"
+        interval = interval_text(v.estimate) if v.n_tasks else "—"
         more = f" (needs {needs} tasks)" if v.verdict == stats.INSUFFICIENT and needs else ""
         return [check, str(v.n_tasks), interval, v.verdict + more]
 

@@ -101,7 +101,11 @@ def _direction(h: Mapping[str, Any], arm_sets: Mapping[str, Sequence[str]]) -> s
 
 def readme_block(payload: Mapping[str, Any]) -> str:
     """The README's verdict table (and a line on what it was computed from) from a ``verdicts.json`` payload."""
-    arm_sets = (payload.get("registry") or {}).get("arm_sets") or {}
+    written = (payload.get("registry") or {}).get("arm_sets") or {}
+    # registry v3: {first_of: [...]} takes the first member present in each cell
+    arm_sets = {k: v["first_of"] if isinstance(v, Mapping) else v for k, v in written.items()}
+    set_text = {k: ("first of ({})" if isinstance(v, Mapping) else "{{{}}}").format(", ".join(arm_sets[k]))
+                for k, v in written.items()}  # fmt: skip
     rows = []
     for c in payload.get("claims") or []:
         h = c.get("headline") or {}
@@ -143,7 +147,7 @@ def readme_block(payload: Mapping[str, Any]) -> str:
         f"From {payload.get('records', 0)} run records in {', '.join(payload.get('inputs') or []) or '—'}"
         + (f" ({cost})" if cost else "")
         + ". X and Y are the headline's arm sets: "
-        + "; ".join(f"{k} = {{{', '.join(v)}}}" for k, v in arm_sets.items())
+        + "; ".join(f"{k} = {text}" for k, text in set_text.items())
         + "; ↓ marks a metric where lower is better. Every cell, figure and hypothesis: [docs/results/report.md](docs/results/report.md).",
         "",
         END,

@@ -296,7 +296,7 @@ class Registry(BaseModel):
     claims: tuple[Claim, ...]
     amendments: tuple[Amendment, ...] = ()
     #: the file it was read from (set by the loader; not part of the file)
-    source: str = ""
+    source: str = Field("", exclude=True)
 
     @field_validator("claims")
     @classmethod

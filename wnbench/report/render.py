@@ -214,7 +214,9 @@ def _registry_name(registry: Registry) -> str:
 
 def preregistration_markdown(registry: Registry) -> str:
     """The registry as the report prints it: the rule, then one row per hypothesis."""
-    sets = "; ".join(f"{name} = {{{', '.join(arms)}}}" for name, arms in registry.arm_sets.items())
+    sets = "; ".join(
+        f"{name} = {arms.text}" for name, arms in {**registry.arm_sets, **registry.designs}.items()
+    )
     return "\n".join(
         [
             preregistration_text(registry),

@@ -178,7 +178,8 @@ class HypothesisResult:
         )
         needs = f"; needs {self.needs_tasks} tasks to decide" if self.needs_tasks else ""
         v2 = f"; v2 bootstrap (description): {self.v2_figure}" if self.v2_figure is not None else ""
-        return (f"P(X > Y) over {k} task{'s' * (k != 1)} = {self.estimate} ({self.decider}, {level}{holm}{needs})"
+        est = interval_text(self.estimate)
+        return (f"P(X > Y) over {k} task{'s' * (k != 1)} = {est} ({self.decider}, {level}{holm}{needs})"
                 f"{v2}")  # fmt: skip
 
     def as_dict(self) -> dict[str, Any]:
@@ -197,11 +198,11 @@ class HypothesisResult:
             "y": list(self.y),
             "metric": self.metric,
             "verdict": self.verdict,
-            "probability": None if est is None else est.point,
-            "ci_low": None if est is None else est.low,
-            "ci_high": None if est is None else est.high,
+            "probability": None if est is None else _finite(est.point),
+            "ci_low": None if est is None else _finite(est.low),
+            "ci_high": None if est is None else _finite(est.high),
             "ci_confidence": None if est is None else est.confidence,
-            "nominal_ci": None if nom is None else [nom.low, nom.high],
+            "nominal_ci": None if nom is None else [_finite(nom.low), _finite(nom.high)],
             "cell_weighted": None if self.cell_level is None else
             [self.cell_level.point, self.cell_level.low, self.cell_level.high],
             "p_value": self.p_value,
@@ -210,7 +211,7 @@ class HypothesisResult:
             "direction_counts": list(self.counts),
             "runs": list(self.runs),
             "left_out": self.left_out,
-            "text": self.text,
+            "text": self.text or (self._task_level_text() if self.decided else ""),
             "per_cell": [
                 {
                     "cell": c.cell,
@@ -303,6 +304,19 @@ class ClaimResult:
             "suites": self.suites,
             "notes": self.notes,
         }
+
+
+def interval_text(est: stats.Estimate) -> str:
+    """``0.620 [0.410, 0.800]``, or ``0.870 [unbounded]`` where the interval has no finite bound (a sign-flip
+    interval over too few tasks to reach its level)."""
+    if math.isfinite(est.low) and math.isfinite(est.high):
+        return str(est)
+    return f"{est.point:.3f} [unbounded]"
+
+
+def _finite(value: float | None) -> float | None:
+    """``None`` for an infinite or NaN bound (a sign-flip interval over fewer than 6 tasks is unbounded)."""
+    return None if value is None or not math.isfinite(value) else value
 
 
 def fmt_value(value: float | None, digits: int = 4) -> str:

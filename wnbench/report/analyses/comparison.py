@@ -13,6 +13,7 @@ from ..cells import (
     below_peer_cells,
     describe_records,
     group_cells,
+    matches_filter,
     metric_score,
     records_for,
     registered_cells,
@@ -44,7 +45,8 @@ def analyze_comparison_v3(
     """Every hypothesis decided over tasks (Holm within the claim's families) on the shared-stage runs of the cells
     at peer or with no reference, the per-cell description, the peer table and the headline's sensitivity
     table."""
-    records = records_for(inputs, claim)
+    # the claim's own cells only (v3 splits C2 by model: each split counts its own runs)
+    records = [r for r in records_for(inputs, claim) if matches_filter(r["config"], claim.cells)]
     describe_records(result, claim, records, inputs)
     shared = [r for r in records if stage_of(r) == "eval"]
     if not shared:
