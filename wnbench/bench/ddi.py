@@ -86,7 +86,7 @@ REACH_DEPTHS = (1, 2, 4)
 REACH_STEPS = (0, 10, 100)
 REACH_BATCHES = (32, 512)
 #: A held-out difference within this many output standard deviations counts as "behaves like BN" (pre-registered
-#: in registry_v3.yaml, C8): BN's own re-estimation noise at batch 512 is about 1/sqrt(512) = 0.04.
+#: in registry.yaml (v3), C8): BN's own re-estimation noise at batch 512 is about 1/sqrt(512) = 0.04.
 HELDOUT_TOLERANCE = 0.1
 
 
