@@ -477,10 +477,12 @@ def _merged_grids(
 
 def registered_claims() -> list[str]:
     """The claim ids a suite may name: those of the claims registry (``$WNBENCH_REGISTRY`` or the built-in one),
-    read on first use so that importing the suite machinery stays light."""
+    read on first use so that importing the suite machinery stays light. A claim the registry split (v3: C2 into
+    C2-GAN, C2-VAE, ...) may still be named: its records count for every part (report ``cells.tagged_for``)."""
     from wnbench.report.registry import load_registry
 
-    return load_registry().ids
+    ids = load_registry().ids
+    return ids + sorted({i.split("-")[0] for i in ids if "-" in i} - set(ids))
 
 
 def _read_text(path: Path) -> str:
