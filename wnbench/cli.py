@@ -346,9 +346,9 @@ def report_command(
     entity: str = typer.Option(None, help="W&B entity (default: $WANDB_ENTITY or your default entity)."),
     reps: int = typer.Option(2000, min=100, help="Bootstrap resamples per interval."),
     registry: str = typer.Option(
-        "v3",
-        help="Claims registry: v3 (the default pre-registration, wnbench/report/registry.yaml), v2 (the rules "
-        "behind the v2 verdicts, registry_v2.yaml) or a YAML file's path.",
+        None,
+        help="Claims registry: v3 (the pre-registration, wnbench/report/registry.yaml; the default unless "
+        "$WNBENCH_REGISTRY names a file), v2 (the rules behind the v2 verdicts, registry_v2.yaml) or a YAML path.",
     ),
     reference: Path = typer.Option(
         None,
