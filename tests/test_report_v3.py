@@ -15,7 +15,7 @@ from wnbench.report import Inputs, analyze
 from wnbench.report import stats as report_stats
 from wnbench.report.anchors import rl_anchor
 from wnbench.report.cells import NO_REFERENCE, peer_grade
-from wnbench.report.decide import DECIDED_BY_ONE_TASK, CellPool, evaluate_claim, tasks_needed
+from wnbench.report.decide import AT_PEER_ONLY, DECIDED_BY_ONE_TASK, CellPool, evaluate_claim, tasks_needed
 from wnbench.report.registry import REGISTRY_FILE, ArmSet, load_registry
 from wnbench.report.rules import v3_claims_for
 from wnbench.suite.store import RECORD_SCHEMA
@@ -123,9 +123,10 @@ def test_no_reference_cells_stay_in_the_headline_marked_and_below_peer_cells_lea
     ]
     records += _arms(TOYS[:3], {"none": 0.5, "weight": 0.9, "batch": 0.3})
     grouped = {t: [r for r in records if r["config"]["task"] == t] for t in (*at_peer, below, TOYS[0])}
-    by_arm = lambda recs: {
-        n: [r for r in recs if r["config"]["norm"] == n] for n in ("none", "weight", "batch")
-    }  # noqa: E731
+
+    def by_arm(recs: list[dict]) -> dict[str, list[dict]]:
+        return {n: [r for r in recs if r["config"]["norm"] == n] for n in ("none", "weight", "batch")}
+
     grades = {t: peer_grade(by_arm(recs)) for t, recs in grouped.items()}
     assert grades == {**dict.fromkeys(at_peer, "at peer"), below: "below peer", TOYS[0]: NO_REFERENCE}
     (head, *_), tables, notes = _decide(registry, records)
@@ -221,10 +222,14 @@ def test_registry_v3_loads_and_a_bad_field_is_refused_by_name(tmp_path):
 
 def test_the_report_decides_v3_comparisons_over_tasks_and_names_its_registry():
     registry = load_registry("v3")
-    records = _arms(TOYS[:7], {"weight": 0.8, "batch": 0.2})
+    records = _arms(TOYS[:6], {"weight": 0.8, "batch": 0.2})
     results = {r.claim: r for r in analyze(Inputs(records=records), reps=REPS, registry=registry)}
     c1 = results["C1"]
-    assert c1.verdict == report_stats.SUPPORTED and c1.headline.decided and len(c1.headline.tasks) == 7
+    assert c1.verdict == report_stats.SUPPORTED and c1.headline.decided and len(c1.headline.tasks) == 6
+    assert DECIDED_BY_ONE_TASK in c1.notes[0]  # five tasks cannot decide at 5%
+    table = next(t for t in c1.tables if t.title.startswith("C1 sensitivity of the headline"))
+    at_peer = next(row for row in table.rows if row[0] == AT_PEER_ONLY)
+    assert at_peer[1] == "0"  # no cell has a reference, so none is at peer
     assert c1.registry == "version 3, dated 2026-12-06" and "v2 bootstrap (description)" in c1.headline_text
     assert any(t.title.startswith("C1 sensitivity of the headline") for t in c1.tables)
     assert results["C2-GAN"].verdict == "no data"

@@ -46,6 +46,8 @@ from .results import NO_DATA, CellEstimate, HypothesisResult, Table, interval_te
 #: Where the v2 records are published (their run ids mark the v2 cells that v3 suites repeat).
 PUBLISHED = Path(__file__).resolve().parents[2] / "results" / "published"
 DECIDED_BY_ONE_TASK = "decided by one task"
+#: The sensitivity table's line with the headline on cells at peer level only.
+AT_PEER_ONLY = "cells at peer only"
 
 
 # -- cells -------------------------------------------------------------------------------------------------------------
@@ -327,7 +329,7 @@ def sensitivity_table(claim: Claim, registry: Registry, head: Planned, all_arms:
         alt_ev = gather(cells, alt.x, alt.y, all_arms, method.min_runs, head.grades)
         rows.append(row(f"arms {alt.text}", alt_ev.effects()))
     if sens.at_peer_only:
-        rows.append(row("cells at peer only", ev.effects([g == "at peer" for g in ev.grades])))
+        rows.append(row(AT_PEER_ONLY, ev.effects([g == "at peer" for g in ev.grades])))
     if sens.without_v2_cells:
         rows.append(row("without v2 cells", ev.effects([not v for v in ev.v2])))
     flipped = any(DECIDED_BY_ONE_TASK in r[3] for r in rows)

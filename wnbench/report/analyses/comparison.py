@@ -21,7 +21,7 @@ from ..cells import (
     stage_of,
     tuned_records,
 )
-from ..decide import CellPool, evaluate_claim, v2_run_ids
+from ..decide import DECIDED_BY_ONE_TASK, CellPool, evaluate_claim, v2_run_ids
 from ..hypotheses import evaluate_hypothesis, iqm_by_norm
 from ..records import Inputs
 from ..registry import Claim, Registry
@@ -64,6 +64,10 @@ def analyze_comparison_v3(
     )
     result.notes += notes
     result.tables += tables
+    for table in tables:  # (the headline on at-peer cells only is a line of this table)
+        if DECIDED_BY_ONE_TASK in table.title:
+            result.notes.insert(0, f"The headline's verdict is {DECIDED_BY_ONE_TASK}: leaving one task out changes "
+                                   "it (see its sensitivity table).")  # fmt: skip
     result.iqm = iqm_by_norm(test_cells, reps)
     if any(s.grade == "no reference" for h in out for s in h.cells):
         result.notes.append("Cells marked (no reference): their baseline has no published figure; they count in "
