@@ -609,7 +609,9 @@ def bench_ddi(
         f"WN+DDI vs BN over {len(rows)} layers: max |difference| on the init batch {worst:.2e} "
         f"(tolerance {INIT_TOLERANCE:g}); mean |difference| on a fresh whitened batch <= {fresh:.3f}"
     )
-    table = Table(title="Where WN+DDI stops behaving like BN: median mean |difference| on a held-out batch of 512")
+    table = Table(
+        title="Where WN+DDI stops behaving like BN: median mean |difference| on a held-out batch of 512"
+    )
     table.add_column("inputs")
     table.add_column("depth", justify="right")
     for steps in sorted({r["train_steps"] for r in summary}):

@@ -99,7 +99,9 @@ class ReachRow:
     batch: int
     mean_abs_diff: float  # in units of the WN stack's output standard deviation on that batch
     max_abs_diff: float
-    wn_moved: float  # mean |WN output now - WN output at init| on the same batch, same units: how far training went
+    wn_moved: (
+        float  # mean |WN output now - WN output at init| on the same batch, same units: how far training went
+    )
     bn_moved: float  # the same for the BN stack
 
 
@@ -153,7 +155,9 @@ def reach_rows(seed: int, inputs: str, depth: int, width: int = 32, in_features:
     gen = torch.Generator().manual_seed(seed)
     mixing = torch.randn(in_features, in_features, generator=gen, dtype=torch.float64)
     offset = 3.0 * torch.randn(in_features, generator=gen, dtype=torch.float64)
-    prep = _preprocess(inputs, torch.randn(4096, in_features, generator=gen, dtype=torch.float64) @ mixing + offset)
+    prep = _preprocess(
+        inputs, torch.randn(4096, in_features, generator=gen, dtype=torch.float64) @ mixing + offset
+    )
 
     def sample(count: int) -> torch.Tensor:
         return prep(torch.randn(count, in_features, generator=gen, dtype=torch.float64) @ mixing + offset)
@@ -164,7 +168,9 @@ def reach_rows(seed: int, inputs: str, depth: int, width: int = 32, in_features:
     wn_init, bn_init = copy.deepcopy(wn), copy.deepcopy(bn)
     bn.train()
     rows, done = [], 0
-    heldout = {batch: sample(batch) for batch in REACH_BATCHES}  # the same held-out batches at every step count
+    heldout = {
+        batch: sample(batch) for batch in REACH_BATCHES
+    }  # the same held-out batches at every step count
     for steps in REACH_STEPS:
         _train_both(wn, bn, sample, lambda x: torch.tanh(x @ teacher_w), steps - done)
         done = steps
@@ -177,7 +183,9 @@ def reach_rows(seed: int, inputs: str, depth: int, width: int = 32, in_features:
                 bn_out = bn(x)
                 bn_moved = ((bn_out - bn_init.train()(x)).abs() / scale).mean().item()
             rows.append(
-                ReachRow(seed, inputs, depth, steps, batch, diff.mean().item(), diff.max().item(), moved, bn_moved)
+                ReachRow(
+                    seed, inputs, depth, steps, batch, diff.mean().item(), diff.max().item(), moved, bn_moved
+                )
             )
     return rows
 
