@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from wnbench.errors import UserError
 from wnbench.report import Inputs
 from wnbench.report import stats as report_stats
 from wnbench.report.analyses.ddi import analyze_ddi, heldout_verdict, reach_table
@@ -65,6 +66,44 @@ def test_c5_both_good_leaves_out_a_cell_where_one_arm_never_reaches_the_good_lev
     result, [h] = _lr_result(both_good=True)
     assert not h.cells
     assert any("Both-good rule" in n and "batch" in n for n in result.notes)
+
+
+#: Both arms good somewhere: weight at all three rates (3 decades wide), batch at 1e-3 only (one grid step).
+WIDE_NARROW = {"weight": {1e-4: 0.9, 1e-3: 0.9, 1e-2: 0.85}, "batch": {1e-4: 0.3, 1e-3: 0.9, 1e-2: 0.3}}
+
+
+def _lr_tasks(n_tasks: int) -> tuple[ClaimResult, list[HypothesisResult]]:
+    records = [_record(task, norm, seed, level, "lr", learning_rate=lr) for task in TASKS[:n_tasks]
+               for norm, by_lr in WIDE_NARROW.items() for lr, level in by_lr.items() for seed in range(5)]  # fmt: skip
+    result = ClaimResult("C5", "", "")
+    return result, analyze_lr(_lr_claim(True), load_registry(), Inputs(records=records), 200, result)
+
+
+def test_c5_under_v3_is_decided_over_tasks_by_the_sign_flip_test():
+    """Every task agrees (WN's range 3 decades, BN's 1): at 3 tasks the exact test cannot decide (insufficient,
+    below min_tasks 5); at 7 tasks it does (smallest p 2/2^7 under 0.05), with the headline's sensitivity table."""
+    result, [h] = _lr_tasks(3)
+    assert h.decided and h.decider == "sign_flip" and h.verdict == report_stats.INSUFFICIENT
+    assert len(h.tasks) == 3 and h.needs_tasks == 5 and h.point == pytest.approx(1.0)
+    assert "over 3 tasks" in h.statistic_text and "needs 5 tasks" in h.statistic_text
+    result, [h] = _lr_tasks(7)
+    assert h.verdict == report_stats.SUPPORTED and len(h.tasks) == 7 and h.p_value == pytest.approx(2 / 2**7)
+    assert h.metric == "good-LR width (decades)" and len(h.cells) == 7
+    [sens] = [t for t in result.tables if "sensitivity of the headline" in t.title]
+    assert sens.rows[0][0] == "as registered" and {r[0] for r in sens.rows[1:8]} == {
+        f"without {t}" for t in TASKS
+    }
+    assert not any(r[0] == "cells at peer only" for r in sens.rows)  # sweep cells carry no peer grade
+
+
+def test_c5_under_v3_refuses_a_hypothesis_it_cannot_measure():
+    claim = _lr_claim(True)
+    bad = claim.hypotheses[0].model_copy(update={"metric": "auc_normalized"})
+    records = [_record("CartPole-v1", n, s, 0.9, "lr", learning_rate=lr) for n in ("weight", "batch")
+               for lr in (1e-3, 1e-2) for s in range(3)]  # fmt: skip
+    with pytest.raises(UserError, match=r"C5: hypotheses\[0\]\.metric"):
+        analyze_lr(claim.model_copy(update={"hypotheses": (bad,)}), load_registry(), Inputs(records=records), 200,
+                   ClaimResult("C5", "", ""))  # fmt: skip
 
 
 # -- C6: init sensitivity ---------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -48,6 +48,8 @@ PUBLISHED = Path(__file__).resolve().parents[2] / "results" / "published"
 DECIDED_BY_ONE_TASK = "decided by one task"
 #: The sensitivity table's line with the headline on cells at peer level only.
 AT_PEER_ONLY = "cells at peer only"
+#: The grade of a cell no peer check applies to (a learning-rate sweep's cell: its own gate is ``both_good``).
+UNGRADED = "not graded"
 
 
 # -- cells -------------------------------------------------------------------------------------------------------------
@@ -88,6 +90,33 @@ class CellPool:
                 out[name] = GradedCell(name, scored, grade, v2)
             self._cache[key] = out
         return self._cache[key]
+
+
+class Pool(Protocol):
+    """Where a claim's graded cells come from: :class:`CellPool` (scored from records) or :class:`ScoredPool`."""
+
+    def cells(
+        self, designs: bool, score: ScoreFn | None, metric: str | None, filters: Mapping[str, Sequence[str]]
+    ) -> dict[str, GradedCell]: ...
+
+
+@dataclass
+class ScoredPool:
+    """Cells an analysis scored itself (C5: good-LR widths per seed), with each cell's records for the filters.
+    Only one score per cell: ``score``/``metric`` are not used (the analysis refuses hypotheses that set one),
+    and there are no design cells."""
+
+    scored: Mapping[str, GradedCell]
+    records: Mapping[str, Mapping[str, Sequence[dict[str, Any]]]]
+
+    def cells(
+        self, designs: bool, score: ScoreFn | None, metric: str | None, filters: Mapping[str, Sequence[str]]
+    ) -> dict[str, GradedCell]:
+        """The cells whose every record passes ``filters``."""
+        if designs:
+            return {}
+        return {name: cell for name, cell in self.scored.items()
+                if all(matches_filter(r["config"], filters) for rs in self.records[name].values() for r in rs)}  # fmt: skip
 
 
 def side_runs(
@@ -218,7 +247,7 @@ class Planned:
     result: HypothesisResult
     evidence: Evidence
     cells: Mapping[str, GradedCell]
-    pool: CellPool
+    pool: Pool
     score: ScoreFn | None
     filters: Mapping[str, Sequence[str]]
     grades: tuple[str, ...]
@@ -231,14 +260,15 @@ def all_arms_of(registry: Registry, claim: Claim) -> list[str]:
 
 
 def evaluate_claim(
-    claim: Claim, registry: Registry, pool: CellPool, reps: int, score_of: Any
+    claim: Claim, registry: Registry, pool: Pool, reps: int, score_of: Any
 ) -> tuple[list[HypothesisResult], list[Table], list[str]]:
-    """Every hypothesis of a comparison claim decided over tasks (Holm within each of the claim's families), the
-    headline's sensitivity table, and notes. ``score_of(metric)`` gives the score function of a metric."""
+    """Every hypothesis of a claim decided over tasks (Holm within each of the claim's families), the headline's
+    sensitivity table, and notes. ``score_of(metric)`` gives the score function of a metric. Cells graded
+    :data:`UNGRADED` (no peer check applies) count like the gate's headline grades."""
     method = registry.method
     assert method is not None
     gate = registry.peer_gate
-    headline_grades = tuple(gate.headline_cells) if gate else ("at peer", NO_REFERENCE)
+    headline_grades = (*(gate.headline_cells if gate else ("at peer", NO_REFERENCE)), UNGRADED)
     all_arms = all_arms_of(registry, claim)
     planned: list[Planned] = []
     for hyp in claim.hypotheses:
@@ -328,7 +358,7 @@ def sensitivity_table(claim: Claim, registry: Registry, head: Planned, all_arms:
         cells = head.pool.cells(alt.x.designs or alt.y.designs, head.score, head.hyp.metric, head.filters)
         alt_ev = gather(cells, alt.x, alt.y, all_arms, method.min_runs, head.grades)
         rows.append(row(f"arms {alt.text}", alt_ev.effects()))
-    if sens.at_peer_only:
+    if sens.at_peer_only and any(g != UNGRADED for g in ev.grades):
         rows.append(row(AT_PEER_ONLY, ev.effects([g == "at peer" for g in ev.grades])))
     if sens.without_v2_cells:
         rows.append(row("without v2 cells", ev.effects([not v for v in ev.v2])))

@@ -1,4 +1,11 @@
-"""Robustness to the learning rate: the width of each norm's good-LR range relative to its own best rate."""
+"""Robustness to the learning rate: the width of each norm's good-LR range relative to its own best rate.
+
+Per (cell, norm, seed) the width in decades of the widest run of adjacent good rates. Registry v3
+(``method.decider``): every hypothesis decided over tasks by :func:`wnbench.report.decide.evaluate_claim` on those
+widths (per cell P(width X > width Y), per task the mean, the exact sign-flip test with Holm, "insufficient" below
+``min_tasks`` or where the test cannot reach its Holm level), a cell counting for a pair only where both arms reach
+the cell's good level (``both_good``). Registry v2: the v2 bootstrap (:func:`wnbench.report.hypotheses.
+evaluate_hypothesis`)."""
 
 from __future__ import annotations
 
@@ -9,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from wnbench.errors import UserError
 
 from ..anchors import Anchor
 from ..cells import (
@@ -21,6 +30,7 @@ from ..cells import (
     stage_of,
     task_of,
 )
+from ..decide import UNGRADED, GradedCell, ScoredPool, evaluate_claim, v2_run_ids
 from ..hypotheses import evaluate_hypothesis
 from ..records import Inputs
 from ..registry import Claim, Registry
@@ -28,6 +38,7 @@ from ..results import ClaimResult, HypothesisResult, Table, fmt_value
 from ..tables import norm_order
 
 LR_KEYS = ("learning_rate", "lr")
+WIDTH = "good-LR width (decades)"
 
 
 def _lr_of(record: Mapping[str, Any]) -> float | None:
@@ -90,10 +101,38 @@ def analyze_lr(
         _keep_good_arms(widths, result, floor)
     result.cell_records = cells
     result.cell_scores = {c: s.raw for c, s in widths.items()}
-    out = [evaluate_hypothesis(claim, h, widths, registry, reps) for h in claim.hypotheses]
+    if registry.method is not None:
+        out = _decide_over_tasks(claim, registry, reps, result, widths, cells)
+    else:
+        out = [evaluate_hypothesis(claim, h, widths, registry, reps) for h in claim.hypotheses]
     for h in out:
-        h.metric = "good-LR width (decades)"
+        h.metric = WIDTH
     result.tables += rows.tables(tolerance, floor)
+    return out
+
+
+def _decide_over_tasks(
+    claim: Claim,
+    registry: Registry,
+    reps: int,
+    result: ClaimResult,
+    widths: Mapping[str, CellScores],
+    cells: Mapping[str, Mapping[str, Sequence[dict[str, Any]]]],
+) -> list[HypothesisResult]:
+    """Registry v3: the hypotheses decided over tasks on the widths, as the comparison analysis decides its own
+    (the sensitivity table under the headline; no peer grade: the both-good rule is a sweep cell's gate)."""
+    bad = [f"{claim.id}: hypotheses[{i}].{field_} (an lr_robustness claim measures good-LR widths only)"
+           for i, h in enumerate(claim.hypotheses)
+           for field_, set_ in (("metric", h.metric), ("x", h.x.designs), ("y", h.y.designs)) if set_]  # fmt: skip
+    if bad:
+        raise UserError(f"claims registry {registry.source}: {'; '.join(bad)}")
+    assert registry.method is not None
+    v2_ids = v2_run_ids() if registry.method.sensitivity.without_v2_cells else frozenset()
+    graded = {c: GradedCell(c, s, UNGRADED, any(r["run_id"] in v2_ids for rs in cells[c].values() for r in rs))
+              for c, s in widths.items()}  # fmt: skip
+    out, tables, notes = evaluate_claim(claim, registry, ScoredPool(graded, cells), reps, lambda metric: None)
+    result.notes += notes
+    result.tables += tables
     return out
 
 
@@ -190,7 +229,7 @@ def _cell_widths(
         raw_best = scored.raw.get(f"{norm}\t{best_lr}", np.array([math.nan]))
         rows.peak.append([cell, norm, f"{best_lr:g}", fmt_value(float(np.median(raw_best))),
                           fmt_value(medians[best_lr], 3)])  # fmt: skip
-    return CellScores("good-LR width (decades)", True, cell_widths, cell_widths, cell_widths,
+    return CellScores(WIDTH, True, cell_widths, cell_widths, cell_widths,
                       Anchor(0.0, 1.0, "decades"), task_of(by_norm))  # fmt: skip
 
 
