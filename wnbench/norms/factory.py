@@ -85,6 +85,7 @@ def make_norm(name: str, **options: Any) -> Norm:
 
     Raises :class:`NormError` (a ``ValueError``) naming the part at fault: an unknown kind (with the known
     ones), an option no part takes (with the accepted ones), two activation norms, a bad placement.
+    Every kind also takes ``init_gain`` (a careless init of its hidden layers: :mod:`wnbench.norms.init_gain`).
     """
     if isinstance(name, Norm):
         return name
@@ -92,10 +93,17 @@ def make_norm(name: str, **options: Any) -> Norm:
     if spec in _ALIASES:
         base, preset = _ALIASES[spec]
         spec, options = base, {**preset, **options}
+    options = dict(options)
+    gain = options.pop("init_gain", 1.0)  # every kind takes it: wnbench.norms.init_gain
     parts = [p.strip() for p in spec.split("+")]
     if len(parts) == 1 and "placement" not in options:
-        return _make_single(spec, options)
-    return _make_composed(spec, parts, options)
+        norm = _make_single(spec, options)
+    else:
+        norm = _make_composed(spec, parts, options)
+    from .init_gain import check_gain
+
+    norm.init_gain = check_gain(str(name), gain)
+    return norm
 
 
 def _kind(name: str, spec: str) -> type[Norm]:
@@ -201,6 +209,9 @@ def initialize(model: nn.Module, batch: Any, forward: Callable[[nn.Module, Any],
     so later layers are initialized on what they will really see. Returns the number of layers set;
     0 (and no forward pass) when nothing needs data-dependent init.
     """
+    from .init_gain import apply_init_gain
+
+    apply_init_gain(model)  # a careless init (option init_gain) comes before the data sets g and b
     armed = arm_ddi(model)
     if not armed:
         return 0
@@ -247,6 +258,9 @@ class Norm:
     role: ClassVar[str] = "weight"
     #: Where the activation norm sits: "post" (after the layer) or "pre" (on its input).
     placement: str = "post"
+    #: The factor on the hidden layers' initial weights (option ``init_gain`` of every kind, set by
+    #: :func:`make_norm`; applied by :func:`wnbench.norms.init_gain.apply_init_gain`). 1: the kind's own init.
+    init_gain: float = 1.0
 
     @classmethod
     def option_names(cls) -> list[str]:
@@ -254,24 +268,29 @@ class Norm:
         return [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
 
     def options(self) -> dict[str, Any]:
-        """This instance's options (all of them, defaults included)."""
-        return {k: getattr(self, k) for k in self.option_names()}
+        """This instance's options (all of them, defaults included; ``init_gain`` only when it is not 1)."""
+        return {k: getattr(self, k) for k in self.option_names()} | self._gain_option()
+
+    def _gain_option(self) -> dict[str, float]:
+        return {"init_gain": self.init_gain} if self.init_gain != 1.0 else {}
 
     @property
     def label(self) -> str:
-        """Short display name: the alias if one matches, else ``name`` plus non-default options."""
-        for alias, (base, preset) in _ALIASES.items():
-            if base == self.name and self._non_default() == preset:
-                return alias
-
+        """Short display name: the alias if one matches, else ``name`` plus non-default options; a careless
+        init adds ``init_gain`` (``weight_ddi[init_gain=10]``, ``batch[bn_mode=running,init_gain=0.1]``)."""
         extra = self._non_default()
-        if not extra:
-            return self.name
-        return f"{self.name}[{','.join(f'{k}={v}' for k, v in sorted(extra.items()))}]"
+        base = next((a for a, (b, preset) in _ALIASES.items() if b == self.name and extra == preset), None)
+        if base is not None:
+            extra = {}
+        shown = {k: str(v) for k, v in extra.items()}
+        if self.init_gain != 1.0:
+            shown["init_gain"] = f"{self.init_gain:g}"
+        name = base or self.name
+        return f"{name}[{','.join(f'{k}={v}' for k, v in sorted(shown.items()))}]" if shown else name
 
     def _non_default(self) -> dict[str, Any]:
         params = inspect.signature(type(self).__init__).parameters
-        return {k: v for k, v in self.options().items() if params[k].default != v}
+        return {k: getattr(self, k) for k in self.option_names() if params[k].default != getattr(self, k)}
 
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options().items())
@@ -284,7 +303,7 @@ class Norm:
         """A fully connected layer with this norm (a plain ``nn.Linear`` when ``normalize=False``)."""
         if not normalize:
             return nn.Linear(in_features, out_features, bias=bias)
-        return self._linear(in_features, out_features, bias)
+        return self._hidden(self._linear(in_features, out_features, bias))
 
     def conv2d(
         self,
@@ -300,7 +319,7 @@ class Norm:
         """A 2-d convolution with this norm (plain ``nn.Conv2d`` when ``normalize=False``)."""
         if not normalize:
             return nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=bias)
-        return self._conv2d(in_channels, out_channels, kernel_size, stride, padding, bias)
+        return self._hidden(self._conv2d(in_channels, out_channels, kernel_size, stride, padding, bias))
 
     def conv_transpose2d(
         self,
@@ -319,9 +338,17 @@ class Norm:
             return nn.ConvTranspose2d(
                 in_channels, out_channels, kernel_size, stride, padding, output_padding, bias=bias
             )
-        return self._conv_transpose2d(
-            in_channels, out_channels, kernel_size, stride, padding, output_padding, bias
+        return self._hidden(
+            self._conv_transpose2d(
+                in_channels, out_channels, kernel_size, stride, padding, output_padding, bias
+            )
         )
+
+    def _hidden(self, layer: nn.Module) -> nn.Module:
+        """A normalized (hidden) layer, marked with this norm's ``init_gain`` (nothing at gain 1)."""
+        from .init_gain import mark
+
+        return mark(layer, self.init_gain)
 
     def lstm(
         self, input_size: int, hidden_size: int, num_layers: int = 1, *, batch_first: bool = False
@@ -349,6 +376,11 @@ class Norm:
             )
         if lstm.bidirectional or getattr(lstm, "proj_size", 0):
             raise NormError("only unidirectional LSTMs without projections can be normalized")
+        if self.init_gain != 1.0:
+            raise NormError(
+                f"norm '{self.label}': option 'init_gain' scales feed-forward hidden layers; it is not defined "
+                "for recurrent layers (use it without an LSTM)"
+            )
         return self._lstm(lstm)
 
     def mlp(
@@ -371,7 +403,8 @@ class Norm:
         last = in_features
         for index, width in enumerate(hidden_sizes):
             layers += [
-                self.for_hidden_layer(index, len(hidden_sizes)).linear(last, width),
+                # a careless init (init_gain) covers every hidden layer, those a kind leaves plain included
+                self._hidden(self.for_hidden_layer(index, len(hidden_sizes)).linear(last, width)),
                 self.activation(activation),
             ]
             last = width
@@ -480,7 +513,8 @@ class ComposedNorm(Norm):
         return [*self.weight_part.option_names(), *self.activation_part.option_names(), "placement"]
 
     def options(self) -> dict[str, Any]:
-        return {**self.weight_part.options(), **self.activation_part.options(), "placement": self.placement}
+        parts = {**self.weight_part.options(), **self.activation_part.options(), "placement": self.placement}
+        return parts | self._gain_option()
 
     def _non_default(self) -> dict[str, Any]:
         extra = {**self.weight_part._non_default(), **self.activation_part._non_default()}
@@ -492,7 +526,9 @@ class ComposedNorm(Norm):
         weight = self.weight_part.for_hidden_layer(index, count)
         if weight is self.weight_part:
             return self
-        return ComposedNorm(weight, self.activation_part, self.placement)
+        composed = ComposedNorm(weight, self.activation_part, self.placement)
+        composed.init_gain = self.init_gain
+        return composed
 
     def input_norm(self, features: int) -> nn.Module:
         return self.activation_part._norm1d(features) if self.placement == "pre" else nn.Identity()

@@ -59,6 +59,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import _WeightNorm
 
 from wnbench.norms import Norm, NormError, SequenceBatchNorm, make_norm
+from wnbench.norms.init_gain import apply_init_gain
 from wnbench.norms.weightnorm import WNLSTM, WeightNormMixin
 from wnbench.rl.batch_stats import (
     BN_MODES,
@@ -216,6 +217,10 @@ class _NormPolicyMixin:
 
     def _build(self, lr_schedule: Callable) -> None:
         super()._build(lr_schedule)  # type: ignore[misc]
+        # A careless init (norm option init_gain): after SB3's own init of every network (PPO/A2C's orthogonal
+        # init runs inside _build; target networks are copies made there, so they are scaled alike), before WN's
+        # data-dependent init, which NormCallback runs on the first rollout.
+        apply_init_gain(self)  # type: ignore[arg-type]
         attach_policy_projection(self)  # type: ignore[arg-type]
 
     def set_training_mode(self, mode: bool) -> None:
