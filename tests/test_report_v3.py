@@ -15,7 +15,14 @@ from wnbench.report import Inputs, analyze
 from wnbench.report import stats as report_stats
 from wnbench.report.anchors import rl_anchor
 from wnbench.report.cells import NO_REFERENCE, peer_grade
-from wnbench.report.decide import AT_PEER_ONLY, DECIDED_BY_ONE_TASK, CellPool, evaluate_claim, tasks_needed
+from wnbench.report.decide import (
+    AS_FIRST_REGISTERED,
+    AT_PEER_ONLY,
+    DECIDED_BY_ONE_TASK,
+    CellPool,
+    evaluate_claim,
+    tasks_needed,
+)
 from wnbench.report.registry import REGISTRY_FILE, ArmSet, load_registry
 from wnbench.report.rules import v3_claims_for
 from wnbench.suite.store import RECORD_SCHEMA
@@ -76,9 +83,33 @@ def test_first_of_picks_the_advocated_member_in_each_cell_and_a_list_pools():
     assert head.estimate.point == pytest.approx(1 / 6) and len(head.tasks) == 6
     # the sensitivity line with BN_STOCK (a plain list [batch]) takes minibatch BN wherever it ran
     stock = next(r for r in tables[0].rows if r[0] == "arms {weight, weight_ddi, forced_weight, nap, "
-                 "hyperspherical} vs {batch}")  # fmt: skip
+                 "hyperspherical} vs {batch}, not in cells with algo in {sac, td3, crossq}")  # fmt: skip
     assert stock[2].startswith("1.000")
     assert registry.claim("C1").headline.y == ArmSet(["batch[bn_mode=running]", "batch"], first=True)
+
+
+def test_bn_members_are_not_bn_in_off_policy_actor_critic_cells():
+    """BN and BN_STOCK carry not_in {algo: [sac, td3, crossq]} (amendment of 2026-12-06): naive BN inside SAC/TD3
+    loses here and would pull every task's mean to 0.5; it is left out (a note names its cells), so the headline
+    rests on the PPO cells, and the sensitivity line with the sets as first registered shows the pooled 0.5."""
+    registry = load_registry("v3")
+    bn = registry.arm_sets["BN"]
+    assert (
+        bn.not_in == {"algo": ("sac", "td3", "crossq")} and registry.arm_sets["BN_STOCK"].not_in == bn.not_in
+    )
+    assert bn.as_data() == {"first_of": ["batch[bn_mode=running]", "batch"],
+                            "not_in": {"algo": ["sac", "td3", "crossq"]}}  # fmt: skip
+    assert (
+        registry.amendments[0].date.isoformat() == "2026-12-06" and "not_in" in registry.amendments[0].change
+    )
+    records = _arms(TOYS[:6], {"weight": 0.9, "batch": 0.1}) + _arms(TOYS[:6], {"weight": 0.1, "batch": 0.9},
+                                                                      algo="sac")  # fmt: skip
+    (head, *_), tables, notes = _decide(registry, records)
+    assert {c.cell.split(" ")[0].split("/")[1] for c in head.cells} == {"ppo"} and len(head.tasks) == 6
+    assert head.verdict == report_stats.SUPPORTED and head.estimate.point == pytest.approx(1.0)
+    assert any("not in cells with algo in {sac, td3, crossq}" in n and f"{TOYS[0]}/sac" in n for n in notes)
+    first = next(r for r in tables[0].rows if r[0].startswith(AS_FIRST_REGISTERED))
+    assert first[1] == "6" and first[2].startswith("0.500")
 
 
 def test_design_arms_pair_algorithms_within_a_task_and_budget(tmp_path):
@@ -210,6 +241,8 @@ def test_registry_v3_loads_and_a_bad_field_is_refused_by_name(tmp_path):
         (lambda r: r["arm_sets"].update(BN={"first_off": ["batch"]}), "arm_sets.BN"),
         (lambda r: r["claims"][0]["hypotheses"][0].update(test="superior"), "claims.0.hypotheses.0.test"),
         (lambda r: r["designs"].update(SAC=["weight"]), "designs"),
+        (lambda r: r["arm_sets"].update(BN={"members": ["batch"], "not_in": {"algo": "sac"}}), "arm_sets.BN"),
+        (lambda r: r["arm_sets"].update(BN={"first_of": ["batch"], "members": ["batch"]}), "arm_sets.BN"),
     ):
         bad = copy.deepcopy(raw)
         mutate(bad)
@@ -235,3 +268,30 @@ def test_the_report_decides_v3_comparisons_over_tasks_and_names_its_registry():
     assert results["C2-GAN"].verdict == "no data"
     split = v3_claims_for(type("R", (), {"claim": "C2", "title": "?"})(), list(results.values()))
     assert [r.claim for r in split] == ["C2-GAN", "C2-GAN-image", "C2-VAE", "C2-diffusion"]
+
+
+def test_the_readme_table_describes_the_rule_its_registry_used():
+    """A v3 payload's table names the sign-flip decider over tasks, Holm and the insufficient rule (never v2's
+    bootstrap interval), prints a headline decided over tasks by its own text, and its arm sets with not_in; a
+    payload from the v2 registry keeps v2's header."""
+    from wnbench.report.readme import HEADER, readme_block
+
+    registry = load_registry("v3")
+    head = {"name": "WN > BN", "decider": "sign_flip", "x": list(registry.arm_sets["WN"]),
+            "y": list(registry.arm_sets["BN"]), "verdict": "insufficient data", "probability": 0.87,
+            "ci_low": 0.4, "ci_high": 1.0, "ci_confidence": 0.95, "direction_counts": [1, 0, 0],
+            "text": "P(X > Y) over 3 tasks = 0.870 [unbounded] (sign_flip, 95%; needs 5 tasks to decide)",
+            "per_cell": [{"cell": "CartPole-v1/ppo", "metric": "final_return", "median_difference": [1, 0, 2],
+                          "seeds": 5, "higher_is_better": True}]}  # fmt: skip
+    payload = {"registry": registry.model_dump(mode="json"), "records": 1, "inputs": ["x"],
+               "claims": [{"claim": "C1", "title": "WN beats BN", "verdict": "insufficient data", "headline": head}]}  # fmt: skip
+    block = readme_block(payload)
+    assert "exact sign-flip test over tasks, Holm within each family; insufficient below 5 tasks" in block
+    assert "then cells, then runs" not in block and "interval above 0.5" not in block
+    assert "Verdicts by the v3 rules (registry version 3, dated 2026-12-06)" in block
+    assert "WN > BN: P(X > Y) over 3 tasks = 0.870 [unbounded]" in block
+    assert (
+        "BN = first of (batch[bn_mode=running], batch), not in cells with algo in {sac, td3, crossq}" in block
+    )
+    v2 = readme_block({**payload, "registry": load_registry("v2").model_dump(mode="json")})
+    assert " | ".join(HEADER) in v2 and "Verdicts by the v2 rules (registry version 2" in v2

@@ -14,10 +14,13 @@ Scoring (written into every report):
 - Per cell: P(X > Y) (mean over arm pairs of the chance a run of one beats a run of the other, ties half) with a
   95% interval over runs; the difference of medians, X minus Y, in the metric's raw units, with its interval.
   Direction count: the cells whose point estimate favours X, favours Y, or ties.
-- Aggregate: the mean over tasks of the mean over each task's cells of P(X > Y), with an interval from a
-  multi-stage bootstrap (tasks drawn with replacement, then the cells of each drawn task, then each arm's runs
-  inside each drawn cell), at the level Holm-Bonferroni gives the hypothesis
-  in its family (the pre-registration lists families and equivalence regions).
+- Aggregate: the mean over tasks of the mean over each task's cells of P(X > Y). Registry v3 decides it over
+  tasks: the exact sign-flip test (every sign pattern of the task effects equally likely under the null) with its
+  subset-means interval, Holm-Bonferroni within each family; fewer than ``min_tasks`` tasks, or too few for the
+  exact test to reach the Holm level, is *insufficient* and decides nothing. The v2 rules (``--registry v2``)
+  instead take an interval from a multi-stage bootstrap (tasks drawn with replacement, then the cells of each
+  drawn task, then each arm's runs inside each drawn cell) at the Holm level; it is printed beside each v3
+  headline as description. The pre-registration lists families and equivalence regions.
 - Normalized scores (IQM, performance profiles, C5) use fixed anchors: RL (return - random policy) /
   (rl-zoo reference - random policy); VAE ELBO between the independent-pixel model and 0 nats; modes covered
   between 0 and the number of modes. Other metrics are min-max normalized over the cell, marked *min-max*.

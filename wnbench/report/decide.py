@@ -48,6 +48,8 @@ PUBLISHED = Path(__file__).resolve().parents[2] / "results" / "published"
 DECIDED_BY_ONE_TASK = "decided by one task"
 #: The sensitivity table's line with the headline on cells at peer level only.
 AT_PEER_ONLY = "cells at peer only"
+#: The sensitivity line with the headline's arm sets without their ``not_in`` (the 2026-12-06 amendment).
+AS_FIRST_REGISTERED = "arms in every cell (as pre-registered, before not_in)"
 #: The grade of a cell no peer check applies to (a learning-rate sweep's cell: its own gate is ``both_good``).
 UNGRADED = "not graded"
 
@@ -61,6 +63,9 @@ class GradedCell:
     scored: CellScores
     grade: str
     v2: bool
+    configs: tuple[
+        Mapping[str, Any], ...
+    ] = ()  # its runs' configs (an arm set's ``not_in`` is matched on them)
 
 
 @dataclass
@@ -87,7 +92,8 @@ class CellPool:
                     continue
                 grade = design_grade(by_arm, self.level) if designs else peer_grade(by_arm, self.level)
                 v2 = any(r["run_id"] in self.v2_ids for recs in by_arm.values() for r in recs)
-                out[name] = GradedCell(name, scored, grade, v2)
+                configs = tuple(r["config"] for recs in by_arm.values() for r in recs)
+                out[name] = GradedCell(name, scored, grade, v2, configs)
             self._cache[key] = out
         return self._cache[key]
 
@@ -143,6 +149,7 @@ class Evidence:
     v2: list[bool] = field(default_factory=list)
     scored: list[CellScores] = field(default_factory=list)
     left_out: list[str] = field(default_factory=list)
+    not_in: list[str] = field(default_factory=list)  # cells a side's ``not_in`` excludes
 
     def keys(self, side: str) -> list[str]:
         return sorted({k for c in self.cells for k in c if k.startswith(side)})
@@ -158,10 +165,14 @@ def gather(
     cells: Mapping[str, GradedCell], x: ArmSet, y: ArmSet, all_arms: Sequence[str], min_runs: int,
     grades: Sequence[str],
 ) -> Evidence:  # fmt: skip
-    """The cells of ``cells`` graded one of ``grades`` where both sides have ``min_runs`` runs per arm."""
+    """The cells of ``cells`` graded one of ``grades`` where both sides apply (their ``not_in``) and have
+    ``min_runs`` runs per arm."""
     out = Evidence()
     for name, cell in cells.items():
         if cell.grade not in grades:
+            continue
+        if excluded(x, cell) or excluded(y, cell):
+            out.not_in.append(name)
             continue
         xs, few_x = side_runs(cell.scored.oriented, x, all_arms, min_runs)
         ys, few_y = side_runs(cell.scored.oriented, y, all_arms, min_runs)
@@ -176,6 +187,11 @@ def gather(
         out.v2.append(cell.v2)
         out.scored.append(cell.scored)
     return out
+
+
+def excluded(side: ArmSet, cell: GradedCell) -> bool:
+    """Whether ``side`` is left out of ``cell`` by its ``not_in``: some run of the cell matches every field."""
+    return bool(side.not_in) and any(matches_filter(c, side.not_in) for c in cell.configs)
 
 
 # -- deciding ----------------------------------------------------------------------------------------------------------
@@ -317,15 +333,22 @@ def _fill(p: Planned, v: TaskVerdict, needs: int | None, reps: int, all_arms: Se
 
 def _notes(planned: Sequence[Planned]) -> list[str]:
     notes = []
+    excluded_by: dict[str, dict[str, None]] = {}  # an arm set with not_in -> the cells it left out
     for p in planned:
         graded = p.cells.values()
         below = [c.name for c in graded if c.grade == BELOW_PEER_GRADE]
         if below:
             notes.append(f"{p.hyp.name}: cells below peer level never enter a headline, left out: "
                          f"{', '.join(below)} (see the peer table).")  # fmt: skip
+        if p.evidence.not_in:
+            sides = " and ".join(s.text for s in (p.hyp.x, p.hyp.y) if s.not_in)
+            excluded_by.setdefault(sides, {}).update(dict.fromkeys(p.evidence.not_in))
         if p.result.needs_tasks and p.result.tasks:
             notes.append(f"{p.hyp.name}: insufficient at {len(p.result.tasks)} tasks; the exact test needs "
                          f"{p.result.needs_tasks} to reach its Holm level.")  # fmt: skip
+    for sides, cells in excluded_by.items():
+        notes.append(f"Arm set {sides}: its members are not the arm in these cells, left out of every hypothesis "
+                     f"naming it: {', '.join(cells)}.")  # fmt: skip
     return list(dict.fromkeys(notes))
 
 
@@ -354,6 +377,11 @@ def sensitivity_table(claim: Claim, registry: Registry, head: Planned, all_arms:
             if r[3].split(" (")[0] != h.verdict:
                 r[3] += f" — {DECIDED_BY_ONE_TASK}"
             rows.append(r)
+    if head.hyp.x.not_in or head.hyp.y.not_in:  # the sides as first registered, in every cell
+        x, y = head.hyp.x.without_not_in(), head.hyp.y.without_not_in()
+        cells = head.pool.cells(x.designs or y.designs, head.score, head.hyp.metric, head.filters)
+        rows.append(row(f"{AS_FIRST_REGISTERED}: {x.text} vs {y.text}",
+                        gather(cells, x, y, all_arms, method.min_runs, head.grades).effects()))  # fmt: skip
     for alt in claim.sensitivity_arm_sets:
         cells = head.pool.cells(alt.x.designs or alt.y.designs, head.score, head.hyp.metric, head.filters)
         alt_ev = gather(cells, alt.x, alt.y, all_arms, method.min_runs, head.grades)

@@ -10,7 +10,9 @@ norm-vs-norm scores, or a claim's own measurement: ``timing``, ``noise``, ``ddi`
 entry says how it is shown (``figures``, ``tables``, ``how_to_measure``, ``wandb``): no code names a claim id.
 The registry is the only list of claims; ``WNBENCH_REGISTRY`` (a path) replaces the built-in file everywhere
 (suite validation, the report, W&B sections). Each top-level section is one pydantic model (``extra="forbid"``),
-so a new section is one model and one field of :class:`Registry`.
+so a new section is one model and one field of :class:`Registry`. This module holds the models and the loader;
+arm sets and arm matching are :mod:`wnbench.report.arms` (re-exported here), the printed pre-registration is
+:mod:`wnbench.report.preregistration`.
 """
 
 from __future__ import annotations
@@ -18,23 +20,34 @@ from __future__ import annotations
 import datetime
 import functools
 import os
-import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PlainSerializer,
-    PlainValidator,
     ValidationError,
     field_validator,
 )
 
 from wnbench.errors import UserError
+
+# arm sets and matching live in .arms; re-exported, as every caller imports them from here
+from .arms import (  # noqa: F401
+    ALIASES,
+    DESIGN_SEP,
+    ArmPair,
+    Arms,
+    ArmSet,
+    arm_of,
+    canonical,
+    is_design,
+    parse_label,
+    split_design,
+)
 
 REGISTRY_FILE = Path(__file__).with_name("registry.yaml")
 #: The v2 rules (the registry behind the v2 verdicts), kept so the v2 records can be analysed under both.
@@ -44,10 +57,6 @@ BUILTIN = {"v2": REGISTRY_V2_FILE, "v3": REGISTRY_FILE}
 #: Environment variable naming another registry file to use wherever no path is given.
 REGISTRY_ENV = "WNBENCH_REGISTRY"
 ANALYSES = ("comparison", "timing", "noise", "ddi", "lr_robustness", "init_sensitivity")
-#: Old or alternative spellings of a norm's base name -> the registry's.
-ALIASES = {"weight_meanonly": "weight+meanonly"}
-#: A design arm is ``ALGO:NORM`` (``sac:weight``, ``crossq:batch_renorm[placement=pre]``).
-DESIGN_SEP = ":"
 
 
 class Defaults(BaseModel):
@@ -69,88 +78,6 @@ FigureKind = Literal[
 TableKind = Literal["seed_spread"]
 #: In ``wandb.curves``: every mechanism diagnostic a run logs (``diag/...``, wnbench.rl.diagnostics).
 ALL_DIAGNOSTICS = "diag/*"
-
-
-# -- arm sets ----------------------------------------------------------------------------------------------------------
-class ArmSet(tuple):  # noqa: SLOT001 - a tuple of arm labels with one flag
-    """A hypothesis side: its arm labels (iterates like a tuple) and how a cell picks among them: pooled (every
-    member present) or ``first_of`` (the first member present, as its advocates run it)."""
-
-    first: bool
-
-    def __new__(cls, members: Iterable[str] = (), first: bool = False) -> ArmSet:
-        out = super().__new__(cls, tuple(members))
-        out.first = first
-        return out
-
-    def __getnewargs__(self) -> tuple[tuple[str, ...], bool]:  # pickling / copying keep the flag
-        return tuple(self), self.first
-
-    @property
-    def first_of(self) -> tuple[str, ...] | None:
-        """The members in order when the set is ``{first_of: [...]}``; ``None`` for a pooled set."""
-        return tuple(self) if self.first else None
-
-    @property
-    def designs(self) -> bool:
-        """Design arms (``ALGO:NORM``): a cell is (task, budget) across algorithms, an arm an (algo, norm) pair."""
-        return bool(self) and all(is_design(a) for a in self)
-
-    @property
-    def text(self) -> str:
-        inner = ", ".join(self)
-        return f"first of ({inner})" if self.first else "{" + inner + "}"
-
-    def as_data(self) -> list[str] | dict[str, list[str]]:
-        """The YAML form: a list, or ``{first_of: [...]}``."""
-        return {"first_of": list(self)} if self.first else list(self)
-
-
-def is_design(arm: str) -> bool:
-    """``sac:weight`` is a design arm; ``batch[bn_mode=running]`` and ``weight@discriminator`` are not."""
-    return DESIGN_SEP in arm.split("[", 1)[0]
-
-
-def split_design(arm: str) -> tuple[str, str]:
-    """``"crossq:batch_renorm[placement=pre]"`` -> ("crossq", "batch_renorm[placement=pre]")."""
-    algo, _, norm = arm.partition(DESIGN_SEP)
-    return algo.strip(), norm.strip()
-
-
-def _arm_set(value: Any) -> ArmSet:
-    """A list of labels (pooled) or ``{first_of: [labels]}``; a design list must be all ``ALGO:NORM`` labels."""
-    if isinstance(value, ArmSet):
-        return value
-    first = False
-    if isinstance(value, Mapping):
-        if set(value) != {"first_of"}:
-            raise ValueError(
-                f"an arm set is a list of labels or {{first_of: [...]}}, got keys {sorted(value)}"
-            )
-        value, first = value["first_of"], True
-    if isinstance(value, str) or not isinstance(value, list | tuple) or not value:
-        raise ValueError(f"expected a non-empty list of arm labels, got {value!r}")
-    if not all(isinstance(a, str) and a.strip() for a in value):
-        raise ValueError(f"arm labels must be non-empty strings, got {value!r}")
-    designs = [is_design(a) for a in value]
-    if any(designs) and not all(designs):
-        raise ValueError(f"mixes design arms (ALGO:NORM) with plain norms: {list(value)}")
-    return ArmSet(value, first)
-
-
-Arms = Annotated[ArmSet, PlainValidator(_arm_set), PlainSerializer(lambda a: a.as_data())]
-
-
-class ArmPair(BaseModel):
-    """An alternative (x, y) for a claim's headline, printed in its sensitivity table."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    x: Arms
-    y: Arms
-
-    @property
-    def text(self) -> str:
-        return f"{self.x.text} vs {self.y.text}"
 
 
 # -- v3 sections -------------------------------------------------------------------------------------------------------
@@ -446,146 +373,3 @@ def _load(path: Path) -> Registry:
     except ValidationError as err:
         problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()]
         raise UserError(f"claims registry {path}: invalid", problems) from err
-
-
-def registry_commit(path: str | Path) -> str:
-    """When this content of the file was first committed ("commit 489ed8f of 2026-12-06", the pre-registration) in
-    a git checkout, else the file's modification date. By content (``git log --find-object`` on the file's blob),
-    not by name: ``--follow`` crosses the swap of registry.yaml and registry_v3.yaml into v2's history."""
-    path = Path(path)
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=path.parent, capture_output=True, text=True, timeout=10,
-                              check=True).stdout.strip()  # fmt: skip
-
-    try:
-        blob = git("hash-object", path.name)
-        lines = git("log", "--format=%H %ad", "--date=short", f"--find-object={blob}").splitlines()
-        if lines:
-            commit, date = lines[-1].split()[:2]
-            return f"commit {commit[:7]} of {date}"
-    except (OSError, subprocess.SubprocessError, ValueError):
-        pass
-    try:
-        mtime = datetime.datetime.fromtimestamp(path.stat().st_mtime, tz=datetime.UTC)
-    except OSError:
-        return ""
-    return f"file dated {mtime.date().isoformat()} (not a committed version)"
-
-
-# -- arms ------------------------------------------------------------------------------------------------------------
-def parse_label(label: str) -> tuple[str, frozenset[str]]:
-    """``"batch_renorm[warmup_steps=1000]"`` -> ("batch_renorm", {"warmup_steps=1000"}), aliases resolved."""
-    base, _, rest = label.partition("[")
-    options = frozenset(o.strip() for o in rest.rstrip("]").split(",") if o.strip()) if rest else frozenset()
-    base = base.strip()
-    if base.startswith("none+"):
-        base = base.removeprefix("none+")
-    return ALIASES.get(base, base), options
-
-
-def canonical(label: str) -> str:
-    """A label's one spelling: aliases resolved, options sorted."""
-    base, options = parse_label(label)
-    return base + (f"[{','.join(sorted(options))}]" if options else "")
-
-
-def arm_of(label: str, arms: Iterable[str]) -> str | None:
-    """The most specific arm matching a record's norm label: same base name, the arm's options a subset of the
-    label's; ``None`` when no arm matches."""
-    base, options = parse_label(label)
-    best, best_size = None, -1
-    for arm in arms:
-        arm_base, arm_options = parse_label(arm)
-        if arm_base == base and arm_options <= options and len(arm_options) > best_size:
-            best, best_size = arm, len(arm_options)
-    return best
-
-
-# -- the pre-registration as printed -----------------------------------------------------------------------------------
-def _test_text(registry: Registry, claim: Claim, h: Hypothesis) -> str:
-    """The region a hypothesis is judged by: ``±ROPE``, ``equivalence ±m`` or ``non-inferiority −m``."""
-    if registry.method is not None and h.test == "non_inferiority":
-        return f"non-inferiority −{registry.method.margins.non_inferiority:g}"
-    if h.test == "equivalence":
-        return f"equivalence ±{registry.rope(claim):g}"
-    return f"±{registry.rope(claim):g}"
-
-
-def preregistration_rows(registry: Registry) -> list[list[str]]:
-    """One row per hypothesis (claim and statement on its first row), as the pre-registration table prints them."""
-    rows = []
-    for claim in registry.claims:
-        for i, h in enumerate(claim.hypotheses):
-            filters = {**(claim.cells or {}), **(h.cells or {})} if i == 0 or h.cells else {}
-            where = "; ".join(f"{k} in {{{', '.join(v)}}}" for k, v in filters.items())
-            rows.append(
-                [
-                    claim.id if i == 0 else "",
-                    claim.statement if i == 0 else "",
-                    ("**" + h.name + "**") if i == 0 else h.name,
-                    h.x.text,
-                    h.y.text,
-                    h.family,
-                    (h.metric or claim.metric) if i == 0 or h.metric else "″",
-                    _test_text(registry, claim, h),
-                    ", ".join(claim.suites) if i == 0 else "",
-                    where,
-                ]
-            )
-    return rows
-
-
-PREREGISTRATION_HEADER = ["claim", "statement", "hypothesis (first = headline)", "X arms", "Y arms", "family",
-                          "metric", "region (P)", "suites", "cells"]  # fmt: skip
-
-
-def preregistration_text(registry: Registry) -> str:
-    """The verdict rule in words, with the registry's constants, version, date and commit."""
-    committed = registry_commit(registry.source) if registry.source else ""
-    identity = (f"Registry {registry.identity}" + (f" ({committed})" if committed else "") + ". "
-                if registry.identity else "")  # fmt: skip
-    if registry.method is not None:
-        return identity + _v3_text(registry)
-    d = registry.defaults
-    return identity + (
-        "Verdict rule, fixed before any record is read and amended once, on 2026-12-03, after v2 records had been "
-        "read (until then cells weighed equally and the bootstrap drew cells, then runs; that figure is printed "
-        "beside every headline where a task holds several cells): "
-        f"P(X > Y) per cell, averaged over each task's cells "
-        f"and then over tasks, {d.confidence:.0%} family-wise intervals from a multi-stage bootstrap ({d.reps} "
-        f"resamples: tasks, then cells inside each drawn task, then runs), Holm-Bonferroni step-down within each family over the hypotheses that have data. *Equivalent* "
-        f"when the interval lies inside 0.5 ± ROPE; else *supported* when Holm rejects P = 0.5 with the interval "
-        f"above 0.5, *contradicted* below; else *inconclusive*. *Insufficient data* with fewer than "
-        f"{d.min_cells} cells that have at least {d.min_runs} scored runs on each side. Every scored run counts "
-        "(no trimming to equal run counts); a diverged run scores as the worst value of its cell."
-    )
-
-
-def _v3_text(registry: Registry) -> str:
-    m = registry.method
-    assert m is not None
-    gate = registry.peer_gate
-    amended = (f" Amendments: {'; '.join(f'{a.date}: {a.change} ({a.reason})' for a in registry.amendments)}."
-               if registry.amendments else " No amendments.")  # fmt: skip
-    peer = (
-        f" Peer gate: each cell's baseline against a published figure (at peer: median normalized score ≥ "
-        f"{gate.level:g}); headlines use cells graded {' and '.join(gate.headline_cells)} (marked), never below "
-        "peer."
-        if gate is not None
-        else ""
-    )
-    return (
-        f"Decider ({m.decider}): per cell P(X > Y) from each arm's runs (at least {m.min_runs} scored runs per "
-        "side); per task the mean over its cells; over tasks the mean of the task estimates, decided by the exact "
-        "sign-flip test with its subset-means interval; Holm-Bonferroni step-down within each family at "
-        f"family-wise {m.confidence:.0%}. *Supported* / *contradicted*: the interval at the Holm level clears "
-        f"0.5 ± {m.margins.equivalence:g}; *equivalent*: inside it; non-inferiority: the lower bound above "
-        f"0.5 − {m.margins.non_inferiority:g}; else *inconclusive*. *Insufficient*: fewer than {m.min_tasks} "
-        "tasks, or too few for the exact test to reach its Holm level (2 / 2^k above it). Arm sets: a list pools "
-        "its members present in a cell; `first of` takes the first member present; design arms ALGO:NORM pair "
-        "(algorithm, norm) arms within a (task, budget)."
-        + peer
-        + " Under each headline: leave one task out, "
-        "each alternative arm set, at-peer cells only, and without the v2 cells." + amended
-    )

@@ -19,14 +19,9 @@ from . import plots
 from .cells import DIAGNOSTICS
 from .claims import __doc__ as METHOD_DOC
 from .matrix import Matrix, build_matrix
+from .preregistration import PREREGISTRATION_HEADER, preregistration_rows, preregistration_text
 from .records import Inputs
-from .registry import (
-    PREREGISTRATION_HEADER,
-    Registry,
-    load_registry,
-    preregistration_rows,
-    preregistration_text,
-)
+from .registry import Registry, load_registry
 from .results import ClaimResult, Figure, Table
 from .rules import RulesComparison
 from .simulate import render_inference_table

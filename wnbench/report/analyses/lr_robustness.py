@@ -128,8 +128,11 @@ def _decide_over_tasks(
         raise UserError(f"claims registry {registry.source}: {'; '.join(bad)}")
     assert registry.method is not None
     v2_ids = v2_run_ids() if registry.method.sensitivity.without_v2_cells else frozenset()
-    graded = {c: GradedCell(c, s, UNGRADED, any(r["run_id"] in v2_ids for rs in cells[c].values() for r in rs))
-              for c, s in widths.items()}  # fmt: skip
+    graded = {}
+    for c, s in widths.items():
+        recs = [r for rs in cells[c].values() for r in rs]
+        v2 = any(r["run_id"] in v2_ids for r in recs)
+        graded[c] = GradedCell(c, s, UNGRADED, v2, tuple(r["config"] for r in recs))
     out, tables, notes = evaluate_claim(claim, registry, ScoredPool(graded, cells), reps, lambda metric: None)
     result.notes += notes
     result.tables += tables
