@@ -7,9 +7,10 @@ Any registered gymnasium id is accepted. :func:`register_envs` adds the suite's 
 * ``wnbench/PendulumNoVel-v1``: Pendulum-v1 without its angular velocity;
 * ``MinAtar/*`` (the ids ``minatar.gym.register_envs`` registers; MinAtar is imported when a game is made).
 
-:func:`validate_rl` returns one line per problem (unknown id with the closest registered ids, an algorithm
-that cannot act in the action space, a norm a recurrent policy cannot take, a network the norm cannot be
-built into); the suite engine turns them into an exit-2 error before anything trains.
+:func:`validate_rl` returns one line per problem (a task whose package -- MinAtar, MuJoCo, Box2D -- is not installed,
+with its install line; an unknown id with the closest registered ids; an algorithm that cannot act in the action
+space; a norm a recurrent policy cannot take; a network the norm cannot be built into); the suite engine turns them
+into an exit-2 error before anything trains.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __all__ = [
     "make_cartpole_novel",
     "make_pendulum_novel",
     "env_spaces",
+    "missing_package",
     "validate_env_id",
     "validate_rl",
 ]
@@ -77,7 +79,7 @@ def register_envs() -> None:
         gym.register("wnbench/CartPoleNoVel-v1", entry_point=make_cartpole_novel, reward_threshold=475.0)
     if "wnbench/PendulumNoVel-v1" not in gym.registry:
         gym.register("wnbench/PendulumNoVel-v1", entry_point=make_pendulum_novel)
-    if not any(key.startswith("MinAtar/") for key in gym.registry) and importlib.util.find_spec("minatar"):
+    if not any(key.startswith("MinAtar/") for key in gym.registry) and package_installed("minatar"):
         _register_minatar()
 
 
@@ -131,9 +133,69 @@ def make_minatar(render_mode: str | None = None, **kwargs: Any) -> gym.Env:
     return minatar.gym.BaseEnv(render_mode=render_mode, **kwargs)
 
 
+#: What an env needs beyond gymnasium itself -> (the module to find, what to call it, the install line). Checked by
+#: :func:`missing_package` before anything is made, so a suite naming such a task is refused at validation.
+PACKAGES: dict[str, tuple[str, str, str]] = {
+    "minatar": ("minatar", "the minatar package", "pip install minatar"),
+    "mujoco": ("mujoco", "the mujoco extra", 'pip install "gymnasium[mujoco]"'),
+    "box2d": ("Box2D", "the box2d extra", 'pip install "gymnasium[box2d]"'),
+}
+
+
+def package_installed(module: str) -> bool:
+    """Whether ``module`` can be imported (found on the path; nothing is imported)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package missing, or a module with no spec
+        return False
+
+
+def required_package(env_id: str) -> str | None:
+    """The :data:`PACKAGES` key an env needs: ``minatar`` for ``MinAtar/*`` (registered without importing it),
+    ``mujoco`` or ``box2d`` for gymnasium's MuJoCo and Box2D envs (by entry point); ``None`` for the rest."""
+    if env_id.startswith("MinAtar/"):
+        return "minatar"
+    spec = gym.registry.get(env_id)
+    entry = str(getattr(spec, "entry_point", "")) if spec is not None else ""
+    return next((key for key in ("mujoco", "box2d") if f"envs.{key}." in entry), None)
+
+
+def minatar_ids() -> list[str]:
+    """The ids :func:`register_envs` registers for MinAtar (whether MinAtar is installed or not)."""
+    return [
+        f"MinAtar/{game.title().replace('_', '')}-{version}"
+        for game in MINATAR_GAMES
+        for version in ("v0", "v1")
+    ]
+
+
+def missing_package(env_id: str) -> str | None:
+    """One problem line with the install command when ``env_id`` needs a package that is not installed, else
+    ``None``."""
+    key = required_package(env_id)
+    if key is None:
+        return None
+    module, what, install = PACKAGES[key]
+    if package_installed(module):
+        return None
+    if key == "minatar" and env_id not in minatar_ids():
+        close = difflib.get_close_matches(env_id, minatar_ids(), n=3, cutoff=0.5)
+        hint = (
+            f"; closest MinAtar ids: {', '.join(close)}"
+            if close
+            else f"; MinAtar ids: {', '.join(minatar_ids())}"
+        )
+        return f"env '{env_id}': not a MinAtar id{hint} (and {what} is not installed: {install})"
+    return f"env '{env_id}': needs {what}, which is not installed: {install}"
+
+
 def validate_env_id(env_id: str) -> list[str]:
-    """``[]`` when ``env_id`` is registered, else one problem naming the closest registered ids."""
+    """``[]`` when ``env_id`` is registered and what it needs is installed, else one problem: the install line
+    (:func:`missing_package`), or the closest registered ids."""
     register_envs()
+    missing = missing_package(env_id)
+    if missing is not None:
+        return [missing]
     if env_id in gym.registry:
         return []
     close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.5)
@@ -219,10 +281,9 @@ def validate_rl(
         observation_space, action_space = env_spaces(env_id)
     except Exception as exc:  # an id can be registered but unmakeable (missing optional dependency)
         extra = missing_extra(env_id, exc)
-        if extra is not None:
-            return problems + [
-                f"env '{env_id}': needs the {extra} extra, which is not installed: pip install \"gymnasium[{extra}]\""
-            ]
+        if extra is not None:  # found on the path but failing to import (a broken install)
+            _, what, install = PACKAGES[extra]
+            return problems + [f"env '{env_id}': needs {what}, which is not installed: {install}"]
         return problems + [f"env '{env_id}': cannot be created: {type(exc).__name__}: {exc}"]
     if not isinstance(action_space, ALGORITHMS[algo_key]):
         accepted = ", ".join(s.__name__ for s in ALGORITHMS[algo_key])
@@ -242,21 +303,13 @@ def validate_rl(
     return problems
 
 
-#: gymnasium entry-point packages -> the pip extra that installs what they need.
-_EXTRAS = {"box2d": "box2d", "mujoco": "mujoco"}
-
-
 def missing_extra(env_id: str, exc: BaseException) -> str | None:
-    """The gymnasium extra an env needs when ``exc`` says its dependency is missing (else None)."""
+    """The :data:`PACKAGES` key an env needs when ``exc`` says its dependency is missing (else None)."""
     from gymnasium.error import DependencyNotInstalled
 
     if not isinstance(exc, DependencyNotInstalled | ImportError):
         return None
-    entry = str(getattr(gym.spec(env_id), "entry_point", ""))
-    for package, extra in _EXTRAS.items():
-        if f"envs.{package}" in entry:
-            return extra
-    return None
+    return required_package(env_id)
 
 
 _BUILT: dict[str, list[str]] = {}

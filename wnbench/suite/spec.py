@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import hashlib
 import json
 import math
@@ -393,7 +394,9 @@ def load_suite(
     *,
     run_kind_checks: bool = True,
 ) -> Suite:
-    """Read, validate and expand one profile of a suite file. Raises :class:`UserError` listing every problem."""
+    """Read, validate and expand one profile of a suite file. Raises :class:`UserError` listing every problem,
+    a design comparison of a named claim whose two arms differ in task or budget among them
+    (:mod:`wnbench.suite.designs`)."""
     path = Path(path)
     suite_model = _read_suite_model(path)
     problems = _Problems()
@@ -419,8 +422,15 @@ def load_suite(
     from .grid import expand_grid  # the grid module builds on this one's models
 
     seen_ids: set[str] = set()
+    where_of: dict[str, Any] = {}  # run id -> the YAML path of a field of the grid that planned it
     for merged, origins, _ in expansions:
+        start = len(suite.runs)
         expand_grid(suite, merged, origins, prefix, configs_root, problems, seen_ids, run_kind_checks)
+        where = functools.partial(_origin, origins, prefix)
+        where_of.update({run.run_id: where for run in suite.runs[start:]})
+    from .designs import check_design_comparisons
+
+    check_design_comparisons(suite.runs, suite.claims, where_of, problems)
 
     if problems:
         raise UserError(
