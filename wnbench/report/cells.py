@@ -266,6 +266,13 @@ class PeerCheck:
     norm_best: float
     metric: str = "final_return"
     single_run: bool = True  # the published figure is one run (rl-zoo), not a mean over trials (PacGAN)
+    basis: str = "final"  # anchors.BASIS_*: the figure at the cell's budget, a curve point, or "reached only"
+    figure_of: str = "zoo's"  # whose figure, in the status line ("zoo's", "reference's")
+
+    @property
+    def reached_only(self) -> bool:
+        """The figure is at a larger budget and no curve point is near the cell's: missing it grades nothing."""
+        return self.basis == "reached only"
 
     @property
     def at_peer(self) -> bool:
@@ -274,6 +281,17 @@ class PeerCheck:
 
     @property
     def status(self) -> str:
+        if self.reached_only:
+            share = f"{self.steps / self.zoo_steps:.0%} of the {self.figure_of} steps"
+            return (
+                f"at peer level at {share}"
+                if self.at_peer
+                else f"short budget ({share}): no reference at this budget (no learning-curve point near it)"
+            )
+        if self.basis == "curve":
+            return (
+                "at peer level (reference's learning curve)" if self.at_peer else "below peer level (curve)"
+            )
         if self.zoo_steps and self.steps < 0.99 * self.zoo_steps:
             share = f"{self.steps / self.zoo_steps:.0%} of the zoo's steps"
             return (
@@ -317,10 +335,8 @@ def peer_checks(by_arm: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[PeerC
                 arm=arm,
                 runs=len(recs),
                 steps=max(float(r["metrics"].get("total_steps") or 0) for r in recs) if rl else 0.0,
-                zoo_steps=float((first["config"].get("resolved") or {}).get("n_timesteps") or 0)
-                if rl
-                else 0.0,
-                source=anchor.source.split("rl-zoo ", 1)[-1].removeprefix("fixed: 0, "),
+                zoo_steps=anchor.steps if rl else 0.0,
+                source=anchor.source.split(", ", 1)[-1].removeprefix("rl-zoo "),
                 median=median,
                 low=float(values.min()),
                 best=best,
@@ -328,6 +344,8 @@ def peer_checks(by_arm: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[PeerC
                 norm_best=norm_best,
                 metric=metric,
                 single_run=rl,
+                basis=anchor.basis,
+                figure_of="zoo's" if "rl-zoo" in anchor.source else "reference's",
             )
         )
     return out
@@ -335,7 +353,7 @@ def peer_checks(by_arm: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[PeerC
 
 def below_peer_cells(cells: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]]) -> list[str]:
     """Cells whose baseline does not reach one of its published figures in the median."""
-    return [c for c, by_arm in cells.items() if any(not check.at_peer for check in peer_checks(by_arm))]
+    return [c for c, by_arm in cells.items() if peer_grade(by_arm) == BELOW_PEER_GRADE]
 
 
 # -- record selection ------------------------------------------------------------------------------------------------
@@ -432,11 +450,15 @@ AT_PEER_GRADE, BELOW_PEER_GRADE, NO_REFERENCE = "at peer", "below peer", "no ref
 
 def peer_grade(by_arm: Mapping[str, Sequence[Mapping[str, Any]]], level: float = PEER_LEVEL) -> str:
     """A cell's grade: *no reference* where its baseline has no published figure (or no baseline runs), *below
-    peer* where its median misses one of them (normalized score < ``level``), else *at peer*."""
+    peer* where its median misses one of them (normalized score < ``level``), else *at peer*. A figure at a larger
+    budget with no learning-curve point near the cell's (:attr:`PeerCheck.reached_only`) grades *at peer* when
+    reached and *no reference* (at this budget) when missed, never *below peer*."""
     checks = peer_checks(by_arm)
     if not checks:
         return NO_REFERENCE
-    return AT_PEER_GRADE if all(c.norm_median >= level for c in checks) else BELOW_PEER_GRADE
+    if any(c.norm_median < level and not c.reached_only for c in checks):
+        return BELOW_PEER_GRADE
+    return AT_PEER_GRADE if all(c.norm_median >= level for c in checks) else NO_REFERENCE
 
 
 def combined_grade(grades: Iterable[str]) -> str:
