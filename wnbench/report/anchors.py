@@ -117,9 +117,8 @@ def rl_anchor(task: str, algo: str, table: Mapping[str, Any] | None = None) -> A
     if ref is None:
         return None
     random_score = float(entry["random"])
-    label = "rl-zoo" if ref.source == "rl-zoo" else ref.source
     return Anchor(
-        random_score, ref.value, f"fixed: random policy {random_score:.4g}, {label} {ref.via} {ref.value:.4g}",
+        random_score, ref.value, f"fixed: random policy {random_score:.4g}, {ref.source} {ref.via} {ref.value:.4g}",
         steps=ref.steps or 0.0,
     )  # fmt: skip
 
