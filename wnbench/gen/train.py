@@ -26,9 +26,11 @@ from lightning.pytorch.utilities import rank_zero_only
 from wnbench.errors import UserError
 from wnbench.norms import Norm, make_norm
 
+from . import digit_metrics
 from .config import DiffusionHyperparams, GANHyperparams, VAEHyperparams, load_hyperparams
 from .datamodule import GenDataModule
 from .diffusion import Diffusion
+from .digit_metrics import StackedMNISTEvaluator
 from .features import ImageGANEvaluator, load_or_train_classifier
 from .gan import GAN
 from .metrics import PointsEvaluator, independent_baseline_nll
@@ -37,6 +39,9 @@ from .plots import save_image_grid, save_scatter
 from .vae import VAE
 
 __all__ = ["train_gen", "ForwardingLogger", "NETWORK_ROLES", "build_run"]
+
+#: Image datasets whose GAN samples the digit reader scores (wnbench.gen.digit_metrics).
+READER_DATASETS = ("mnist-5k",)
 
 LogFn = Callable[[dict[str, float], int], None]
 
@@ -178,17 +183,28 @@ def build_run(
     else:
         if not with_evaluator:
             evaluator = None
+        elif dataset == "stacked-mnist":
+            evaluator, extras["reader_test_accuracy"] = _stacked_evaluator(
+                hp.eval_samples, evaluation_seed, cache_dir
+            )
         elif dm.info.is_image:
             classifier, accuracy = load_or_train_classifier(
                 dataset, dm.tensors("train"), dm.tensors("test"), dm.info.num_classes,
                 cache_dir=cache_dir, epochs=hp.classifier_epochs,
             )  # fmt: skip
             extras["feature_classifier_test_accuracy"] = accuracy
+            reader = None
+            if dataset in READER_DATASETS:  # digits a reader can read: recognizable_pct, class shares
+                reader, reader_accuracy = load_or_train_classifier(
+                    dataset, dm.tensors("train"), dm.tensors("test"), dm.info.num_classes,
+                    cache_dir=cache_dir, purpose="reader",
+                )  # fmt: skip
+                extras["reader_test_accuracy"] = reader_accuracy
             evaluator = ImageGANEvaluator(
                 classifier, dm.tensors("test")[0], num_fake=hp.eval_samples,
                 reconstruction_images=hp.reconstruction_images,
                 reconstruction_steps=hp.reconstruction_steps, seed=evaluation_seed,
-                reference_images=dm.tensors("train")[0],
+                reference_images=dm.tensors("train")[0], reader=reader,
             )  # fmt: skip
         else:
             evaluator = _points_evaluator(dm, hp.eval_samples, evaluation_seed)
@@ -202,6 +218,22 @@ def build_run(
         )  # fmt: skip
     extras["norms"] = {role: n.label for role, n in resolved.items()}
     return module, dm, hp, extras
+
+
+def _stacked_evaluator(
+    eval_samples: int, seed: int, cache_dir: str | Path | None
+) -> tuple[StackedMNISTEvaluator, float]:
+    """StackedMNIST's mode counter: the mnist-5k digit reader (trained on mnist-5k's train split) reads each channel."""
+    digits = GenDataModule("mnist-5k")
+    digits.setup()
+    reader, accuracy = load_or_train_classifier(
+        "mnist-5k", digits.tensors("train"), digits.tensors("test"), 10, cache_dir=cache_dir, purpose="reader"
+    )
+    evaluator = StackedMNISTEvaluator(
+        reader, digits.tensors("test")[0], num_samples=eval_samples,
+        final_samples=digit_metrics.STACKED_FINAL_SAMPLES, seed=seed,
+    )  # fmt: skip
+    return evaluator, accuracy
 
 
 def _points_evaluator(dm: GenDataModule, num_samples: int, seed: int) -> PointsEvaluator:

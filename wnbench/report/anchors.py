@@ -184,9 +184,15 @@ def peer_figures(record: Mapping[str, Any], primary: str) -> list[tuple[str, Anc
         anchor = rl_peer_anchor(c["task"], c["algo"], budget, zoo_steps)
         return [(primary, anchor)] if anchor is not None else []
     table = load_anchor_table().get("gen_peer") or {}
-    figures = (table.get(str(c.get("algo"))) or {}).get(str(c.get("task"))) or {}
-    source = table.get("source", "published")
-    return [(m, Anchor(0.0, float(v), f"fixed: 0, {source} {float(v):.4g}")) for m, v in figures.items()]
+    figures = dict((table.get(str(c.get("algo"))) or {}).get(str(c.get("task"))) or {})
+    source = figures.pop("source", table.get("source", "published"))  # a cell's own source, else the table's
+    out = []
+    for metric, value in figures.items():
+        # a bare figure is anchored at 0 (modes, HQ share); {figure, low} names the low end, e.g. for a lower-is-
+        # better KL the worst value (one mode: log 1000), so the published figure still normalizes to 1
+        low, figure = (float(value["low"]), float(value["figure"])) if isinstance(value, Mapping) else (0.0, value)
+        out.append((metric, Anchor(low, float(figure), f"fixed: {low:.4g}, {source} {float(figure):.4g}")))
+    return out
 
 
 def minmax_anchor(values: Sequence[float], higher_is_better: bool) -> Anchor:
