@@ -10,7 +10,7 @@ import numpy as np
 
 from . import stats
 from .cells import CellScores
-from .registry import Claim, Hypothesis, Registry, arm_of
+from .registry import Claim, Hypothesis, Registry, arm_of, parse_label
 from .results import NO_DATA, SHARED, CellEstimate, HypothesisResult
 from .tables import norm_order
 
@@ -19,13 +19,21 @@ from .tables import norm_order
 def arm_runs(
     values: Mapping[str, np.ndarray], arms: Sequence[str], all_arms: Sequence[str]
 ) -> dict[str, np.ndarray]:
-    """``{arm: runs}`` of the arms in ``arms``, each label counted for its most specific registry arm."""
+    """``{arm: runs}`` of the arms in ``arms``, each label counted for its most specific registry arm. A careless-init
+    label (norm option ``init_gain``, C6's measurement) counts only for an arm that names ``init_gain`` itself:
+    ``weight[init_gain=10]`` runs beside ``weight`` in a comparison suite are not ``weight``'s runs."""
     out: dict[str, list[np.ndarray]] = {}
     for label, runs in values.items():
         arm = arm_of(label, all_arms)
+        if arm is not None and _careless(label) and not _careless(arm):
+            continue
         if arm in arms and len(runs):
             out.setdefault(arm, []).append(runs)
     return {a: np.concatenate(v) for a, v in out.items()}
+
+
+def _careless(label: str) -> bool:
+    return any(o.startswith("init_gain=") for o in parse_label(label)[1])
 
 
 def evaluate_hypothesis(
