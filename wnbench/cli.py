@@ -6,7 +6,6 @@ tracebacks are for bugs only.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -356,8 +355,9 @@ def report_command(
     ),
     readme: Path = typer.Option(
         None,
-        help="Also rewrite this Markdown file's generated verdict table (between its verdicts:begin/end markers) "
-        "from the new verdicts.json, as `make publish-report` does for README.md.",
+        help="Also rewrite this Markdown file's generated blocks (verdicts, matrix, ...: between <!-- NAME:begin/end --> "
+        "markers) and those of the docs/*.md pages beside it from the new verdicts files, as `make publish-report` "
+        "does for README.md.",
     ),
 ) -> None:
     """Verdicts for the registered claims from stored records: P(X > Y) with task-level bootstrap CIs and Holm
@@ -401,8 +401,9 @@ def report_command(
     if readme is not None:
         from wnbench.report.readme import splice_readme
 
-        changed = splice_readme(readme, json.loads(paths["json"].read_text()))
-        typer.echo(f"{readme}: verdict table {'rewritten' if changed else 'unchanged'}")
+        changed = splice_readme(readme, out)  # the README's blocks and those of docs/*.md beside it
+        typer.echo(f"generated blocks rewritten in: {', '.join(map(str, changed))}" if changed
+                   else f"{readme} and docs/*.md: generated blocks unchanged")  # fmt: skip
     if wandb:
         from wnbench.tracking import resolve_options
         from wnbench.tracking.wandb_report import build_report as build_wandb_report

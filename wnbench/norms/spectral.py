@@ -2,14 +2,14 @@
 
 torch's ``parametrizations.spectral_norm`` runs its power iteration only in train mode. A target network
 (SB3 keeps SAC/TD3/DQN targets in eval mode forever) therefore divides its polyak-averaged weights by a
-largest singular value estimated once, at construction: measured on SAC Pendulum-v1 after 1,500 steps,
-the target critic's layers had sigma(effective weight) = 2.05, 1.12 and 1.23 instead of 1.
+largest singular value estimated once, at construction, and its layers drift away from sigma = 1 as the
+online weights move (figures: docs/measurements/docstring-figures-2026-12.md).
 
 Here, in eval mode, the power iteration runs whenever the weight differs from the one the current
 ``u``/``v`` were fitted to (an exact comparison: updates through ``.data``, as SB3's ``polyak_update``
 makes them, bypass version counters), until the estimate of sigma settles (relative change below
 ``1e-4``, at most 50 iterations): a polyak-averaged target lags its online network, so one iteration
-from vectors fitted to other weights is not enough (measured: sigma up to 1.2 with one). With an
+from vectors fitted to other weights leaves sigma visibly above 1. With an
 unchanged weight eval mode stays a pure function, as in torch; train mode is torch's, one iteration per
 call. The ``_u``/``_v`` buffers are also state that :func:`wnbench.norms.norm_state_buffers` carries into
 target copies: a target starts each refit from the online network's vectors.

@@ -35,6 +35,61 @@ def registry_commit(path: str | Path) -> str:
     return f"file dated {mtime.date().isoformat()} (not a committed version)"
 
 
+def _git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10,
+                          check=True).stdout.strip()  # fmt: skip
+
+
+def preregistration_line(path: str | Path) -> str:
+    """``pre-registered at 489ed8f (2026-12-06 14:59 UTC)``, and when the registry lists amendments ``; amended
+    2026-12-06 (2 amendments, content at ae48f8d)``.
+
+    The pre-registration is the first commit in which a registry file of this folder (any ``registry*.yaml``, so
+    the swap of registry.yaml and registry_v3.yaml does not hide it) holds this file's ``version``; the content
+    commit is the first that holds the file's current bytes (:func:`registry_commit`). Outside a git checkout, or
+    when the history lacks them, the line says so instead of naming a commit."""
+    import yaml
+
+    path = Path(path)
+    try:
+        current = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return ""
+    version, amendments = current.get("version"), current.get("amendments") or []
+    prereg = None
+    try:
+        prefix = _git(path.parent, "rev-parse", "--show-prefix")
+        log = _git(path.parent, "log", "--reverse", "--format=%H %ct", "--", "registry*.yaml").splitlines()
+        for line in log:
+            commit, stamp = line.split()
+            names = _git(path.parent, "ls-tree", "--name-only", commit, "--", ".").splitlines()
+            for name in (n for n in names if Path(n).name.startswith("registry") and n.endswith(".yaml")):
+                try:
+                    old = (
+                        yaml.safe_load(_git(path.parent, "show", f"{commit}:{prefix}{Path(name).name}")) or {}
+                    )
+                except (subprocess.SubprocessError, yaml.YAMLError):
+                    continue
+                if isinstance(old, dict) and old.get("version") == version:
+                    prereg = (commit, int(stamp))
+                    break
+            if prereg:
+                break
+    except (OSError, subprocess.SubprocessError, ValueError):
+        prereg = None
+    if prereg is None:
+        return f"registry version {version}: {registry_commit(path) or 'no commit found'}"
+    when = datetime.datetime.fromtimestamp(prereg[1], tz=datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    text = f"pre-registered at {prereg[0][:7]} ({when})"
+    if amendments:
+        content = registry_commit(path)
+        at = content.split()[1] if content.startswith("commit ") else "an uncommitted file"
+        last = max(str(a.get("date")) for a in amendments)
+        n = len(amendments)
+        text += f"; amended {last} ({n} amendment{'s' * (n != 1)}, content at {at})"
+    return text
+
+
 # -- the pre-registration as printed -----------------------------------------------------------------------------------
 def _test_text(registry: Registry, claim: Claim, h: Hypothesis) -> str:
     """The region a hypothesis is judged by: ``±ROPE``, ``equivalence ±m`` or ``non-inferiority −m``."""
@@ -75,7 +130,8 @@ PREREGISTRATION_HEADER = ["claim", "statement", "hypothesis (first = headline)",
 
 def preregistration_text(registry: Registry) -> str:
     """The verdict rule in words, with the registry's constants, version, date and commit."""
-    committed = registry_commit(registry.source) if registry.source else ""
+    committed = (preregistration_line(registry.source) if registry.method is not None else
+                 registry_commit(registry.source)) if registry.source else ""  # fmt: skip
     identity = (f"Registry {registry.identity}" + (f" ({committed})" if committed else "") + ". "
                 if registry.identity else "")  # fmt: skip
     if registry.method is not None:

@@ -1,25 +1,32 @@
-"""The README's verdict table, generated from a report's ``verdicts.json`` and spliced between two markers.
+"""The generated blocks of README.md and docs/*.md, rendered from a report's verdicts files and spliced between
+``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` markers.
 
-Its header and the line under it say which rule decided: registry v3 (``method``: P(X > Y) per cell, per task the
-mean, the exact sign-flip test over tasks with Holm within each family, "insufficient" below ``min_tasks``
-tasks) or, for a payload from the v2 registry, v2's multi-stage bootstrap.
+The README's first screen holds two: ``matrix`` (the practitioner's matrix, compact) and ``verdicts`` (one row per
+claim, cells of at most :data:`CELL_WIDTH` characters, with the pre-registration line). :func:`readme_block` is
+the long table (per-cell effects, sizes, directions) that docs/claims.md carries as ``verdicts-detail``; its
+header says which rule decided: registry v3 (``method``: P(X > Y) per cell, per task the mean, the exact sign-flip
+test over tasks with Holm within each family, "insufficient" below ``min_tasks`` tasks) or v2's bootstrap. The
+docs/ pages' other blocks are in :mod:`wnbench.report.docs_blocks`.
 
-``wnbench report results/published --out docs/results --readme README.md`` (``make publish-report``) rewrites the
-block; ``tests/test_publish.py`` checks that the committed README holds what the committed ``verdicts.json`` gives,
-so the README can never state a verdict the published records do not.
+``wnbench report results/published --out docs/results --readme README.md`` (``make publish-report``) rewrites every
+block of the README and of the docs/*.md pages beside it; ``tests/test_readme_generated.py`` checks that each is
+what the committed verdicts files give, so no page can state a figure the published records do not.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from wnbench.errors import UserError
 
+from . import docs_blocks
 from .arms import arm_set_of
+from .docs_blocks import md_table
 
 BEGIN = "<!-- verdicts:begin -->"
 NOTE = (
@@ -194,8 +201,180 @@ def readme_block(payload: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# -- the README's first screen: the verdict summary and the compact matrix -------------------------------------------
+#: The widest cell of the README's summary table and of its compact matrix (raw Markdown characters).
+CELL_WIDTH = 60
+
+
+def _fit(text: str, width: int = CELL_WIDTH) -> str:
+    """``text`` cut at a word boundary with "…" so that it has at most ``width`` characters."""
+    if len(text) <= width:
+        return text
+    cut = text[: width - 1].rsplit(" ", 1)[0].rstrip(",;:")
+    return cut + "…"
+
+
+def _short_claim(c: Mapping[str, Any]) -> str:
+    """``C1 WN beats BN in noise-sensitive RL``: the id and the statement before any parenthesis, cut to fit."""
+    title = str(c.get("title") or "").split(" (")[0]
+    return _fit(f"{c['claim']} {title}")
+
+
+def _short_headline(h: Mapping[str, Any]) -> str:
+    """The headline effect with its task count (``P(WN > BN) = 0.84 [0.61, 0.95], 6 tasks``), or for a benchmark
+    rule the shortest of its own statement's parts that fits."""
+    if not h:
+        return "—"
+    if h.get("probability") is not None:
+        tasks = h.get("tasks") or []
+        k = len(tasks) if tasks else h.get("cells") or 0
+        lo, hi = h.get("ci_low"), h.get("ci_high")
+        ci = f" [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else ""
+        count = f", {k} task{'s' * (k != 1)}"
+        needs = h.get("needs_tasks")
+        count += f" (needs {needs})" if needs and not ci and k < needs else ""
+        for who in (h.get("name") or "X > Y", "X > Y"):
+            text = f"P({who}) = {h['probability']:.3f}{ci}{count}"
+            if len(text) <= CELL_WIDTH:
+                return text
+        return _fit(text)
+    text = str(h.get("text") or "").strip()
+    if not text:
+        return "—"
+    clauses = [p.strip() for p in text.split("; ")]
+    summary = text[text.rfind("(") + 1 : -1] if text.endswith(")") else ""
+    bare = " ".join(part.split(" (")[0] + (":" + part.split("):", 1)[1] if "):" in part else "")
+                    for part in [clauses[0]]).strip()  # fmt: skip
+    for candidate in (text, summary, bare, "; ".join(clauses[-2:])):
+        if candidate and len(candidate.replace("|", "\\|")) <= CELL_WIDTH:
+            return candidate
+    return _fit(text)
+
+
+def _short_verdict(c: Mapping[str, Any]) -> str:
+    text = f"**{c.get('verdict', '—')}**"
+    for key, label in (("tuned_headline", "tuned"), ("peer_headline", "at peer")):
+        other = c.get(key)
+        if other and len(text) + len(label) + len(str(other.get("verdict"))) + 4 <= CELL_WIDTH:
+            text += f"; {label}: {other.get('verdict')}"
+    return text
+
+
+def summary_block(src: Any) -> str:
+    """The README's verdict table: one row per claim, cells of at most :data:`CELL_WIDTH` characters."""
+    payload = src.v3
+    rows = [[_short_claim(c), _short_verdict(c), _short_headline(c.get("headline") or {})]
+            for c in payload.get("claims") or []]  # fmt: skip
+    registry = payload.get("registry") or {}
+    method = registry.get("method") or {}
+    rule = (
+        f"Decided by the exact sign-flip test over tasks with Holm within each family; insufficient below "
+        f"{method.get('min_tasks')} tasks."
+        if method
+        else "Decided by the v2 rules: a bootstrap interval over tasks, cells and runs."
+    )
+    short = [c for c in payload.get("claims") or [] if c.get("verdict") == "insufficient data"]
+    why = (
+        f" {len(short)} claim{'s' * (len(short) != 1)} read insufficient data: fewer tasks than the test needs to "
+        "decide at its level."
+        if short
+        else ""
+    )
+    suites = ", ".join(payload.get("compute") or {}) or "—"
+    prereg = f", {src.preregistration}" if src.preregistration else ""
+    return "\n".join(
+        [
+            *md_table(["claim", "verdict", "headline effect over tasks"], rows),
+            "",
+            f"Registry v{registry.get('version', '?')}{prereg}. {rule}{why} From {payload.get('records', 0)} "
+            f"published run records (suites {suites}). Every cell, effect size and figure: "
+            "[docs/results/report.md](docs/results/report.md); per-cell effects: [docs/claims.md](docs/claims.md).",
+        ]
+    )
+
+
+def matrix_block(src: Any) -> str:
+    """The practitioner's matrix, compact: per row and arm the mark and the median effect against no norm."""
+    matrix = src.v3.get("matrix") or {}
+    if not matrix.get("rows"):
+        return "No practitioner's matrix in the published verdicts (a registry without a `matrix` section)."
+    columns = list(matrix.get("columns") or [])
+    rows = []
+    for r in matrix["rows"]:
+        n = len(r.get("tasks") or [])
+        cells = [f"{r['row']}, {n} task{'s' * (n != 1)}"]
+        for col in columns:
+            e = (r.get("entries") or {}).get(col)
+            if not e or e.get("median") is None:
+                cells.append("—")
+                continue
+            mark = "★ " if e.get("best") else ("≈ " if e.get("indistinguishable_from_best") else "")
+            fewer = f" n{e['tasks']}" if e.get("tasks", n) < n else ""
+            cells.append(f"{mark}{e['median']:+.2f}{fewer}")
+        rows.append(cells)
+    return "\n".join(
+        [
+            *md_table(["row", *columns], rows),
+            "",
+            "Each arm minus no norm, median over the row's tasks (RL: normalized score, random 0, rl-zoo 1; "
+            "generative: P(arm > none) − 0.5). ★ best in its row; ≈ not shown worse than the best; nK: ran on K "
+            "of the row's tasks. Intervals, AUC and cost: [report](docs/results/report.md#the-practitioners-matrix),"
+            " [heatmap](docs/results/figures/matrix.png).",
+        ]
+    )
+
+
+# -- generated blocks in README.md and docs/*.md ----------------------------------------------------------------------
+def _detail_block(src: Any) -> str:
+    """The long verdict table (per-cell effects, sizes, directions): :func:`readme_block` without its markers."""
+    lines = readme_block(src.v3).splitlines()
+    return "\n".join(lines[3:-2])
+
+
+#: Block name -> (what it is rendered from, renderer taking a :class:`~wnbench.report.docs_blocks.Sources`).
+BLOCKS: dict[str, tuple[str, Any]] = {
+    "verdicts": ("docs/results/verdicts.json", summary_block),
+    "matrix": ("docs/results/verdicts.json", matrix_block),
+    "verdicts-detail": ("docs/results/verdicts.json", _detail_block),
+    "v2-to-v3": ("docs/results/verdicts_v2.json and verdicts.json", docs_blocks.v2_to_v3_block),
+    "v1-verdicts": ("docs/results-v1/verdicts.json", docs_blocks.v1_block),
+    "method": ("docs/results/verdicts.json's registry", docs_blocks.method_block),
+    "costs": ("docs/results/verdicts.json's compute", docs_blocks.costs_block),
+    "benchmarks": ("docs/results/verdicts.json", docs_blocks.benchmarks_block),
+}
+_MARKER = re.compile(r"<!-- ([a-z0-9-]+):begin -->")
+
+
+def markers(name: str) -> tuple[str, str]:
+    return f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+
+
+def render_block(name: str, src: Any) -> str:
+    """The whole block ``name`` (markers included) as ``src`` gives it."""
+    what, fn = BLOCKS[name]
+    begin, end = markers(name)
+    note = f"<!-- generated by `make publish-report` from {what}: edit the records, not this -->"
+    return "\n".join([begin, note, "", fn(src), "", end])
+
+
+def blocks_in(text: str, where: str) -> list[tuple[str, str]]:
+    """``(name, committed block)`` for every generated block of ``text``; an unknown name or a block without its end
+    marker is an error naming ``where``."""
+    out = []
+    for match in _MARKER.finditer(text):
+        name = match.group(1)
+        if name not in BLOCKS:
+            raise UserError(f"{where}: unknown generated block {name!r} (known: {', '.join(BLOCKS)})")
+        end = markers(name)[1]
+        stop = text.find(end, match.start())
+        if stop < 0:
+            raise UserError(f"{where}: generated block {name!r} has no {end!r} after its begin marker")
+        out.append((name, text[match.start() : stop + len(end)]))
+    return out
+
+
 def current_block(text: str, where: str = "README") -> str:
-    """The block between the markers of ``text`` (markers included)."""
+    """The verdicts block of ``text`` (markers included)."""
     start, end = text.find(BEGIN), text.find(END)
     if start < 0 or end < start:
         raise UserError(
@@ -204,18 +383,44 @@ def current_block(text: str, where: str = "README") -> str:
     return text[start : end + len(END)]
 
 
-def splice_readme(path: str | Path, payload: Mapping[str, Any]) -> bool:
-    """Replace the README's block with the one ``payload`` gives; ``True`` when the file changed."""
+def generated_pages(readme: str | Path) -> list[Path]:
+    """The README and the Markdown pages of the docs/ folder beside it: the files whose blocks are generated."""
+    readme = Path(readme)
+    return [readme, *sorted((readme.parent / "docs").glob("*.md"))]
+
+
+def default_sources(report_dir: str | Path, root: str | Path) -> docs_blocks.Sources:
+    """The sources ``make publish-report`` renders from: the report's JSON files and the registry's
+    pre-registration line (git history of the default registry file)."""
+    from .preregistration import preregistration_line
+    from .registry import load_registry
+
+    source = load_registry().source
+    return docs_blocks.Sources.load(report_dir, root, preregistration_line(source) if source else "")
+
+
+def splice_text(text: str, src: Any, where: str) -> str:
+    """``text`` with every generated block rendered anew from ``src``."""
+    for name, old in blocks_in(text, where):
+        text = text.replace(old, render_block(name, src), 1)
+    return text
+
+
+def splice_readme(path: str | Path, report_dir: str | Path) -> list[Path]:
+    """Rewrite every generated block of the README and of docs/*.md beside it from ``report_dir``'s verdicts files;
+    returns the files that changed."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise UserError(f"--readme {path}: cannot read it ({err})") from err
-    old = current_block(text, f"--readme {path}")
-    new = readme_block(payload)
-    if old == new:
-        return False
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text.replace(old, new, 1), encoding="utf-8")
-    os.replace(tmp, path)
-    return True
+    src = default_sources(report_dir, path.parent)
+    changed = []
+    for page in generated_pages(path):
+        try:
+            text = page.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise UserError(f"--readme {page}: cannot read it ({err})") from err
+        new = splice_text(text, src, str(page))
+        if new != text:
+            tmp = page.with_name(f".{page.name}.tmp")
+            tmp.write_text(new, encoding="utf-8")
+            os.replace(tmp, page)
+            changed.append(page)
+    return changed

@@ -315,9 +315,8 @@ class NormRecurrentActorCriticPolicy(_NormPolicyMixin, RecurrentActorCriticPolic
 
         torch's weight-norm parametrization recomputes ``g * v / ||v||`` at every access, and sb3-contrib calls
         the LSTM once per time step whenever a sequence holds an episode start (every update on PendulumNoVel).
-        ``parametrize.cached()`` reuses one computation for the call: the same weights, so the same outputs
-        (measured: a 256-unit WN-LSTM, 128 steps x 8 sequences, forward + backward, 1.6-2.8x faster; a whole
-        RecurrentPPO PendulumNoVel run of 8,192 steps, 1.77x and 1.90x, the same final return). Only
+        ``parametrize.cached()`` reuses one computation for the call: the same weights, so the same outputs, at a
+        fraction of the cost (figures: docs/measurements/docstring-figures-2026-12.md). Only
         pure weight-norm LSTMs are cached: spectral norm's power iteration runs on each access and stays so.
         """
         if isinstance(lstm, WNLSTM):  # wnbench's WN-LSTM: the same, through its own cache

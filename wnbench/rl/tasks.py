@@ -342,7 +342,8 @@ def _narrowed(policy_kwargs: Mapping[str, Any]) -> dict[str, Any]:
 
 def _cached_build_problems(key: str, *args: Any) -> list[str]:
     """:func:`_build_problems` once per (algo, env, norm, policy kwargs): a sweep over learning rates or seeds
-    builds the same networks (measured: building policies was half of a 3,000-run dry run's time)."""
+    builds the same networks, and building policies dominates a large dry run's time (figures:
+    docs/measurements/docstring-figures-2026-12.md)."""
     if key not in _BUILT:
         _BUILT[key] = _build_problems(*args)
     return list(_BUILT[key])
