@@ -58,7 +58,7 @@ def test_the_first_screen_holds_the_matrix_the_verdicts_and_the_two_commands():
     lines = README.read_text(encoding="utf-8").splitlines()
     end = lambda name: lines.index(f"<!-- {name}:end -->")  # noqa: E731
     assert end("matrix") < end("verdicts") < 55, "the answer must be on the first screen"
-    table = [line for line in lines[: end("verdicts")] if line.startswith("| C")]
+    table = [line for line in lines[: end("verdicts")] if line.startswith("| **C")]
     assert table, "the verdict table has rows"
     for row in table:
         cells = [c.strip() for c in re.split(r"(?<!\\)\|", row)[1:-1]]
@@ -88,7 +88,7 @@ def test_summary_cells_fit_whatever_the_verdicts_say():
          "headline": {"name": "WN > BN", "probability": 0.5, "tasks": ["a", "b"], "needs_tasks": 5}},
     ]  # fmt: skip
     block = summary_block(Sources({"claims": claims, "records": 3}))
-    rows = [line for line in block.splitlines() if line.startswith("| C")]
+    rows = [line for line in block.splitlines() if line.startswith("| **C")]
     for row in rows:
         assert all(len(c.strip()) <= CELL_WIDTH for c in re.split(r"(?<!\\)\|", row)[1:-1]), row
     assert "| P(X > Y) = 0.912 [0.612, 0.970], 6 tasks |" in rows[0]  # the hypothesis' name did not fit
@@ -110,7 +110,7 @@ def test_splice_rewrites_the_readme_and_its_docs_pages_and_refuses_unknown_block
     readme.write_text("# x\n\n<!-- verdicts:begin -->\nold\n<!-- verdicts:end -->\n\nhand text\n")
     page.write_text("<!-- verdicts-detail:begin -->\n<!-- verdicts-detail:end -->\n")
     assert splice_readme(readme, report) == [readme, page]
-    assert "| C1 WN beats BN | **supported** | P(WN > BN) = 0.700, 1 task |" in readme.read_text()
+    assert "| **C1** WN beats BN | **supported** | P(WN > BN) = 0.700, 1 task |" in readme.read_text()
     assert readme.read_text().endswith("\n\nhand text\n") and "old" not in readme.read_text()
     assert splice_readme(readme, report) == []  # idempotent
     (report / "verdicts.json").write_text(json.dumps(_payload("contradicted")))

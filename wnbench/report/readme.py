@@ -217,7 +217,7 @@ def _fit(text: str, width: int = CELL_WIDTH) -> str:
 def _short_claim(c: Mapping[str, Any]) -> str:
     """``C1 WN beats BN in noise-sensitive RL``: the id and the statement before any parenthesis, cut to fit."""
     title = str(c.get("title") or "").split(" (")[0]
-    return _fit(f"{c['claim']} {title}")
+    return _fit(f"**{c['claim']}** {title}")
 
 
 def _short_headline(h: Mapping[str, Any]) -> str:
@@ -252,7 +252,7 @@ def _short_headline(h: Mapping[str, Any]) -> str:
 
 
 def _short_verdict(c: Mapping[str, Any]) -> str:
-    text = f"**{c.get('verdict', '—')}**"
+    text = f"**{c.get('verdict', '—')}**".replace(" ", "\u00a0")  # never wrapped inside a verdict
     for key, label in (("tuned_headline", "tuned"), ("peer_headline", "at peer")):
         other = c.get(key)
         if other and len(text) + len(label) + len(str(other.get("verdict"))) + 4 <= CELL_WIDTH:
@@ -294,32 +294,38 @@ def summary_block(src: Any) -> str:
 
 
 def matrix_block(src: Any) -> str:
-    """The practitioner's matrix, compact: per row and arm the mark and the median effect against no norm."""
+    """The practitioner's matrix, compact and transposed to stay narrow: one row per arm, one column per algorithm
+    family or model (with its task count); each entry the mark and the median effect against no norm, with
+    non-breaking spaces so that an entry never wraps."""
     matrix = src.v3.get("matrix") or {}
     if not matrix.get("rows"):
         return "No practitioner's matrix in the published verdicts (a registry without a `matrix` section)."
-    columns = list(matrix.get("columns") or [])
+    nbsp = "\u00a0"
+    columns = matrix["rows"]
+    header = ["arm"] + [f"{r['row']} ({len(r.get('tasks') or [])})" for r in columns]
     rows = []
-    for r in matrix["rows"]:
-        n = len(r.get("tasks") or [])
-        cells = [f"{r['row']}, {n} task{'s' * (n != 1)}"]
-        for col in columns:
-            e = (r.get("entries") or {}).get(col)
+    for arm in matrix.get("columns") or []:
+        cells = [f"`{arm}`"]
+        for r in columns:
+            n = len(r.get("tasks") or [])
+            e = (r.get("entries") or {}).get(arm)
             if not e or e.get("median") is None:
                 cells.append("—")
                 continue
-            mark = "★ " if e.get("best") else ("≈ " if e.get("indistinguishable_from_best") else "")
-            fewer = f" n{e['tasks']}" if e.get("tasks", n) < n else ""
-            cells.append(f"{mark}{e['median']:+.2f}{fewer}")
+            mark = (
+                "★" + nbsp if e.get("best") else ("≈" + nbsp if e.get("indistinguishable_from_best") else "")
+            )
+            fewer = f"{nbsp}n{e['tasks']}" if e.get("tasks", n) < n else ""
+            cells.append(f"{mark}{e['median']:+.2f}".replace("-", "−") + fewer)
         rows.append(cells)
     return "\n".join(
         [
-            *md_table(["row", *columns], rows),
+            *md_table(header, rows),
             "",
-            "Each arm minus no norm, median over the row's tasks (RL: normalized score, random 0, rl-zoo 1; "
-            "generative: P(arm > none) − 0.5). ★ best in its row; ≈ not shown worse than the best; nK: ran on K "
-            "of the row's tasks. Intervals, AUC and cost: [report](docs/results/report.md#the-practitioners-matrix),"
-            " [heatmap](docs/results/figures/matrix.png).",
+            "Each arm minus no norm, median over the column's tasks (count in brackets; RL: normalized score, random "
+            "0, rl-zoo 1; generative: P(arm > none) − 0.5). ★ best in its column; ≈ not shown worse than the best; "
+            "nK: ran on K of the tasks. Intervals, AUC and cost: [report](docs/results/report.md#the-practitioners-"
+            "matrix), [heatmap](docs/results/figures/matrix.png).",
         ]
     )
 
