@@ -159,7 +159,9 @@ def test_hyperspherical_features_have_unit_norm_before_the_scaler(shape):
     norm = make_norm("hyperspherical")
     block = norm.linear(9, 16) if len(shape) == 2 else norm.conv2d(4, 16, 3, 1, 1)
     x = torch.randn(shape[0], 9) if len(shape) == 2 else torch.randn(3, 4, 5, 5)
-    assert isinstance(block.norm, SphereScaler) and block.layer.bias is None
+    assert isinstance(block.norm, SphereScaler) and block.layer.bias is not None  # SimbaV2's input shift
+    with torch.no_grad():
+        block.layer.bias.zero_()  # the sphere property holds for W x + b; checked here without it
     with torch.no_grad():
         block.norm.scaler.uniform_(0.2, 3.0)
         out = block(x)
@@ -179,7 +181,7 @@ def test_nap_keeps_each_layers_weight_norm_at_its_initial_value():
     net = _net("nap")
     layers = projected_modules(net)
     initial = [m.weight.detach().norm().item() for m in layers]
-    assert all(isinstance(m.weight, nn.Parameter) and m.bias is None for m in layers)
+    assert all(isinstance(m.weight, nn.Parameter) and m.bias is not None for m in layers)
     assert [float(m.target_norm) for m in layers] == pytest.approx(initial, rel=1e-6)
     # LayerNorm before each nonlinearity: GroupNorm(1, C) = LN over (C, H, W) for convs, LayerNorm for linears
     assert [type(b.norm) for b in (net[0], net[2], net[5])] == [nn.GroupNorm, nn.GroupNorm, nn.LayerNorm]
@@ -354,3 +356,20 @@ def test_fast_wn_lstm_keeps_ddi_and_moves_devices_and_dtypes():
     out, _ = double(torch.randn(2, 1, 3, dtype=torch.float64))
     assert out.dtype == torch.float64
     assert not hasattr(lstm, "parametrizations")
+
+
+@pytest.mark.parametrize("kind", ["nap", "hyperspherical"])
+def test_feature_normalizing_kinds_see_their_inputs_magnitude(kind):
+    """normalize(W c x) = normalize(W x) for c > 0: without a bias (SimbaV2's input shift, NaP's unconstrained
+    bias) a first layer is blind to how far a 2-D point is from the origin. With the bias trained away from zero
+    the layer tells x from 3x, as LayerNorm after a biased layer does."""
+    torch.manual_seed(0)
+    block = make_norm(kind).linear(2, 16)
+    x = torch.randn(8, 2)
+    with torch.no_grad():
+        block.layer.bias.uniform_(-1, 1)
+        assert (block(x) - block(3 * x)).abs().max().item() > 0.1
+        block.layer.bias.zero_()
+        assert (
+            block(x) - block(3 * x)
+        ).abs().max().item() < 1e-3  # the blindness the bias removes (LN eps aside)

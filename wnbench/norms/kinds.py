@@ -379,15 +379,15 @@ class NaP(_ProjectedKind):
         "weight projected back to its initial norm after every step (constant effective learning rate)"
     )
     mode = "initial"
-    keep_bias = False
     role = "complete"
 
     def __init__(self, *, eps: float = 1e-5) -> None:
         """Variant followed: one norm per layer (the Frobenius norm of the whole weight, its value at init,
-        kept in the buffer ``target_norm``), not per row. The layer has no bias, so its output scales with its
-        weight and LayerNorm removes that scale exactly: the projection changes the effective learning rate and
-        nothing else. LayerNorm's gain and offset are kept and left unconstrained (the offset is the layer's
-        bias); convolutions get LN over (C, H, W) (``GroupNorm(1, C)``), as the ``layer`` kind does."""
+        kept in the buffer ``target_norm``), not per row; biases, LayerNorm's gain and offset are kept and left
+        unconstrained (NaP projects weights only). The bias matters: without it LayerNorm(W c x) = LayerNorm(W x)
+        for every c > 0, so a network's first layer could not see its input's magnitude (a 2-D point's distance
+        from the origin, a cart's velocity). Convolutions get LN over (C, H, W) (``GroupNorm(1, C)``), as the
+        ``layer`` kind does."""
         _check_positive(self.name, "eps", eps)
         self.eps = eps
 
@@ -404,14 +404,16 @@ class Hyperspherical(_ProjectedKind):
         "after every step, features l2-normalized then scaled by a learned per-feature scaler"
     )
     mode = "sphere"
-    keep_bias = False
     role = "complete"
 
     def __init__(self) -> None:
-        """Each layer is ``s * normalize(W x)`` with unit-norm rows of ``W`` and no bias (SimbaV2's HyperDense
-        and Scaler); convolutions normalize over channels at each position. Not reproduced, as they are not
-        norms: SimbaV2's distributional critic, reward scaling, input shift-and-normalize embedder and LERP
-        residual blocks (the factory builds layers, not architectures)."""
+        """Each layer is ``s * normalize(W x + b)`` with unit-norm rows of ``W`` (SimbaV2's HyperDense and
+        Scaler); convolutions normalize over channels at each position. The bias (zero at init, unconstrained)
+        stands in for SimbaV2's input shift: its embedder appends a constant before normalizing, because
+        ``normalize(W c x) = normalize(W x)`` for every c > 0 and a first layer without a constant input is
+        blind to its input's magnitude (a bias is a constant input channel's weight). Not reproduced, as they
+        are not norms: SimbaV2's distributional critic, reward scaling and LERP residual blocks (the factory
+        builds layers, not architectures)."""
 
     def _follow(self, layer, features, conv):
         return nn.Sequential(OrderedDict(layer=layer, norm=SphereScaler(features)))
