@@ -40,9 +40,9 @@ __all__ = [
 CLASSIFIER_EPOCHS = {"digits": 40, "mnist-5k": 15, "mnist": 3, "fashion-mnist": 5, "cifar10": 15}
 _CACHE_VERSION = 1
 #: The digit reader (``purpose="reader"``): the feature classifier's network trained longer on images shifted by up
-#: to ``shift`` pixels, so that it reads real test digits with confidence (the feature classifier, 15 epochs on
-#: mnist-5k, is 92% accurate and sure (>= 0.9) of only 76% of the real test digits; measured in this module's tests'
-#: sibling probe, see configs/gen/gan.yaml).
+#: to ``shift`` pixels, so that it reads real digits with confidence. Measured on mnist-5k (seed 0, one thread): the
+#: feature classifier (15 epochs) is 92.3% accurate on the test digits and sure (>= 0.9) of 75.7% of them; the reader
+#: 95.6% and 85.9%, ~150 CPU s to train once per cache.
 READER_TRAINING = {"epochs": 40, "shift": 2}
 #: Classifiers this process has loaded or trained, by cache file: StackedMNIST's evaluator and every image cell of a
 #: worker reuse one (frozen, eval mode) instead of reading the file per run.
