@@ -63,3 +63,22 @@ def test_init_profile_shares_its_gain_1_runs(suite, shared_with):
     assert new_plain == ([] if suite == "gen-v3" else ["weight_ddi"])
     gains = {r.norm_label.split("init_gain=")[1].rstrip("]") for r in careless}
     assert gains == {"0.1", "10"}
+
+
+def test_c6_leaves_out_the_cells_bns_not_in_excludes():
+    """BN's arm set is `not_in: {algo: [sac, td3, crossq]}` (registry amendment 2026-12-06): a SAC cell counts for
+    a hypothesis naming BN in no claim, C6 included; the same cell under PPO does."""
+    from wnbench.report.analyses.init_sensitivity import sensitivity_effects
+
+    bn = load_registry().arm_sets["BN"]
+    hurt, fine = np.array([10.0, 11.0, 12.0]), np.array([0.0, 1.0, 2.0])
+    oriented = {"weight": hurt, "weight[init_gain=10]": fine, "batch": hurt, "batch[init_gain=10]": hurt}
+    cells = {"A/sac": oriented, "B/ppo": oriented}
+    tasks = {"A/sac": "A", "B/ppo": "B"}
+    configs = {"A/sac": [{"algo": "sac"}], "B/ppo": [{"algo": "ppo"}]}
+    effects = sensitivity_effects(cells, tasks, ["weight"], bn, configs)
+    assert list(effects.tasks) == ["B"]  # the SAC cell is not BN's advocated form
+    assert list(sensitivity_effects(cells, tasks, ["weight"], bn).tasks) == [
+        "A",
+        "B",
+    ]  # without configs: both

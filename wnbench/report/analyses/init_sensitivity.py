@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .. import stats
-from ..cells import describe_records, group_cells, records_for, score_cell, stage_of
+from ..cells import describe_records, group_cells, matches_filter, records_for, score_cell, stage_of
 from ..inference import DIFFERENCE, Rule, TaskEffects, TaskHypothesis, TaskVerdict, decide_family
 from ..records import Inputs
 from ..registry import Claim, Registry, canonical, parse_label
@@ -71,12 +71,26 @@ def side_sensitivity(oriented: Mapping[str, np.ndarray], side: Any) -> float:
     return values[0] if first_of else float(np.mean(values))
 
 
+def _left_out(side: Any, configs: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether the side's ``not_in`` (registry arm sets) leaves this cell out: some run's config matches it."""
+    not_in = getattr(side, "not_in", None)
+    return bool(not_in) and any(matches_filter(c, not_in) for c in configs)
+
+
 def sensitivity_effects(
-    cells: Mapping[str, Mapping[str, np.ndarray]], tasks: Mapping[str, str], x: Any, y: Any
+    cells: Mapping[str, Mapping[str, np.ndarray]],
+    tasks: Mapping[str, str],
+    x: Any,
+    y: Any,
+    configs: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
 ) -> TaskEffects:
-    """Per task: the mean over its cells of sensitivity(X) - sensitivity(Y) (cells lacking either side skipped)."""
+    """Per task: the mean over its cells of sensitivity(X) - sensitivity(Y) (cells lacking either side skipped, and
+    cells a side's ``not_in`` leaves out, as the comparison claims skip them: ``configs`` holds each cell's run
+    configs)."""
     by_task: dict[str, list[float]] = {}
     for cell, oriented in cells.items():
+        if configs is not None and (_left_out(x, configs[cell]) or _left_out(y, configs[cell])):
+            continue
         effect = side_sensitivity(oriented, x) - side_sensitivity(oriented, y)
         if math.isfinite(effect):
             by_task.setdefault(tasks[cell], []).append(effect)
@@ -112,12 +126,14 @@ def analyze_init_sensitivity(
     out = [HypothesisResult(claim.id, h.name, h.family, tuple(_side(h.x)[0]), tuple(_side(h.y)[0]),
                             statistical=False) for h in claim.hypotheses]  # fmt: skip
     records = [r for r in records_for(inputs, claim) if stage_of(r) == "eval"]
-    cells, tasks, measured = {}, {}, []
+    cells, tasks, configs, measured = {}, {}, {}, []
     for cell, by_label in group_cells(records).items():
         scored = score_cell(by_label)
         if scored is not None and any(GAIN in label for label in scored.oriented):
             cells[cell], tasks[cell] = scored.oriented, scored.task
-            measured += [r for rs in by_label.values() for r in rs]
+            runs = [r for rs in by_label.values() for r in rs]
+            configs[cell] = [r["config"] for r in runs]
+            measured += runs
     # only cells with careless-init arms measure the claim (records tagged with its id by an older suite do not)
     describe_records(result, claim, measured, inputs)
     if not cells:
@@ -125,7 +141,7 @@ def analyze_init_sensitivity(
         return out
     margin = _margin(registry, claim)
     rule = Rule.superiority(DIFFERENCE, margin)
-    effects = [sensitivity_effects(cells, tasks, h.x, h.y) for h in claim.hypotheses]
+    effects = [sensitivity_effects(cells, tasks, h.x, h.y, configs) for h in claim.hypotheses]
     for family in dict.fromkeys(h.family for h in claim.hypotheses):
         members = [i for i, h in enumerate(claim.hypotheses) if h.family == family]
         verdicts = decide_family([TaskHypothesis(claim.hypotheses[i].name, effects[i], rule) for i in members],
