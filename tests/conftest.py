@@ -20,17 +20,29 @@ def _seed_everything():
     yield
 
 
+def toy_suite(
+    name: str = "toy",
+    *,
+    claims: str = "[C5]",
+    norms: str = "[none, batch]",
+    seeds: int = 2,
+    n_train: int = 64,
+    n_test: int = 32,
+    budget: str = "{steps: 20, time_limit_s: 60}",
+    extra: str = "",
+) -> str:
+    """A whole toy suite file's text (one ``default`` profile: a regression MLP, the norms and seeds given), the
+    one every engine, publish, integrity and tuning test starts from; ``extra`` is appended inside the profile
+    (4-space indent), e.g. a ``tune:`` block."""
+    return (
+        f"name: {name}\nclaims: {claims}\nprofiles:\n  default:\n    kind: toy\n    tasks: [regression]\n"
+        f"    algos: [mlp]\n    norms: {norms}\n    params: {{hidden: [8], n_train: {n_train}, n_test: {n_test}}}\n"
+        f"    seeds: {seeds}\n    budget: {budget}\n{extra}"
+    )
+
+
 #: The smallest toy profile that exercises the engine: two norms x two seeds of a 20-step regression (seconds).
-TINY_TOY_PROFILE = """
-  default:
-    kind: toy
-    tasks: [regression]
-    algos: [mlp]
-    norms: [none, batch]
-    params: {hidden: [8], n_train: 64, n_test: 32}
-    seeds: 2
-    budget: {steps: 20, time_limit_s: 60}
-"""
+TINY_TOY_PROFILE = "\n" + toy_suite().split("profiles:\n", 1)[1]
 
 
 @pytest.fixture

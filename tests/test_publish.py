@@ -6,6 +6,7 @@ import gzip
 import json
 
 import pytest
+from conftest import toy_suite
 
 from wnbench.errors import UserError
 from wnbench.suite.engine import run_suite
@@ -16,19 +17,7 @@ from wnbench.tracking import TrackingOptions
 
 NO_WANDB = TrackingOptions(mode="disabled")
 
-SUITE = """
-name: toypub
-claims: [C1]
-profiles:
-  default:
-    kind: toy
-    tasks: [regression]
-    algos: [mlp]
-    norms: [none, weight]
-    params: {hidden: [8], n_train: 64, n_test: 32}
-    seeds: 2
-    budget: {steps: 20, time_limit_s: 60}
-"""
+SUITE = toy_suite("toypub", claims="[C1]", norms="[none, weight]")
 
 
 def test_publish_then_unpack_gives_back_every_record_and_resume_has_nothing_to_do(tmp_path):

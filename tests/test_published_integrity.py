@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import toy_suite
 
 from wnbench import cli
 from wnbench.errors import UserError
@@ -30,19 +31,7 @@ from wnbench.suite.spec import load_suite
 from wnbench.tracking import TrackingOptions
 
 ROOT = Path(__file__).resolve().parents[1]
-SUITE = """
-name: toyint
-claims: [C1]
-profiles:
-  default:
-    kind: toy
-    tasks: [regression]
-    algos: [mlp]
-    norms: [none, weight]
-    params: {hidden: [8], n_train: 64, n_test: 32}
-    seeds: 3
-    budget: {steps: 20, time_limit_s: 60}
-"""
+SUITE = toy_suite("toyint", claims="[C1]", norms="[none, weight]", seeds=3)
 
 
 @pytest.fixture(scope="module")

@@ -6,25 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import toy_suite
 
 from wnbench.errors import UserError
 from wnbench.suite import iter_records, load_suite, run_suite
 from wnbench.suite.tuning import TUNE_SEED_BASE, choose
 
-TUNED = """
-name: tuned
-claims: [C1]
-profiles:
-  default:
-    kind: toy
-    tasks: [regression]
-    algos: [mlp]
-    norms: [none, weight]
-    params: {hidden: [8], n_train: 128, n_test: 64}
-    seeds: 2
-    budget: {time_limit_s: 30, steps: 30}
-    tune: {sweep: {lr: [0.0001, 0.03]}, seeds: 2}
-"""
+TUNED = toy_suite(
+    "tuned", claims="[C1]", norms="[none, weight]", n_train=128, n_test=64,
+    budget="{time_limit_s: 30, steps: 30}", extra="    tune: {sweep: {lr: [0.0001, 0.03]}, seeds: 2}\n",
+)  # fmt: skip
 
 
 def test_tune_stage_never_reuses_an_evaluation_seed(tmp_path, suite_file):
