@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("WANDB_MODE", "offline")
@@ -67,3 +68,15 @@ def suite_file(tmp_path):
         return path
 
     return write
+
+
+def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """``wnbench ARGS`` in this process (the local executor still runs each run in its own process): (exit code,
+    stdout, stderr)."""
+    from wnbench import cli
+
+    monkeypatch.setattr(sys, "argv", ["wnbench", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err

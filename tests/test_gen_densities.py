@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import itertools
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import run_cli
 
 from wnbench.errors import UserError
 from wnbench.gen.data import DATASETS, dataset_info, load_splits
@@ -127,20 +127,13 @@ def test_unknown_density_is_refused_naming_the_known_ones():
 
 
 def test_unknown_density_in_a_suite_exits_2_listing_the_densities(tmp_path, monkeypatch, capsys):
-    from wnbench import cli
-
     suite = tmp_path / "bad.yaml"
     suite.write_text(
         "name: bad\nclaims: [C2]\ndescription: x\nprofiles:\n  default:\n    kind: gen\n    seeds: 1\n"
         "    tasks: [spiral]\n    algos: [diffusion]\n    norms: [none]\n"
     )
-    monkeypatch.setattr(
-        sys, "argv", ["wnbench", "run", str(suite), "--no-wandb", "--out", str(tmp_path / "o")]
-    )
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main()
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2, err
+    code, _, err = run_cli(monkeypatch, capsys, "run", str(suite), "--no-wandb", "--out", str(tmp_path / "o"))
+    assert code == 2, err
     assert "Traceback" not in err
     assert "unknown dataset 'spiral'" in err and "did you mean 'spirals'" in err
     for name in DENSITIES:

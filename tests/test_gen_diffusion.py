@@ -9,6 +9,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import pytest
 import torch
+from conftest import run_cli
 
 from wnbench.gen.diffusion import ALPHA_BAR_MIN, Diffusion, alpha_bar
 from wnbench.gen.metrics import energy_distance
@@ -64,21 +65,14 @@ def test_sampler_takes_any_step_count_and_refuses_none(tmp_path):
 
 
 def test_zero_sampler_steps_is_refused_at_validation(tmp_path, monkeypatch, capsys):
-    from wnbench import cli
-
     suite = tmp_path / "bad.yaml"
     suite.write_text(
         "name: bad\nclaims: [C2]\ndescription: x\nprofiles:\n  default:\n    kind: gen\n    seeds: 1\n"
         "    tasks: [moons]\n    algos: [diffusion]\n    norms: [none]\n"
         "    params: {hyperparams: {sample_steps: 0}}\n"
     )
-    monkeypatch.setattr(
-        sys, "argv", ["wnbench", "run", str(suite), "--no-wandb", "--out", str(tmp_path / "o")]
-    )
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main()
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2, err
+    code, _, err = run_cli(monkeypatch, capsys, "run", str(suite), "--no-wandb", "--out", str(tmp_path / "o"))
+    assert code == 2, err
     assert "params.hyperparams.sample_steps" in err and "Traceback" not in err
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli
 
 from wnbench.gen import write_idx
 from wnbench.gen.kind import DIAGNOSTICS, METRICS, Params, primary_metric
@@ -33,17 +34,6 @@ EXPECTED_METRICS = {
         "reverse_kl_modes",
     },
 }
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """``wnbench`` in this process (the local executor still runs each run in its own process)."""
-    from wnbench import cli
-
-    monkeypatch.setattr(sys, "argv", ["wnbench", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main()
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 def test_smoke_profile_runs_end_to_end_with_metrics_curves_and_figures(tmp_path, monkeypatch, capsys):

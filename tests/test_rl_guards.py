@@ -4,9 +4,9 @@ validates. The packages are installed here, so their absence is simulated by pat
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
+import conftest
 import pytest
 import yaml
 
@@ -22,12 +22,8 @@ PROFILES = [(p, name) for p in SUITES for name in yaml.safe_load(p.read_text())[
 
 def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:
     """``wnbench ARGS`` in this process: (exit code, stderr)."""
-    from wnbench import cli
-
-    monkeypatch.setattr(sys, "argv", ["wnbench", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main()
-    return exit_info.value.code, capsys.readouterr().err
+    code, _, err = conftest.run_cli(monkeypatch, capsys, *args)
+    return code, err
 
 
 def write_suite(folder: Path, profile: str, claims: str = "[C1]") -> Path:

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
 from wnbench.suite import iter_records, load_suite, read_record, run_suite
 from wnbench.suite.store import StorageError, iter_record_files, storage_problem
@@ -109,13 +110,7 @@ def test_suite_against_a_dead_wandb_server_pays_one_timeout_not_one_per_run(
 
 
 def _run_cli(monkeypatch, capsys, argv: list[str]) -> tuple[int, str, str]:
-    from wnbench import cli
-
-    monkeypatch.setattr(sys, "argv", ["wnbench", *argv])
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main()
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
+    return run_cli(monkeypatch, capsys, *argv)
 
 
 def test_full_disk_stops_with_one_line_keeps_records_whole_and_resume_finishes(
