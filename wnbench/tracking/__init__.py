@@ -191,6 +191,22 @@ def resolve_options(
     return TrackingOptions(mode="online", reason="logged in and reachable", **common)
 
 
+def quiet_settings(**extra: Any) -> Any:
+    """``wandb.Settings`` for a run this package writes: no console capture, no system stats or metadata, no git
+    or code snapshot; ``extra`` adds timeouts."""
+    import wandb
+
+    return wandb.Settings(
+        console="off",
+        silent=True,
+        x_disable_stats=True,
+        x_disable_meta=True,
+        disable_git=True,
+        save_code=False,
+        **extra,
+    )
+
+
 def prepare(options: TrackingOptions) -> None:
     """In the suite driver: start one W&B service that run processes share (``WANDB_SERVICE`` in their env).
 
@@ -318,15 +334,8 @@ def _init(
 
         if options.dir:
             os.makedirs(options.dir, exist_ok=True)
-        settings = wandb.Settings(
-            init_timeout=options.init_timeout_s,
-            finish_timeout=options.finish_timeout_s,
-            console="off",
-            silent=True,
-            x_disable_stats=True,
-            x_disable_meta=True,
-            disable_git=True,
-            save_code=False,
+        settings = quiet_settings(
+            init_timeout=options.init_timeout_s, finish_timeout=options.finish_timeout_s
         )
         tracker.run = wandb.init(
             project=options.project,

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from wnbench.errors import UserError
+from wnbench.tracking import quiet_settings
 
 __all__ = [
     "DEFAULT_NAMESPACE",
@@ -203,20 +204,6 @@ def _summary(record: Mapping[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def _settings() -> Any:
-    import wandb
-
-    return wandb.Settings(
-        console="off",
-        silent=True,
-        x_disable_stats=True,
-        x_disable_meta=True,
-        disable_git=True,
-        save_code=False,
-        init_timeout=60.0,
-    )
-
-
 def _write_run(job: dict[str, Any]) -> tuple[str, str, str | None]:
     """Write one record as an offline run (in a worker process); ``(id, run folder, error or None)``."""
     import wandb
@@ -234,7 +221,7 @@ def _write_run(job: dict[str, Any]) -> tuple[str, str, str | None]:
             config=run_config(record),
             dir=job["dir"],
             mode="offline",
-            settings=_settings(),
+            settings=quiet_settings(init_timeout=60.0),
             reinit="create_new",
         )
         curves = record.get("curves") or {}
