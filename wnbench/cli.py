@@ -360,8 +360,9 @@ def report_command(
         "does for README.md.",
     ),
 ) -> None:
-    """Verdicts for the registered claims from stored records: P(X > Y) with task-level bootstrap CIs and Holm
-    within families, per-cell effect sizes, plots, HTML/Markdown with the pre-registration."""
+    """Verdicts for the registered claims from stored records: per-task P(X > Y), decided over tasks by the
+    registry's method (v3: exact sign-flip test, Holm within families), per-cell effect sizes, plots,
+    HTML/Markdown with the pre-registration."""
     from rich.console import Console
     from rich.table import Table
 

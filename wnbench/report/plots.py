@@ -290,15 +290,22 @@ def noise_plot(noise: Mapping[str, Any], path: Path, claim: str) -> bool:
     return True
 
 
+def _samples_image(record: dict) -> Path | None:
+    candidates = [Path(record["_dir"]) / "samples.png"] if record.get("_dir") else []
+    candidates += [Path(record["_samples"])] if record.get("_samples") else []
+    return next((image for image in candidates if image.is_file()), None)
+
+
 def sample_grids(result: ClaimResult, path: Path) -> bool:
-    """Each generative cell's ``samples.png`` of its first seed, one row per cell, one column per norm."""
+    """Each generative cell's ``samples.png`` of its first seed (from its run folder, or the thumbnail published beside
+    an archive: wnbench.suite.thumbnails), one row per cell, one column per norm."""
     rows = []
     for cell, by_norm in result.cell_records.items():
         row = {}
         for norm in sorted(by_norm, key=norm_order):
-            for r in by_norm[norm]:
-                image = Path(r.get("_dir", "")) / "samples.png"
-                if r["status"] == "finished" and image.is_file():
+            for r in sorted(by_norm[norm], key=lambda r: r["config"]["seed"]):
+                image = _samples_image(r)
+                if r["status"] == "finished" and image is not None:
                     row[norm] = (image, r["config"]["seed"])
                     break
         if row:

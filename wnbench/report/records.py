@@ -18,6 +18,7 @@ from typing import Any
 from wnbench.errors import UserError
 from wnbench.suite.published import Archive, ArchiveError, find_archives, read_archive, recovery_hints
 from wnbench.suite.store import RECORD_SCHEMA, STATUSES, iter_record_files
+from wnbench.suite.thumbnails import thumbnail_of
 
 BENCH_FILES = ("overhead.json", "noise.json", "ddi.json")
 #: Status order when one run id appears in several directories: a result beats a failure.
@@ -186,6 +187,9 @@ def _published_records_of(archive: Archive, skipped: list[str]) -> Iterable[dict
         if problem:
             skipped.append(problem)
             continue
+        thumbnail = thumbnail_of(archive.path, data["run_id"])
+        if thumbnail is not None:
+            data["_samples"] = str(thumbnail)
         yield data
 
 

@@ -38,6 +38,7 @@ from wnbench.suite.store import (
     read_record,
     write_record,
 )
+from wnbench.suite.thumbnails import publish_thumbnails
 
 __all__ = [
     "ARCHIVE_SUFFIX",
@@ -322,7 +323,8 @@ def export_published(
     once, accumulate. A published archive that cannot be read, or differs from its plan, is an
     :class:`ArchiveError` and nothing is written. Per-update log curves are thinned to
     :data:`PUBLISHED_CURVE_POINTS` points; evaluation and diagnostic curves are kept whole. Returns both paths and
-    the number of records."""
+    the number of records. Generative cells also get their lowest seed's sample thumbnail in ``DEST/<suite>.samples/``
+    (wnbench.suite.thumbnails)."""
     out_dir, dest_dir = Path(out_dir), Path(dest_dir)
     plan = _load(out_dir / "suite.json")
     suite = plan["suite"]
@@ -342,6 +344,7 @@ def export_published(
         content = lines.encode("utf-8")
         plan[INTEGRITY_KEY] = _seal(len(merged), hashlib.sha256(content).hexdigest())
         _write_archive(records_path, plan_path, plan, content, lock.check_held)
+        publish_thumbnails(out_dir, records_path, merged.values())
     return records_path, plan_path, len(merged)
 
 
