@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from wnbench.gen.digit_metrics import digit_scores
-from wnbench.gen.features import _shifted
+from wnbench.gen.features import _augmented
 
 
 def _logits(labels: list[int], sure: list[bool], classes: int = 10) -> torch.Tensor:
@@ -44,11 +44,26 @@ def test_threshold_is_inclusive_and_nothing_recognizable_gives_worst_shares():
         digit_scores(torch.zeros(0, 10))
 
 
-def test_reader_augmentation_shifts_whole_images():
-    x = torch.zeros(64, 1, 8, 8)
-    x[:, :, 3, 3] = 1.0
-    shifted = _shifted(x, 2, torch.Generator().manual_seed(0))
-    assert shifted.shape == x.shape and torch.all(shifted.sum((1, 2, 3)) == 1)  # nothing lost within 2 px
-    rows = shifted[:, 0].sum(2).argmax(1)
-    cols = shifted[:, 0].sum(1).argmax(1)
-    assert set(rows.tolist()) == set(range(1, 6)) and set(cols.tolist()) == set(range(1, 6))
+def test_reader_augmentation_shifts_whole_images_and_rotates_about_the_centre():
+    x = torch.zeros(256, 1, 9, 9)
+    x[:, :, 2, 4] = 1.0  # two pixels above the centre
+    shifted = _augmented(x, torch.Generator().manual_seed(0), shift=2)
+    assert shifted.shape == x.shape and torch.allclose(shifted.sum((1, 2, 3)), torch.ones(256), atol=1e-5)
+    rows = (shifted[:, 0].sum(2) * torch.arange(9.0)).sum(1)  # centre of mass
+    cols = (shifted[:, 0].sum(1) * torch.arange(9.0)).sum(1)
+    assert (
+        rows.min() >= -1e-4 and rows.max() <= 4 + 1e-4 and cols.min() >= 2 - 1e-4 and cols.max() <= 6 + 1e-4
+    )
+    assert rows.max() - rows.min() > 3.5 and cols.max() - cols.min() > 3.5  # the whole +-2 px range is drawn
+    blob = torch.zeros(256, 1, 15, 15)
+    blob[:, :, 3:6, 6:9] = 1.0  # a 3x3 blob three pixels above the centre (7, 7)
+    turned = _augmented(blob, torch.Generator().manual_seed(0), rotate=90.0)[:, 0]
+    mass = turned.sum((1, 2))
+    row = (turned.sum(2) * torch.arange(15.0)).sum(1) / mass
+    col = (turned.sum(1) * torch.arange(15.0)).sum(1) / mass
+    radius = ((row - 7) ** 2 + (col - 7) ** 2).sqrt()
+    assert torch.allclose(
+        radius, torch.full((256,), 3.0), atol=0.1
+    )  # rotation about the centre keeps the distance
+    assert col.min() < 5 and col.max() > 9  # turned both ways, by up to 90 degrees
+    assert torch.equal(_augmented(x, torch.Generator().manual_seed(0)), x)  # no option: unchanged

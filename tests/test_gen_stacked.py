@@ -100,7 +100,7 @@ def test_stacked_evaluator_on_a_collapsed_generator_and_its_real_floor():
 def test_two_batch_gan_run_on_stacked_mnist(tmp_path, monkeypatch):
     from wnbench.gen.train import train_gen
 
-    monkeypatch.setattr(features, "READER_TRAINING", {"epochs": 1, "shift": 2})
+    monkeypatch.setattr(features, "READER_TRAINING", {**features.READER_TRAINING, "epochs": 1})
     monkeypatch.setattr(digit_metrics, "STACKED_FINAL_SAMPLES", 200)
     record = train_gen(
         "gan", "stacked-mnist", "batch", hyperparams={"eval_samples": 20, "eval_every": 100}, max_steps=2,
