@@ -115,3 +115,47 @@ def test_a_checkpoint_round_trip_gives_identical_outputs(kind, ring8, tmp_path):
         assert torch.equal(gan.discriminator(x), loaded.discriminator(x))
     for a, b in zip(projected_modules(gan), projected_modules(loaded), strict=True):
         assert a.promised_norm() == b.promised_norm()  # nap's target_norm buffer travels in the checkpoint
+
+
+def test_the_generators_moving_average_follows_its_formula(ring8):
+    torch.manual_seed(0)
+    gan = GAN((2,), "weight", "none", latent_dim=2, generator_hidden=(16, 16), ema_decay=0.75)
+    gan.data_dependent_init(
+        next(iter(ring8.train_dataloader()))[0]
+    )  # the average starts here, from G after DDI
+    start = [p.detach().clone() for p in gan.generator.parameters()]
+    assert all(torch.equal(a, s) for a, s in zip(gan.generator_ema.parameters(), start, strict=True))
+    steps = []
+    for _ in range(2):
+        with torch.no_grad():
+            for p in gan.generator.parameters():
+                p.add_(torch.randn_like(p))
+        steps.append([p.detach().clone() for p in gan.generator.parameters()])
+        gan.update_ema()
+    for i, average in enumerate(gan.generator_ema.parameters()):  # 0.25 G_2 + 0.75 (0.25 G_1 + 0.75 G_0)
+        expected = 0.25 * steps[1][i] + 0.75 * 0.25 * steps[0][i] + 0.75**2 * start[i]
+        assert torch.allclose(average, expected, atol=1e-6)
+    with pytest.raises(ValueError, match="ema_decay"):
+        GAN((2,), ema_decay=1.0)
+
+
+@pytest.mark.parametrize("kind", ["batch", "hyperspherical"])
+def test_the_gan_samples_from_a_moving_average_of_its_generator(kind, ring8):
+    torch.manual_seed(0)
+    gan = GAN((2,), kind, "none", latent_dim=2, generator_hidden=(16, 16), discriminator_hidden=(16, 16),
+              lr_generator=1e-2, ema_decay=0.5)  # fmt: skip
+    _fit(gan, ring8, steps=3 * 2)  # 3 batches: a D step and a G step each
+    assert gan.sampler is gan.generator_ema
+    assert not any(p.requires_grad for p in gan.generator_ema.parameters())
+    for average, current in zip(gan.generator_ema.buffers(), gan.generator.buffers(), strict=True):
+        assert torch.equal(average, current)  # BN's running statistics are G's
+    if kind == "hyperspherical":
+        assert _assert_promised_norms(gan.generator_ema) == 2  # the average is put back on the sphere
+    assert not all(
+        torch.equal(a, g)
+        for a, g in zip(gan.generator_ema.parameters(), gan.generator.parameters(), strict=True)
+    )
+    gan.generator_ema.eval()
+    assert torch.equal(
+        gan.sample(8, seed=0), gan.generator_ema(gan.noise(8, seed=0))
+    )  # samples: the average's

@@ -42,11 +42,9 @@ CLASSIFIER_EPOCHS = {"digits": 40, "mnist-5k": 15, "mnist": 3, "fashion-mnist": 
 _CACHE_VERSION = 1
 #: The digit reader (``purpose="reader"``, :class:`DigitReader`): a CNN with max-pooling and dropout trained on images
 #: randomly rotated (up to ``rotate`` degrees), scaled (1 +- ``scale``) and shifted (up to ``shift`` pixels), Adam 1e-3
-#: decayed on a cosine to 0, so that it reads real digits with confidence. Measured on mnist-5k (seed 0, one thread,
-#: 2026-12-06), test digits, accuracy / share read with confidence >= 0.9: the FID feature classifier (15 epochs)
-#: 92.3% / 75.7%; the first reader (that network, 40 epochs on shifted images) 95.6% / 85.9%; this one (40 epochs)
-#: 98.0% / 96.1%, 233 CPU s to train once per cache (a 60-epoch probe: 96.1 / 90.3, 97.2 / 95.1, 97.9 / 96.4, 98.4 /
-#: 96.7% at epochs 10-40).
+#: decayed on a cosine to 0. A reader must be sure of nearly every real digit, or ``recognizable_pct`` measures the
+#: reader rather than the generator: the feature classifier is sure of far fewer real test digits than this one
+#: (docs/measurements/gen-v3-digits.md). Trained once per cache.
 READER_TRAINING = {"epochs": 40, "shift": 2, "rotate": 10.0, "scale": 0.1}
 #: Classifiers this process has loaded or trained, by cache file: StackedMNIST's evaluator and every image cell of a
 #: worker reuse one (frozen, eval mode) instead of reading the file per run.
@@ -476,7 +474,7 @@ class ImageGANEvaluator:
         if final or self.reconstruction_every_epoch:
             images = self.test_images[: self.reconstruction_images]
             metrics["reconstruction_mse"] = reconstruction_error(
-                gan.generate_images, list(gan.generator.parameters()), images, gan.latent_dim,
+                gan.generate_images, list(gan.sampler.parameters()), images, gan.latent_dim,
                 steps=self.reconstruction_steps, seed=self.seed,
             )  # fmt: skip
         return metrics

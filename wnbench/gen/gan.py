@@ -16,6 +16,7 @@ returns metrics logged at the end of every ``eval_every``-th training epoch.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 
 import lightning.pytorch as pl
@@ -23,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wnbench.norms import Norm, make_norm
+from wnbench.norms import Norm, make_norm, project_
 
 from .metrics import check_finite, check_finite_parameters
 from .nets import ConvDown, ConvUp, mlp
@@ -63,9 +64,16 @@ class GAN(NormMaintained, pl.LightningModule):
         joint_discriminator_batch: bool = False,
         evaluator: Evaluator | None = None,
         eval_every: int = 1,
+        ema_decay: float | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
+        if ema_decay is not None and not 0.0 < ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in (0, 1), got {ema_decay}")
+        #: Exponential moving average of G's weights (Karras et al. 2018, and every GAN since): samples and scores
+        #: come from the average, which smooths the oscillation of the two-player game; None: from G itself.
+        self.ema_decay = ema_decay
+        self.generator_ema: nn.Module | None = None
         self.shape = tuple(shape)
         self.is_image = len(self.shape) == 3
         self.generator_norm, self.discriminator_norm = (
@@ -86,7 +94,7 @@ class GAN(NormMaintained, pl.LightningModule):
              "generator_hidden": list(generator_hidden), "discriminator_hidden": list(discriminator_hidden),
              "base_width": base_width, "lr_generator": lr_generator, "lr_discriminator": lr_discriminator,
              "betas": list(betas), "d_steps": d_steps, "lr_decay_batches": lr_decay_batches,
-             "joint_discriminator_batch": joint_discriminator_batch}
+             "joint_discriminator_batch": joint_discriminator_batch, "ema_decay": ema_decay}
         )  # fmt: skip
         # SN-GAN: spectral norm on every D layer, input and head too (with a composition such as spectral+batch
         # the ends get its spectral part only); other norms keep D's ends plain (DCGAN).
@@ -122,9 +130,14 @@ class GAN(NormMaintained, pl.LightningModule):
     def to_data_space(self, x: torch.Tensor) -> torch.Tensor:
         return (x + 1) / 2 if self.is_image else x
 
+    @property
+    def sampler(self) -> nn.Module:
+        """The network samples come from: G's moving average once it exists, else G."""
+        return self.generator_ema if self.generator_ema is not None else self.generator
+
     def generate_images(self, z: torch.Tensor) -> torch.Tensor:
-        """G(z) in data space (images in [0, 1])."""
-        return self.to_data_space(self.generator(z))
+        """The sampler's output for ``z`` in data space (images in [0, 1])."""
+        return self.to_data_space(self.sampler(z))
 
     def noise(self, n: int, seed: int | None = None) -> torch.Tensor:
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
@@ -134,13 +147,14 @@ class GAN(NormMaintained, pl.LightningModule):
 
     @torch.no_grad()
     def sample(self, n: int, seed: int | None = None) -> torch.Tensor:
-        """``n`` samples in data space, with G in eval mode (batch-statistics norms use running stats)."""
-        was_training = self.generator.training
-        self.generator.eval()
+        """``n`` samples in data space, with the sampler in eval mode (batch-statistics norms use running stats)."""
+        sampler = self.sampler
+        was_training = sampler.training
+        sampler.eval()
         try:
             return torch.cat([self.generate_images(z) for z in self.noise(n, seed).split(1000)])
         finally:
-            self.generator.train(was_training)
+            sampler.train(was_training)
 
     # -- data-dependent init ---------------------------------------------------------------
     @torch.no_grad()
@@ -149,7 +163,23 @@ class GAN(NormMaintained, pl.LightningModule):
         count = self.generator_norm.initialize(self.generator, self.noise(len(real)))
         count += self.discriminator_norm.initialize(self.discriminator, self.to_model_space(real))
         self._ddi_done = True
+        if self.ema_decay is not None:  # the average starts from G as initialized
+            self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
         return count
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """One step of G's moving average: parameters averaged, buffers (BN's running statistics) copied, and the
+        average's projecting layers put back on their norm sets, as the optimizer's hook does for G."""
+        if self.generator_ema is None:
+            return
+        for average, current in zip(
+            self.generator_ema.parameters(), self.generator.parameters(), strict=True
+        ):
+            average.lerp_(current, 1.0 - self.ema_decay)
+        for average, current in zip(self.generator_ema.buffers(), self.generator.buffers(), strict=True):
+            average.copy_(current)
+        project_(self.generator_ema)
 
     # -- Lightning -------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -191,6 +221,7 @@ class GAN(NormMaintained, pl.LightningModule):
         opt_g.zero_grad()
         self.manual_backward(loss_g)
         opt_g.step()
+        self.update_ema()
         self.log_dict(
             {"loss_discriminator": loss_d, "loss_generator": loss_g},
             on_step=False,

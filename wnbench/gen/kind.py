@@ -267,7 +267,16 @@ def identity(spec: RunSpec) -> dict[str, Any]:
         hyperparams = load_hyperparams(spec.algo, spec.task, overrides)
     except UserError as err:
         raise UserError(str(err), _hyperparam_problems(err, params, spec.algo)) from None
-    return {"hyperparams": hyperparams.model_dump(mode="json")}
+    dumped = hyperparams.model_dump(mode="json")
+    for key, off in LATER_HYPERPARAMS.items():
+        if key in dumped and dumped[key] == off:
+            del dumped[key]
+    return {"hyperparams": dumped}
+
+
+#: Hyperparameters added after records were published, with the value that leaves training as it was: a run at that
+#: value leaves them out of its identity, so the runs that predate them keep their run ids.
+LATER_HYPERPARAMS: dict[str, Any] = {"ema_decay": None}
 
 
 # -- running --------------------------------------------------------------------------------------------------------

@@ -190,7 +190,9 @@ def peer_figures(record: Mapping[str, Any], primary: str) -> list[tuple[str, Anc
     for metric, value in figures.items():
         # a bare figure is anchored at 0 (modes, HQ share); {figure, low} names the low end, e.g. for a lower-is-
         # better KL the worst value (one mode: log 1000), so the published figure still normalizes to 1
-        low, figure = (float(value["low"]), float(value["figure"])) if isinstance(value, Mapping) else (0.0, value)
+        low, figure = (
+            (float(value["low"]), float(value["figure"])) if isinstance(value, Mapping) else (0.0, value)
+        )
         out.append((metric, Anchor(low, float(figure), f"fixed: {low:.4g}, {source} {float(figure):.4g}")))
     return out
 

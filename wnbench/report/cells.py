@@ -327,8 +327,12 @@ def peer_checks(by_arm: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[PeerC
     out = []
     for metric, anchor in peer_figures(first, scoring.primary(first["config"])):
         values = np.array([raw_score(r, metric) for r in recs])
-        lower = anchor.high < anchor.low  # a lower-is-better figure (StackedMNIST's KL, anchored at its worst)
-        values = np.where(np.isfinite(values), values, math.inf if lower else -math.inf)  # diverged: the worst
+        lower = (
+            anchor.high < anchor.low
+        )  # a lower-is-better figure (StackedMNIST's KL, anchored at its worst)
+        values = np.where(
+            np.isfinite(values), values, math.inf if lower else -math.inf
+        )  # diverged: the worst
         median, best = float(np.median(values)), float(values.min() if lower else values.max())
         norm_median, norm_best = (float(anchor.normalize(np.array([v]))[0]) for v in (median, best))
         out.append(
