@@ -66,6 +66,8 @@ class GANHyperparams(_Strict):
     joint_discriminator_batch: bool = False
     #: Decay of the moving average of G's weights that samples and scores come from (e.g. 0.999); None: G itself.
     ema_decay: float | None = Field(None, gt=0, lt=1)
+    #: DiffAugment policies for images (wnbench.gen.diffaugment: translation, cutout); empty: none.
+    diff_augment: list[Literal["translation", "cutout"]] = Field(default_factory=list)
     #: Generated samples per evaluation: mixture scores (PacGAN's 2,500) and image FID/KID (>= 2,000 advised).
     eval_samples: int = Field(2500, ge=10)
     #: Epochs between per-epoch evaluations (the curves); the final evaluation always runs.

@@ -26,6 +26,7 @@ from torch import nn
 
 from wnbench.norms import Norm, make_norm, project_
 
+from .diffaugment import diff_augment
 from .metrics import check_finite, check_finite_parameters
 from .nets import ConvDown, ConvUp, mlp
 from .norm_callback import NormMaintained
@@ -65,6 +66,7 @@ class GAN(NormMaintained, pl.LightningModule):
         evaluator: Evaluator | None = None,
         eval_every: int = 1,
         ema_decay: float | None = None,
+        diff_augment: Sequence[str] = (),
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -74,6 +76,8 @@ class GAN(NormMaintained, pl.LightningModule):
         #: come from the average, which smooths the oscillation of the two-player game; None: from G itself.
         self.ema_decay = ema_decay
         self.generator_ema: nn.Module | None = None
+        #: DiffAugment policies (wnbench.gen.diffaugment) applied to every image D sees, real and generated.
+        self.augment = tuple(diff_augment)
         self.shape = tuple(shape)
         self.is_image = len(self.shape) == 3
         self.generator_norm, self.discriminator_norm = (
@@ -94,7 +98,8 @@ class GAN(NormMaintained, pl.LightningModule):
              "generator_hidden": list(generator_hidden), "discriminator_hidden": list(discriminator_hidden),
              "base_width": base_width, "lr_generator": lr_generator, "lr_discriminator": lr_discriminator,
              "betas": list(betas), "d_steps": d_steps, "lr_decay_batches": lr_decay_batches,
-             "joint_discriminator_batch": joint_discriminator_batch, "ema_decay": ema_decay}
+             "joint_discriminator_batch": joint_discriminator_batch, "ema_decay": ema_decay,
+             "diff_augment": list(diff_augment)}
         )  # fmt: skip
         # SN-GAN: spectral norm on every D layer, input and head too (with a composition such as spectral+batch
         # the ends get its spectral part only); other norms keep D's ends plain (DCGAN).
@@ -188,11 +193,17 @@ class GAN(NormMaintained, pl.LightningModule):
         return opt_g, opt_d
 
     def discriminate(self, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """D's logits for real and fake samples: two forward passes, or one joint batch."""
+        """D's logits for real and fake samples (each through DiffAugment when set): two forward passes, or one
+        joint batch."""
+        real, fake = self.augmented(real), self.augmented(fake)
         if self.joint_discriminator_batch:
             logits = self.discriminator(torch.cat([real, fake]))
             return logits[: len(real)], logits[len(real) :]
         return self.discriminator(real), self.discriminator(fake)
+
+    def augmented(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` through the DiffAugment policies (images only; unchanged without policies)."""
+        return diff_augment(x, self.augment) if self.augment and self.is_image else x
 
     def training_step(self, batch, batch_idx):
         real = batch[0]
@@ -214,7 +225,9 @@ class GAN(NormMaintained, pl.LightningModule):
         # G side (non-saturating): -log D(G(z)). D's grads from this pass are cleared before its next step.
         fake = self.generator(self.noise(n))
         logits_fake = (
-            self.discriminate(real, fake)[1] if self.joint_discriminator_batch else self.discriminator(fake)
+            self.discriminate(real, fake)[1]
+            if self.joint_discriminator_batch
+            else self.discriminator(self.augmented(fake))
         )
         loss_g = F.softplus(-logits_fake).mean()
         check_finite({"generator loss": loss_g}, step)

@@ -276,7 +276,7 @@ def identity(spec: RunSpec) -> dict[str, Any]:
 
 #: Hyperparameters added after records were published, with the value that leaves training as it was: a run at that
 #: value leaves them out of its identity, so the runs that predate them keep their run ids.
-LATER_HYPERPARAMS: dict[str, Any] = {"ema_decay": None}
+LATER_HYPERPARAMS: dict[str, Any] = {"ema_decay": None, "diff_augment": []}
 
 
 # -- running --------------------------------------------------------------------------------------------------------

@@ -213,7 +213,7 @@ def build_run(
             generator_hidden=hp.generator_hidden, discriminator_hidden=hp.discriminator_hidden,
             base_width=hp.base_width, lr_generator=hp.lr_generator, lr_discriminator=hp.lr_discriminator,
             betas=hp.betas, d_steps=hp.d_steps, evaluator=evaluator, eval_every=hp.eval_every,
-            joint_discriminator_batch=hp.joint_discriminator_batch, ema_decay=hp.ema_decay,
+            joint_discriminator_batch=hp.joint_discriminator_batch, ema_decay=hp.ema_decay, diff_augment=hp.diff_augment,
             lr_decay_batches=_decay_batches(hp, len(dm.train_set), max_steps),
         )  # fmt: skip
     extras["norms"] = {role: n.label for role, n in resolved.items()}
