@@ -9,7 +9,7 @@ from PIL import Image
 
 from wnbench.report.plots import _samples_image
 from wnbench.report.records import _published_records_of
-from wnbench.suite.published import export_published, read_archive
+from wnbench.suite.published import export_published, import_published, read_archive
 from wnbench.suite.store import write_record
 from wnbench.suite.thumbnails import THUMBNAIL_SIDE, publish_thumbnails, samples_dir_of
 
@@ -71,3 +71,15 @@ def test_rl_runs_get_no_thumbnail(tmp_path):
     Image.new("RGB", (50, 50)).save(out / "runs" / "r0" / "samples.png")
     assert publish_thumbnails(out, archive, [_record("r0", "none", 0, kind="rl")]) == 0
     assert not samples_dir_of(archive).exists()
+
+
+def test_unpack_restores_the_thumbnails_so_a_publish_from_there_keeps_them(tmp_path):
+    out = _out_with(tmp_path, [("a0", "none", 0, True), ("a1", "none", 1, True)])
+    archive, _, _ = export_published(out, tmp_path / "pub")
+    fresh = tmp_path / "fresh"
+    assert import_published(archive, fresh) == 2
+    assert (fresh / "runs" / "a0" / "samples.png").is_file() and not (
+        fresh / "runs" / "a1" / "samples.png"
+    ).exists()
+    again, _, _ = export_published(fresh, tmp_path / "pub2")
+    assert [p.name for p in samples_dir_of(again).iterdir()] == ["a0.png"]

@@ -38,7 +38,7 @@ from wnbench.suite.store import (
     read_record,
     write_record,
 )
-from wnbench.suite.thumbnails import publish_thumbnails
+from wnbench.suite.thumbnails import publish_thumbnails, restore_thumbnail
 
 __all__ = [
     "ARCHIVE_SUFFIX",
@@ -369,7 +369,8 @@ def _thin_curves(record: dict[str, Any]) -> dict[str, Any]:
 
 def import_published(records_path: str | Path, out_dir: str | Path) -> int:
     """Unpack ``<suite>.jsonl.gz`` (checked against its plan) and the plan beside it into ``OUT/runs/*/record.json``
-    and ``OUT/suite.json``, so ``wnbench run`` resumes from them and ``wnbench report`` reads them. Records already
+    and ``OUT/suite.json``, so ``wnbench run`` resumes from them and ``wnbench report`` reads them; published sample
+    thumbnails become their runs' ``samples.png`` where a run has none, so a later publish keeps them. Records already
     in ``OUT`` are left as they are. Returns the number of records written."""
     archive = read_archive(records_path)
     written = 0
@@ -377,6 +378,7 @@ def import_published(records_path: str | Path, out_dir: str | Path) -> int:
         if read_record(out_dir, record["run_id"]) is None:
             write_record(out_dir, record)
             written += 1
+        restore_thumbnail(archive.path, record["run_id"], out_dir)
     if archive.plan is not None and not (Path(out_dir) / "suite.json").exists():
         manifest = {k: v for k, v in archive.plan.items() if k != INTEGRITY_KEY}
         atomic_write_json(Path(out_dir) / "suite.json", manifest, indent=1)

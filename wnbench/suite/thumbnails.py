@@ -11,12 +11,20 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SAMPLES_SUFFIX", "THUMBNAIL_SIDE", "publish_thumbnails", "samples_dir_of", "thumbnail_of"]
+__all__ = [
+    "SAMPLES_SUFFIX",
+    "THUMBNAIL_SIDE",
+    "publish_thumbnails",
+    "restore_thumbnail",
+    "samples_dir_of",
+    "thumbnail_of",
+]
 
 SAMPLES_SUFFIX = ".samples"
 THUMBNAIL_SIDE = 256
@@ -86,3 +94,14 @@ def publish_thumbnails(out_dir: str | Path, archive: str | Path, records: Iterab
             if record["run_id"] != chosen and old is not None:
                 old.unlink()
     return written
+
+
+def restore_thumbnail(archive: str | Path, run_id: str, out_dir: str | Path) -> bool:
+    """Copy run ``run_id``'s published thumbnail to ``OUT/runs/<run_id>/samples.png`` when the run folder has no
+    samples.png (``wnbench unpack``): publishing that folder again keeps the cell's thumbnail. True if copied."""
+    thumbnail = thumbnail_of(archive, run_id)
+    target = Path(out_dir) / "runs" / run_id / SAMPLES_FILE
+    if thumbnail is None or target.exists() or not target.parent.is_dir():
+        return False
+    shutil.copyfile(thumbnail, target)
+    return True
