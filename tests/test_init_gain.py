@@ -191,3 +191,14 @@ def test_bad_gain_in_a_suite_exits_2_naming_the_field(tmp_path, monkeypatch, cap
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "norms[1]" in err and "'init_gain' must be a finite number > 0" in err
+
+
+def test_wnbench_norms_lists_the_option_with_an_example(monkeypatch, capsys):
+    from conftest import run_cli
+
+    code, out, _ = run_cli(monkeypatch, capsys, "norms")
+    assert (
+        code in (0, None)
+        and "init_gain" in " ".join(out.split())
+        and "weight[init_gain=10]" in out.replace("\n", "")
+    )

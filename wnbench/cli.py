@@ -57,7 +57,7 @@ def norms_command() -> None:
         )
     console = Console(width=160)
     console.print(table)
-    console.print(f"\nCompose: {COMPOSITION_GRAMMAR}.", highlight=False)
+    console.print(f"\nCompose: {COMPOSITION_GRAMMAR}.", highlight=False, markup=False)
     console.print(
         "Examples: weight+batch_renorm (CrossQ + WN), spectral+batch, weight+layer, "
         "{name: batch_renorm, placement: pre} (CrossQ's own layout), {name: spectral, layers: last_hidden}.",

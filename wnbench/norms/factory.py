@@ -130,8 +130,9 @@ def _make_single(name: str, options: dict[str, Any]) -> Norm:
 COMPOSITION_GRAMMAR = (
     "[WEIGHT+]ACTIVATION or WEIGHT, with WEIGHT in {none, weight, spectral, forced_weight} and ACTIVATION in "
     "{none, batch, batch_renorm, layer, group, meanonly} (nap and hyperspherical stand alone); option placement: post (after the layer, default) "
-    "| pre (on its input, the observation included, as CrossQ); other options go to the part that takes "
-    "them, e.g. {name: weight+batch_renorm, ddi: true, placement: pre}"
+    "| pre (on its input, the observation included, as CrossQ); option init_gain (every kind, default 1): the hidden "
+    "layers' initial weights multiplied by it, a careless init (e.g. weight[init_gain=10]); other options go to the "
+    "part that takes them, e.g. {name: weight+batch_renorm, ddi: true, placement: pre}"
 )
 
 
