@@ -24,14 +24,13 @@ EXPECTED = {
     ("Pendulum-v1", "sac", 10000): (BASIS_CURVE, -128.6),
     ("Pendulum-v1", "crossq", 10000): (BASIS_CURVE, -128.6),
     ("Acrobot-v1", "ppo", 200000): (BASIS_CURVE, -79.6),
-    ("LunarLander-v3", "ppo", 1000000): (BASIS_FINAL, 242.119),
+    ("LunarLander-v3", "ppo", 500000): (BASIS_CURVE, 204.3),
     ("MinAtar/Breakout-v1", "dqn", 200000): (BASIS_CURVE, 6.1),
     ("MinAtar/Freeway-v1", "dqn", 200000): (BASIS_REACHED_ONLY, 50.2),
     ("MinAtar/SpaceInvaders-v1", "dqn", 200000): (BASIS_CURVE, 21.0),
     ("MinAtar/Asterix-v1", "dqn", 200000): (BASIS_CURVE, 0.7),
     # PPO has no MinAtar entry: the DQN figure at 5M, no curve point near 500k
     ("MinAtar/Breakout-v1", "ppo", 500000): (BASIS_REACHED_ONLY, 10.0),
-    ("MinAtar/Freeway-v1", "ppo", 500000): (BASIS_REACHED_ONLY, 50.2),
     ("MinAtar/SpaceInvaders-v1", "ppo", 500000): (BASIS_REACHED_ONLY, 43.3),
     ("Hopper-v5", "sac", 30000): (BASIS_CURVE, 344.1),
     ("HalfCheetah-v5", "sac", 30000): (BASIS_CURVE, 608.0),
@@ -57,6 +56,9 @@ BASELINE_ONLY = {
         BASIS_FINAL,
         94.679,
     ),  # CrossQ's own design below SAC's figure
+    # cut for cost (re-plan of 2026-12-06): the baseline profile's 1M runs, and PPO Freeway's no-norm runs
+    ("LunarLander-v3", "ppo", 1000000): (BASIS_FINAL, 242.119),
+    ("MinAtar/Freeway-v1", "ppo", 500000): (BASIS_REACHED_ONLY, 50.2),
 }
 
 

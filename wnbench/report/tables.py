@@ -159,11 +159,13 @@ def iqm_table(iqm: Mapping[str, stats.Estimate], anchors: Mapping[str, str]) -> 
 def peer_table(cells: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]]) -> Table | None:
     """Each cell's :func:`peer_checks`, in raw units and normalized.
 
-    The zoo's figure is one run ("not a quantitative benchmark", benchmark.md), so the table shows the median
-    *and* the best seed: *at peer level* needs the median; *best seed only* says the zoo's single run is within
-    the seeds' spread but the typical run is below it; a budget below the zoo's is a sample-efficiency cell
-    unless its median is already at the zoo's figure. PacGAN's figures are means over trials: the median must
-    reach them."""
+    An RL figure is one run (the zoo's "not a quantitative benchmark", benchmark.md; a point of its agent's
+    learning curve; MinAtar's curves are means, read off a figure), so the table shows the median *and* the best
+    seed: *at peer level* needs the median; *best seed only* says the single run is within the seeds' spread but the
+    typical run is below it. A cell run at a budget below the figure's is graded against the reference's curve
+    point near its budget, or, with none, is "no reference at this budget" unless its median already reaches the
+    final figure (:mod:`wnbench.report.anchors`). PacGAN's figures are means over trials: the median must reach
+    them."""
     rows = []
     sources = []
     for cell, by_arm in cells.items():
@@ -185,8 +187,8 @@ def peer_table(cells: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]]) -
         return None
     where = " and ".join(
         name
-        for name, present in (("rl-baselines3-zoo's benchmark.md", any(sources)),
-                              ("PacGAN's Table 1", not all(sources)))
+        for name, present in (("published RL figures from rl-baselines3-zoo, its agents' curves and MinAtar", any(sources)),
+                              ("PacGAN's tables", not all(sources)))
         if present
     )  # fmt: skip
     scales = [
@@ -199,7 +201,7 @@ def peer_table(cells: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]]) -
         f"Baselines against {where} (the peer check before any comparison): the peer arm's median [min, max] "
         f"over seeds; normalized = {', '.join(scales)}; at peer level = normalized median >= {PEER_LEVEL} for "
         "every figure of the cell",
-        ["cell", "peer arm", "metric", "steps (zoo's)", "published (its entry)", "median [min, max]",
+        ["cell", "peer arm", "metric", "steps (figure's)", "published (its entry)", "median [min, max]",
          "normalized median / best", "status"],
         rows,
     )  # fmt: skip
