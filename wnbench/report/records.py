@@ -18,7 +18,7 @@ from typing import Any
 from wnbench.errors import UserError
 from wnbench.suite.published import Archive, ArchiveError, find_archives, read_archive, recovery_hints
 from wnbench.suite.store import RECORD_SCHEMA, STATUSES, iter_record_files
-from wnbench.suite.thumbnails import thumbnail_of
+from wnbench.suite.thumbnails import published_thumbnails
 
 BENCH_FILES = ("overhead.json", "noise.json", "ddi.json")
 #: Status order when one run id appears in several directories: a result beats a failure.
@@ -182,14 +182,14 @@ def _records_of(directory: Path, skipped: list[str]) -> Iterable[dict[str, Any]]
 
 def _published_records_of(archive: Archive, skipped: list[str]) -> Iterable[dict[str, Any]]:
     """An archive's records that this wnbench can use (the archive itself was checked whole by read_archive)."""
+    thumbnails = published_thumbnails(archive.path)
     for number, data in enumerate(archive.records, 1):
         problem = _check_record(data, f"{archive.path}:{number}")
         if problem:
             skipped.append(problem)
             continue
-        thumbnail = thumbnail_of(archive.path, data["run_id"])
-        if thumbnail is not None:
-            data["_samples"] = str(thumbnail)
+        if data["run_id"] in thumbnails:
+            data["_samples"] = str(thumbnails[data["run_id"]])
         yield data
 
 

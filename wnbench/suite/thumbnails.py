@@ -21,6 +21,7 @@ __all__ = [
     "SAMPLES_SUFFIX",
     "THUMBNAIL_SIDE",
     "publish_thumbnails",
+    "published_thumbnails",
     "restore_thumbnail",
     "samples_dir_of",
     "thumbnail_of",
@@ -43,6 +44,12 @@ def thumbnail_of(archive: str | Path, run_id: str) -> Path | None:
     """The published thumbnail of run ``run_id`` of ``archive``, or None when there is none."""
     path = samples_dir_of(archive) / f"{run_id}.png"
     return path if path.is_file() else None
+
+
+def published_thumbnails(archive: str | Path) -> dict[str, Path]:
+    """Every thumbnail published beside ``archive``, by run id (one listing of its samples folder)."""
+    folder = samples_dir_of(archive)
+    return {p.stem: p for p in folder.glob("*.png")} if folder.is_dir() else {}
 
 
 def _cell_key(record: Mapping[str, Any]) -> str:
@@ -71,6 +78,7 @@ def publish_thumbnails(out_dir: str | Path, archive: str | Path, records: Iterab
     ``samples.png`` in ``OUT/runs/<run_id>/`` or a thumbnail already published; drop the cell's other thumbnails.
     Returns the number of thumbnails written."""
     out_dir, folder = Path(out_dir), samples_dir_of(archive)
+    published = published_thumbnails(archive)
     cells: dict[str, list[Mapping[str, Any]]] = {}
     for record in records:
         if record.get("config", {}).get("kind") == "gen":
@@ -80,19 +88,18 @@ def publish_thumbnails(out_dir: str | Path, archive: str | Path, records: Iterab
         chosen, source = None, None
         for record in sorted(runs, key=lambda r: (r["config"].get("seed", 0), r["run_id"])):
             local = out_dir / "runs" / record["run_id"] / SAMPLES_FILE
-            if thumbnail_of(archive, record["run_id"]) is not None or local.is_file():
+            if record["run_id"] in published or local.is_file():
                 chosen, source = record["run_id"], local
                 break
         if chosen is None:
             continue
-        if thumbnail_of(archive, chosen) is None:
+        if chosen not in published:
             folder.mkdir(parents=True, exist_ok=True)
             _write_thumbnail(source, folder / f"{chosen}.png")
             written += 1
         for record in runs:  # a lower seed published later supersedes the cell's earlier thumbnail
-            old = thumbnail_of(archive, record["run_id"])
-            if record["run_id"] != chosen and old is not None:
-                old.unlink()
+            if record["run_id"] != chosen and record["run_id"] in published:
+                published[record["run_id"]].unlink()
     return written
 
 
