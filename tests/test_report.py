@@ -560,6 +560,22 @@ def test_mechanism_diagnostics_get_a_table_and_a_figure_per_diagnostic(tmp_path)
     assert not (tmp_path / "out" / "figures" / "c1_diag_q_bias.png").exists()
 
 
+def test_a_vae_posterior_collapse_shows_as_its_active_units_in_the_mechanism_table(tmp_path):
+    """A generative run's final mechanism figure (the VAE's active latent units) gets a row per cell beside the
+    curve diagnostics: the median over runs, per arm; a cell whose runs do not record it gets no row."""
+    for task in ("ring8", "moons"):
+        for seed in range(3):
+            for norm, elbo, units in (("batch", -2.0, 2.0), ("weight", -2.5 - seed, 0.0 if seed else 1.0)):
+                r = _gen_record(f"{task}-{norm}{seed}", task, norm, seed, 0.0)
+                r["config"]["algo"] = "vae"
+                r["metrics"] = {"elbo_test_nats": elbo, **({"active_units": units} if task == "ring8" else {})}
+                write_record(tmp_path / "gen", r)
+    build_report([tmp_path / "gen"], tmp_path / "out", reps=REPS)
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "| ring8/vae | active_units | 2 n=3 | 0 n=3 |" in text  # weight: 1, 0, 0 -> median 0
+    assert "| moons/vae | active_units |" not in text
+
+
 def test_gradient_noise_reads_full_batch_where_the_update_uses_the_whole_rollout(tmp_path):
     """PPO whose minibatch is its rollout (the zoo's CartPole-v1: 256 = 8 envs x 32 steps) has no sampling noise:
     its grad_noise cell reads "full batch" (not a rounding-level number) and gets no curve; a PPO cell with

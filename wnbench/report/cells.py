@@ -238,8 +238,18 @@ def unmeasured_diagnostic(record: Mapping[str, Any], key: str) -> bool:
     return key in SAMPLING_NOISE and full_batch_config(record.get("config") or {})
 
 
+#: Final figures of generative runs that explain a score rather than grade it, shown beside the curve diagnostics:
+#: the VAE's active latent units (0 = posterior collapse: the decoder ignores z and fits one broad Gaussian) and
+#: the diffusion denoiser's loss on test points (how well it learned the denoising task).
+FINAL_MECHANISMS = ("active_units", "denoising_loss_test")
+
+
 def diagnostic_value(record: Mapping[str, Any], key: str) -> float:
-    """A run's summary of one diagnostic: the mean over its probe points (NaN when it has none)."""
+    """A run's summary of one diagnostic: the mean over its probe points (NaN when it has none); a final mechanism
+    figure (:data:`FINAL_MECHANISMS`) as the run recorded it."""
+    if key in FINAL_MECHANISMS:
+        value = (record.get("metrics") or {}).get(key)
+        return float(value) if isinstance(value, (int, float)) else math.nan
     curve = (record.get("curves") or {}).get(key) or {}
     values = np.asarray(curve.get("value") or [], dtype=float)
     values = values[np.isfinite(values)]

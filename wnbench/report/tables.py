@@ -12,6 +12,7 @@ import numpy as np
 from . import stats
 from .cells import (
     DIAGNOSTICS,
+    FINAL_MECHANISMS,
     PEER_LEVEL,
     arm_label_of,
     diagnostic_value,
@@ -66,7 +67,7 @@ def diagnostics_table(cells: Mapping[str, Mapping[str, Sequence[Mapping[str, Any
     norms = sorted({n for by in cells.values() for n in by}, key=norm_order)
     rows = []
     for cell, by_norm in cells.items():
-        for key in DIAGNOSTICS:
+        for key in (*DIAGNOSTICS, *FINAL_MECHANISMS):
             row = [cell, key.removeprefix("diag/")]
             seen = False
             for norm in norms:
@@ -90,7 +91,9 @@ def diagnostics_table(cells: Mapping[str, Mapping[str, Sequence[Mapping[str, Any
         "algorithm's size (full batch: the update uses the whole rollout -- A2C, PPO CartPole's 256 = 8 x 32 -- so it "
         "has no minibatch sampling noise); "
         "weight_norm, eff_lr = the critic's hidden weights and their relative change per step; q_bias = mean Q "
-        "minus the Monte-Carlo return",
+        "minus the Monte-Carlo return; active_units = the VAE's latent dimensions whose posterior mean varies over "
+        "test data (Burda et al. 2016; 0 = posterior collapse, the decoder ignores z); denoising_loss_test = the "
+        "diffusion model's DDPM loss on test points",
         ["cell", "diagnostic", *norms],
         rows,
     )
