@@ -576,6 +576,27 @@ def test_a_vae_posterior_collapse_shows_as_its_active_units_in_the_mechanism_tab
     assert "| moons/vae | active_units |" not in text
 
 
+def test_generative_baselines_are_graded_against_their_floors_and_the_trivial_model(tmp_path):
+    """With no published figure, a generative cell's no-norm arm still gets a line against each floor its records
+    carry: the energy distance's real-vs-real level (the gap in raw units) and, for a VAE, the independent model: a
+    median gain under 0.01 nats reads as learning nothing beyond it."""
+    for task, gain in (("circles", 0.002), ("moons", 0.8)):
+        for seed in range(3):
+            for norm in ("none", "batch"):
+                r = _gen_record(f"{task}-{norm}{seed}", task, norm, seed, 0.0)
+                r["config"]["algo"] = "vae"
+                r["metrics"] = {"elbo_test_nats": -2.0 - seed, "elbo_gain_over_baseline_nats": gain + 0.001 * seed,
+                                "energy_distance": 0.02 + 0.01 * seed, "energy_distance_floor": 0.001}  # fmt: skip
+                write_record(tmp_path / "gen", r)
+    build_report([tmp_path / "gen"], tmp_path / "out", reps=REPS)
+    text = (tmp_path / "out" / "report.md").read_text()
+    rows = [line for line in text.splitlines() if "| none | " in line and ("floor" in line or "independent" in line)]
+    assert any(r.startswith("| circles/vae | none | elbo_gain_over_baseline_nats") and "learns nothing" in r for r in rows)
+    assert any(r.startswith("| moons/vae | none | elbo_gain_over_baseline_nats") and "beats it by 0.801" in r for r in rows)
+    assert any(r.startswith("| moons/vae | none | energy_distance | 0.03 [0.02, 0.04] n=3 | 0.001 |")
+               and "0.029 from the floor" in r for r in rows)  # fmt: skip
+
+
 def test_gradient_noise_reads_full_batch_where_the_update_uses_the_whole_rollout(tmp_path):
     """PPO whose minibatch is its rollout (the zoo's CartPole-v1: 256 = 8 envs x 32 steps) has no sampling noise:
     its grad_noise cell reads "full batch" (not a rounding-level number) and gets no curve; a PPO cell with

@@ -26,7 +26,7 @@ from ..hypotheses import evaluate_hypothesis, iqm_by_norm
 from ..records import Inputs
 from ..registry import Claim, Registry
 from ..results import AT_PEER, TUNED, ClaimResult, HypothesisResult
-from ..tables import diagnostics_table, median_table, peer_table
+from ..tables import diagnostics_table, floor_table, median_table, peer_table
 
 
 def analyze_comparison(
@@ -136,10 +136,11 @@ def _at_peer(
 
 
 def _add_cell_tables(result: ClaimResult, cells: Mapping[str, Any]) -> None:
-    """The peer table, the medians of every run, and the mechanism diagnostics where runs logged them."""
-    peers = peer_table(cells)
-    if peers is not None:
-        result.tables.append(peers)
+    """The peer table, the generative floors, the medians of every run, and the mechanism diagnostics where runs
+    logged them."""
+    for table in (peer_table(cells), floor_table(cells)):
+        if table is not None:
+            result.tables.append(table)
     result.tables.append(median_table(cells, "Median of the headline metric per cell (raw units), every run"))
     diagnostics = diagnostics_table(cells)
     if diagnostics is not None:
