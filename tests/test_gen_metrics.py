@@ -184,7 +184,9 @@ class _FixedImages:
     def __init__(self, images):
         self.images = images
         self.generator = torch.nn.Linear(4, int(images[0].numel()))
-        self.sampler = self.generator  # the network generate_images uses (the GAN's: G, or G's moving average)
+        self.sampler = (
+            self.generator
+        )  # the network generate_images uses (the GAN's: G, or G's moving average)
 
     def sample(self, n, seed=None):
         return self.images[:n]

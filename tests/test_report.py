@@ -568,7 +568,10 @@ def test_a_vae_posterior_collapse_shows_as_its_active_units_in_the_mechanism_tab
             for norm, elbo, units in (("batch", -2.0, 2.0), ("weight", -2.5 - seed, 0.0 if seed else 1.0)):
                 r = _gen_record(f"{task}-{norm}{seed}", task, norm, seed, 0.0)
                 r["config"]["algo"] = "vae"
-                r["metrics"] = {"elbo_test_nats": elbo, **({"active_units": units} if task == "ring8" else {})}
+                r["metrics"] = {
+                    "elbo_test_nats": elbo,
+                    **({"active_units": units} if task == "ring8" else {}),
+                }
                 write_record(tmp_path / "gen", r)
     build_report([tmp_path / "gen"], tmp_path / "out", reps=REPS)
     text = (tmp_path / "out" / "report.md").read_text()
@@ -590,9 +593,19 @@ def test_generative_baselines_are_graded_against_their_floors_and_the_trivial_mo
                 write_record(tmp_path / "gen", r)
     build_report([tmp_path / "gen"], tmp_path / "out", reps=REPS)
     text = (tmp_path / "out" / "report.md").read_text()
-    rows = [line for line in text.splitlines() if "| none | " in line and ("floor" in line or "independent" in line)]
-    assert any(r.startswith("| circles/vae | none | elbo_gain_over_baseline_nats") and "learns nothing" in r for r in rows)
-    assert any(r.startswith("| moons/vae | none | elbo_gain_over_baseline_nats") and "beats it by 0.801" in r for r in rows)
+    rows = [
+        line
+        for line in text.splitlines()
+        if "| none | " in line and ("floor" in line or "independent" in line)
+    ]
+    assert any(
+        r.startswith("| circles/vae | none | elbo_gain_over_baseline_nats") and "learns nothing" in r
+        for r in rows
+    )
+    assert any(
+        r.startswith("| moons/vae | none | elbo_gain_over_baseline_nats") and "beats it by 0.801" in r
+        for r in rows
+    )
     assert any(r.startswith("| moons/vae | none | energy_distance | 0.03 [0.02, 0.04] n=3 | 0.001 |")
                and "0.029 from the floor" in r for r in rows)  # fmt: skip
 

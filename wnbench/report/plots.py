@@ -330,10 +330,14 @@ def sample_grids(result: ClaimResult, path: Path) -> bool:
             if j == 0:
                 ax.set_ylabel(cell.split(" [")[0], fontsize=8)
     vae = any(cell.split(" [")[0].endswith("/vae") for cell, _ in rows)
-    what = "decoder means E[x|z], z from the prior (a point: posterior collapse)" if vae else "generated samples"
+    what = (
+        "decoder means E[x|z], z from the prior (a point: posterior collapse)" if vae else "generated samples"
+    )
     fig.suptitle(f"{result.claim}: {what} (first seed of each cell)", fontsize=10)
     height = fig.get_figheight()
-    fig.subplots_adjust(left=0.04, right=0.99, top=1 - 0.75 / height, bottom=0.1 / height, wspace=0.05, hspace=0.2)
+    fig.subplots_adjust(
+        left=0.04, right=0.99, top=1 - 0.75 / height, bottom=0.1 / height, wspace=0.05, hspace=0.2
+    )
     _save(fig, path)
     return True
 

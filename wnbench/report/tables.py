@@ -245,7 +245,9 @@ def floor_table(cells: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]]) 
             if not values.size:
                 continue
             median = float(np.median(values))
-            spread = f"{fmt_value(median)} [{fmt_value(float(values.min()))}, {fmt_value(float(values.max()))}]"
+            spread = (
+                f"{fmt_value(median)} [{fmt_value(float(values.min()))}, {fmt_value(float(values.max()))}]"
+            )
             if floor_key is None:
                 floor_text = "0"
                 status = (
@@ -254,7 +256,9 @@ def floor_table(cells: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]]) 
                     else f"beats it by {fmt_value(median)} nats"
                 )
             else:
-                floors = np.array([(r.get("metrics") or {}).get(floor_key, np.nan) for r in recs], dtype=float)
+                floors = np.array(
+                    [(r.get("metrics") or {}).get(floor_key, np.nan) for r in recs], dtype=float
+                )
                 floors = floors[np.isfinite(floors)]
                 if not floors.size:
                     continue
