@@ -105,14 +105,26 @@ def arm_label(config: Mapping[str, Any]) -> str:
         other_options = {k: v for k, v in other.items() if k != "name"} if isinstance(other, Mapping) else {}
         if other_options:
             other_name = f"{other_name}[{','.join(f'{k}={v}' for k, v in sorted(other_options.items()))}]"
-        roles = _ROLES.get(str(config.get("algo")), ())
+        roles = NETWORK_ROLES.get(str(config.get("algo")), ())
         rest = [r for r in roles if r != on]
         label += f",{other_name}@{rest[0] if rest else 'other'}"
     return label
 
 
-#: The networks of each model (as wnbench.gen.train.NETWORK_ROLES, without importing Lightning).
-_ROLES = {"vae": ("encoder", "decoder"), "gan": ("generator", "discriminator"), "diffusion": ("denoiser",)}
+#: The networks of each model, in the order a single norm is applied to them (here, not in wnbench.gen.train, so
+#: reports read them without importing Lightning).
+NETWORK_ROLES = {
+    "vae": ("encoder", "decoder"),
+    "gan": ("generator", "discriminator"),
+    "diffusion": ("denoiser",),
+}
+#: Per-network mechanism diagnostics every generative run logs as ``diag/<key>`` curves once per epoch
+#: (wnbench.gen.norm_callback): weight-norm growth and effective learning rate of each network's hidden layers.
+DIAGNOSTIC_KEYS = tuple(
+    f"{role}_{what}"
+    for role in dict.fromkeys(r for roles in NETWORK_ROLES.values() for r in roles)
+    for what in ("weight_norm", "eff_lr")
+)
 
 
 def _primary_of(config: Mapping[str, Any]) -> str:

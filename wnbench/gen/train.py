@@ -36,6 +36,7 @@ from .gan import GAN
 from .metrics import PointsEvaluator, independent_baseline_nll
 from .nets import conv_plan
 from .plots import save_image_grid, save_scatter
+from .scoring import NETWORK_ROLES
 from .vae import VAE
 
 __all__ = ["train_gen", "ForwardingLogger", "NETWORK_ROLES", "build_run"]
@@ -44,13 +45,6 @@ __all__ = ["train_gen", "ForwardingLogger", "NETWORK_ROLES", "build_run"]
 READER_DATASETS = ("mnist-5k",)
 
 LogFn = Callable[[dict[str, float], int], None]
-
-#: The two networks of each model, in the order a single norm is applied to them.
-NETWORK_ROLES = {
-    "vae": ("encoder", "decoder"),
-    "gan": ("generator", "discriminator"),
-    "diffusion": ("denoiser",),
-}
 
 
 class ForwardingLogger(Logger):

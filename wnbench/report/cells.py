@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from wnbench.rl.scoring import DIAGNOSTIC_KEYS, full_batch_config
+from wnbench.gen.scoring import DIAGNOSTIC_KEYS as GEN_DIAGNOSTIC_KEYS
+from wnbench.rl.scoring import ACTOR_DIAGNOSTIC_KEYS, DIAGNOSTIC_KEYS, full_batch_config
 from wnbench.suite.kinds import Scoring, get_kind
 
 from .anchors import Anchor, minmax_anchor, record_anchor
@@ -227,8 +228,9 @@ def scored_cells(
     return out
 
 
-#: Mechanism diagnostics a run's curves may carry (wnbench.rl.diagnostics), in the order they are shown.
-DIAGNOSTICS = tuple(f"diag/{key}" for key in DIAGNOSTIC_KEYS)
+#: Mechanism diagnostics a run's curves may carry, in the order they are shown: RL's (wnbench.rl.diagnostics: the
+#: critic's or policy's, then the actor's weight growth) and each generative network's (wnbench.gen.norm_callback).
+DIAGNOSTICS = tuple(f"diag/{key}" for key in (*DIAGNOSTIC_KEYS, *ACTOR_DIAGNOSTIC_KEYS, *GEN_DIAGNOSTIC_KEYS))
 #: The diagnostics of minibatch sampling noise: shown as "full batch" where the update uses the whole rollout.
 SAMPLING_NOISE = ("diag/grad_noise", "diag/grad_var")
 

@@ -78,7 +78,7 @@ def diagnostics(result: ClaimResult, key: str, path: Path) -> bool:
     return _curve_panels(
         result, path, has,
         f"{result.claim}: {name} (mechanism diagnostic), median over seeds, band = interquartile range",
-        log=name in ("grad_noise", "grad_var", "eff_lr"),
+        log=name in ("grad_noise", "grad_var") or name.endswith("eff_lr"),
     )  # fmt: skip
 
 

@@ -90,7 +90,9 @@ def diagnostics_table(cells: Mapping[str, Mapping[str, Sequence[Mapping[str, Any
         "(0 when train and rollout functions agree); grad_noise = tr(Sigma)/|g|^2 over probe minibatches of the "
         "algorithm's size (full batch: the update uses the whole rollout -- A2C, PPO CartPole's 256 = 8 x 32 -- so it "
         "has no minibatch sampling noise); "
-        "weight_norm, eff_lr = the critic's hidden weights and their relative change per step; q_bias = mean Q "
+        "weight_norm, eff_lr = the critic's hidden weights and their relative change per step (actor_*: the "
+        "actor's; generator_*, discriminator_*, encoder_*, decoder_*, denoiser_*: that generative network's, per "
+        "epoch); q_bias = mean Q "
         "minus the Monte-Carlo return; active_units = the VAE's latent dimensions whose posterior mean varies over "
         "test data (Burda et al. 2016; 0 = posterior collapse, the decoder ignores z); denoising_loss_test = the "
         "diffusion model's DDPM loss on test points",
