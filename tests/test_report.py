@@ -561,8 +561,9 @@ def test_mechanism_diagnostics_get_a_table_and_a_figure_per_diagnostic(tmp_path)
 
 
 def test_a_vae_posterior_collapse_shows_as_its_active_units_in_the_mechanism_table(tmp_path):
-    """A generative run's final mechanism figure (the VAE's active latent units) gets a row per cell beside the
-    curve diagnostics: the median over runs, per arm; a cell whose runs do not record it gets no row."""
+    """A generative run's final mechanism figure (the VAE's active latent units) and its networks' per-epoch
+    diagnostics (the decoder's effective learning rate) get a row per cell: the median over runs, per arm; a cell
+    whose runs do not record one gets no row for it."""
     for task in ("ring8", "moons"):
         for seed in range(3):
             for norm, elbo, units in (("batch", -2.0, 2.0), ("weight", -2.5 - seed, 0.0 if seed else 1.0)):
@@ -572,11 +573,13 @@ def test_a_vae_posterior_collapse_shows_as_its_active_units_in_the_mechanism_tab
                     "elbo_test_nats": elbo,
                     **({"active_units": units} if task == "ring8" else {}),
                 }
+                r["curves"] = {"diag/decoder_eff_lr": {"step": [1, 2], "value": [units, 3 * units]}}
                 write_record(tmp_path / "gen", r)
     build_report([tmp_path / "gen"], tmp_path / "out", reps=REPS)
     text = (tmp_path / "out" / "report.md").read_text()
     assert "| ring8/vae | active_units | 2 n=3 | 0 n=3 |" in text  # weight: 1, 0, 0 -> median 0
     assert "| moons/vae | active_units |" not in text
+    assert "| ring8/vae | decoder_eff_lr | 4 n=3 | 0 n=3 |" in text  # each run's mean over its epochs
 
 
 def test_generative_baselines_are_graded_against_their_floors_and_the_trivial_model(tmp_path):
