@@ -42,6 +42,8 @@ CURVE_TOLERANCE = 0.10
 #: How a peer figure applies to the cell's budget: the figure at (about) the cell's budget, a point of the
 #: reference's learning curve near it, or a final figure at a larger budget that the cell can only reach.
 BASIS_FINAL, BASIS_CURVE, BASIS_REACHED_ONLY = "final", "curve", "reached only"
+#: What a learning-curve point measures: one evaluation of the policy at that step, or a training-return average.
+CURVE_EVALUATION, CURVE_TRAINING = "evaluation", "training"
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,10 @@ class Anchor:
     source: str  # "fixed: random policy 22.3, rl-zoo ppo 500" or "min-max"
     steps: float = 0.0  # RL: the budget ``high`` was published at (0: unknown)
     basis: str = BASIS_FINAL  # peer figures: BASIS_FINAL, BASIS_CURVE or BASIS_REACHED_ONLY
+    #: A curve point that is one evaluation of the reference's policy at this step (the zoo's evaluations.npz): the
+    #: peer check reads each run's own evaluation there, like for like, not its final_return (a mean over its last
+    #: evaluations, which lags a steep curve). 0: the figure is graded on the cell's primary metric.
+    at_step: float = 0.0
 
     @property
     def fixed(self) -> bool:
@@ -82,18 +88,26 @@ class RLReference:
     source: str = "rl-zoo"
     curve: tuple[tuple[float, float], ...] = ()
     via: str = ""  # "ppo", or "sac (no crossq entry)"
+    #: CURVE_EVALUATION: each point is one evaluation of the reference's policy at that step (the zoo's agents);
+    #: CURVE_TRAINING: a moving average of training returns (MinAtar's published curves).
+    curve_kind: str = "evaluation"
 
 
 def _reference(algo: str, raw: Any) -> RLReference:
     """An entry is a number (the zoo's figure at the zoo's budget) or a mapping: ``value`` and optional ``steps``,
-    ``source``, ``curve`` ({steps: value}) and ``curve_source``."""
+    ``source``, ``curve`` ({steps: value}), ``curve_source`` and ``curve_kind`` (``evaluation``, the default, or
+    ``training``)."""
     if not isinstance(raw, Mapping):
         return RLReference(algo, float(raw))
     curve = tuple(sorted((float(k), float(v)) for k, v in (raw.get("curve") or {}).items()))
     steps = raw.get("steps")
+    kind = str(raw.get("curve_kind") or CURVE_EVALUATION)
+    if kind not in (CURVE_EVALUATION, CURVE_TRAINING):
+        raise ValueError(f"anchors: curve_kind must be {CURVE_EVALUATION} or {CURVE_TRAINING}, got {kind!r}")
     return RLReference(
-        algo, float(raw["value"]), float(steps) if steps else None, str(raw.get("source") or "rl-zoo"), curve
-    )
+        algo, float(raw["value"]), float(steps) if steps else None, str(raw.get("source") or "rl-zoo"), curve,
+        curve_kind=kind,
+    )  # fmt: skip
 
 
 def rl_reference(task: str, algo: str, table: Mapping[str, Any] | None = None) -> RLReference | None:
@@ -108,7 +122,7 @@ def rl_reference(task: str, algo: str, table: Mapping[str, Any] | None = None) -
         key = entry.get("fallback", next(iter(refs)))
         via = f"{key} (no {algo} entry)"
     ref = _reference(key, refs[key])
-    return RLReference(ref.algo, ref.value, ref.steps, ref.source, ref.curve, via)
+    return RLReference(ref.algo, ref.value, ref.steps, ref.source, ref.curve, via, ref.curve_kind)
 
 
 def rl_anchor(task: str, algo: str, table: Mapping[str, Any] | None = None) -> Anchor | None:
@@ -128,8 +142,8 @@ def rl_peer_anchor(
 ) -> Anchor | None:
     """The figure a cell run for ``budget`` steps is graded against (random policy low): the final figure where
     the budget reaches its ``steps`` (``zoo_steps`` where the entry names none; within ``CURVE_TOLERANCE``, or
-    either unknown), else the learning-curve point nearest the budget within ``CURVE_TOLERANCE``, else the final
-    figure marked :data:`BASIS_REACHED_ONLY`."""
+    either unknown), else the learning-curve point nearest the budget within ``CURVE_TOLERANCE`` (an evaluation
+    point sets ``at_step``: runs are read at that step), else the final figure marked :data:`BASIS_REACHED_ONLY`."""
     anchor = rl_anchor(task, algo, table)
     ref = rl_reference(task, algo, table)
     if anchor is None or ref is None:
@@ -144,7 +158,8 @@ def rl_peer_anchor(
         source = (
             f"fixed: random policy {anchor.low:.4g}, {ref.source} {ref.via} curve {value:.4g} at {steps:,.0f}"
         )
-        return Anchor(anchor.low, value, source, steps=steps, basis=BASIS_CURVE)
+        at_step = steps if ref.curve_kind == CURVE_EVALUATION else 0.0
+        return Anchor(anchor.low, value, source, steps=steps, basis=BASIS_CURVE, at_step=at_step)
     return Anchor(anchor.low, anchor.high, anchor.source, steps=ref_steps, basis=BASIS_REACHED_ONLY)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from wnbench.gen.scoring import DIAGNOSTIC_KEYS as GEN_DIAGNOSTIC_KEYS
-from wnbench.rl.scoring import ACTOR_DIAGNOSTIC_KEYS, DIAGNOSTIC_KEYS, full_batch_config
+from wnbench.rl.scoring import ACTOR_DIAGNOSTIC_KEYS, DIAGNOSTIC_KEYS, EVAL_CURVE, full_batch_config
 from wnbench.suite.kinds import Scoring, get_kind
 
 from .anchors import Anchor, minmax_anchor, record_anchor
@@ -338,7 +338,11 @@ def peer_checks(by_arm: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[PeerC
     rl = first["config"]["kind"] == "rl"
     out = []
     for metric, anchor in peer_figures(first, scoring.primary(first["config"])):
-        values = np.array([raw_score(r, metric) for r in recs])
+        if anchor.at_step:  # one evaluation of the reference at a step: each run's own evaluation there
+            values = np.array([evaluation_at(r, anchor.at_step, raw_score(r, metric)) for r in recs])
+            metric = f"{EVAL_CURVE} at {anchor.at_step:,.0f}"
+        else:
+            values = np.array([raw_score(r, metric) for r in recs])
         lower = (
             anchor.high < anchor.low
         )  # a lower-is-better figure (StackedMNIST's KL, anchored at its worst)
@@ -366,6 +370,20 @@ def peer_checks(by_arm: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[PeerC
             )
         )
     return out
+
+
+def evaluation_at(record: Mapping[str, Any], step: float, fallback: float) -> float:
+    """The run's evaluation return at the curve point nearest ``step`` (within the anchors' curve tolerance), else
+    ``fallback`` (its primary score); NaN-safe like :func:`raw_score` (a diverged run's stays non-finite)."""
+    from .anchors import CURVE_TOLERANCE
+
+    curve = (record.get("curves") or {}).get(EVAL_CURVE) or {}
+    points = [
+        (abs(float(s) - step), float(v))
+        for s, v in zip(curve.get("step") or [], curve.get("value") or [], strict=False)
+        if v is not None and abs(float(s) - step) <= CURVE_TOLERANCE * step
+    ]
+    return min(points)[1] if points and math.isfinite(fallback) else fallback
 
 
 def below_peer_cells(cells: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]]) -> list[str]:
