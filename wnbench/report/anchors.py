@@ -90,7 +90,7 @@ class RLReference:
     via: str = ""  # "ppo", or "sac (no crossq entry)"
     #: CURVE_EVALUATION: each point is one evaluation of the reference's policy at that step (the zoo's agents);
     #: CURVE_TRAINING: a moving average of training returns (MinAtar's published curves).
-    curve_kind: str = "evaluation"
+    curve_kind: str = CURVE_EVALUATION
 
 
 def _reference(algo: str, raw: Any) -> RLReference:

@@ -17,7 +17,7 @@ from wnbench.gen.scoring import DIAGNOSTIC_KEYS as GEN_DIAGNOSTIC_KEYS
 from wnbench.rl.scoring import ACTOR_DIAGNOSTIC_KEYS, DIAGNOSTIC_KEYS, EVAL_CURVE, full_batch_config
 from wnbench.suite.kinds import Scoring, get_kind
 
-from .anchors import Anchor, minmax_anchor, record_anchor
+from .anchors import CURVE_TOLERANCE, Anchor, minmax_anchor, record_anchor
 from .records import Inputs
 from .registry import Claim, canonical
 from .results import ClaimResult
@@ -320,6 +320,19 @@ class PeerCheck:
         return "below peer level"
 
 
+def peer_arm_runs(
+    by_arm: Mapping[str, Sequence[Mapping[str, Any]]],
+) -> tuple[str | None, list[Mapping[str, Any]]]:
+    """A cell's peer-baseline arm (its kind's ``peer_arm``: no norm, stock CrossQ, BN on StackedMNIST) and that
+    arm's scored runs; ``(None, [])`` where the cell's kind names no peer arm."""
+    first = next((r for recs in by_arm.values() for r in recs), None)
+    scoring = scoring_of(first["config"]["kind"]) if first else None
+    if first is None or scoring is None or scoring.peer_arm is None:
+        return None, []
+    arm = scoring.peer_arm(first["config"])
+    return arm, [r for r in by_arm.get(arm, []) if is_scored(r)]
+
+
 def peer_checks(by_arm: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[PeerCheck]:
     """A cell's peer-baseline arm (the kind's ``peer_arm``: no norm, or stock CrossQ) against each published figure
     of the cell (:func:`wnbench.report.anchors.peer_figures`: rl-baselines3-zoo's benchmark.md for RL, PacGAN's
@@ -327,14 +340,11 @@ def peer_checks(by_arm: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[PeerC
     anchor (random policy, or 0) at 0, the published figure at 1."""
     from .anchors import peer_figures
 
-    first = next((r for recs in by_arm.values() for r in recs), None)
-    scoring = scoring_of(first["config"]["kind"]) if first else None
-    if first is None or scoring is None or scoring.peer_arm is None:
-        return []
-    arm = scoring.peer_arm(first["config"])
-    recs = [r for r in by_arm.get(arm, []) if is_scored(r)]
+    arm, recs = peer_arm_runs(by_arm)
     if not recs:
         return []
+    first = next(r for runs in by_arm.values() for r in runs)
+    scoring = scoring_of(first["config"]["kind"])
     rl = first["config"]["kind"] == "rl"
     out = []
     for metric, anchor in peer_figures(first, scoring.primary(first["config"])):
@@ -375,8 +385,6 @@ def peer_checks(by_arm: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[PeerC
 def evaluation_at(record: Mapping[str, Any], step: float, fallback: float) -> float:
     """The run's evaluation return at the curve point nearest ``step`` (within the anchors' curve tolerance), else
     ``fallback`` (its primary score); NaN-safe like :func:`raw_score` (a diverged run's stays non-finite)."""
-    from .anchors import CURVE_TOLERANCE
-
     curve = (record.get("curves") or {}).get(EVAL_CURVE) or {}
     points = [
         (abs(float(s) - step), float(v))

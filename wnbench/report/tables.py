@@ -18,6 +18,7 @@ from .cells import (
     diagnostic_value,
     is_scored,
     metric_of,
+    peer_arm_runs,
     peer_checks,
     raw_score,
     stage_of,
@@ -231,19 +232,17 @@ TRIVIAL_GAIN_NATS = 0.01
 def floor_table(cells: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]]) -> Table | None:
     """Each generative cell's peer arm (no norm; BN on StackedMNIST) against the floors its records carry
     (:data:`FLOORS`): a measure of how far the baseline is from a perfect generator, or whether it beats the trivial
-    model at all, where no published figure grades it. Empty for RL records (they carry no floor)."""
-    from wnbench.gen.scoring import peer_arm
+    model at all, where no published figure grades it. Empty for RL records (they carry none of these metrics)."""
+
+    def finite(recs: Sequence[Mapping[str, Any]], key: str) -> np.ndarray:
+        values = np.array([(r.get("metrics") or {}).get(key, np.nan) for r in recs], dtype=float)
+        return values[np.isfinite(values)]
 
     rows = []
     for cell, by_arm in cells.items():
-        first = next((r for recs in by_arm.values() for r in recs), None)
-        if first is None or first["config"].get("kind") != "gen":
-            continue
-        arm = peer_arm(first["config"])
-        recs = [r for r in by_arm.get(arm, []) if is_scored(r)]
+        arm, recs = peer_arm_runs(by_arm)
         for metric, floor_key, what in FLOORS:
-            values = np.array([(r.get("metrics") or {}).get(metric, np.nan) for r in recs], dtype=float)
-            values = values[np.isfinite(values)]
+            values = finite(recs, metric)
             if not values.size:
                 continue
             median = float(np.median(values))
@@ -258,10 +257,7 @@ def floor_table(cells: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]]) 
                     else f"beats it by {fmt_value(median)} nats"
                 )
             else:
-                floors = np.array(
-                    [(r.get("metrics") or {}).get(floor_key, np.nan) for r in recs], dtype=float
-                )
-                floors = floors[np.isfinite(floors)]
+                floors = finite(recs, floor_key)
                 if not floors.size:
                     continue
                 floor = float(np.median(floors))
