@@ -128,13 +128,18 @@ def _curve_panels(result: ClaimResult, path: Path, curve_key: Any, title: str, l
         if log:
             ax.set_yscale("symlog", linthresh=1e-3)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(cells) :]:
+    spare = list(axes.flat)[len(cells) :]
+    for ax in spare:
         ax.axis("off")
     handles = [plt.Line2D([], [], color=colors[n], lw=2) for n in norms]
-    fig.legend(
-        handles, norms, loc="lower center", ncol=min(len(norms), 5), fontsize=8, bbox_to_anchor=(0.5, -0.02)
-    )
-    fig.tight_layout(rect=(0, 0.06, 1, 0.95))
+    if spare:  # the legend fills the first empty panel rather than a band under the grid
+        spare[0].legend(handles, norms, loc="center", ncol=1 + (len(norms) > 6), fontsize=9, frameon=False)
+        fig.tight_layout(rect=(0, 0, 1, 0.95))
+    else:
+        fig.legend(
+            handles, norms, loc="lower center", ncol=min(len(norms), 5), fontsize=8, bbox_to_anchor=(0.5, -0.02)
+        )
+        fig.tight_layout(rect=(0, 0.06, 1, 0.95))
     fig.suptitle(title, fontsize=10)
     _save(fig, path)
     return True
