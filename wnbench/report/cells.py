@@ -343,7 +343,7 @@ def peer_checks(by_arm: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[PeerC
     arm, recs = peer_arm_runs(by_arm)
     if not recs:
         return []
-    first = next(r for runs in by_arm.values() for r in runs)
+    first = recs[0]  # the peer arm's own run: its budget (steps run) picks the figure
     scoring = scoring_of(first["config"]["kind"])
     rl = first["config"]["kind"] == "rl"
     out = []
