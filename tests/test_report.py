@@ -751,6 +751,34 @@ def test_runs_of_one_task_and_algorithm_at_two_budgets_are_two_cells_not_one_arm
     assert list(group_cells(paper)) == ["CartPole-v1/ppo"]  # one budget: no split, no suffix
 
 
+def test_a_parameter_that_differs_in_one_task_splits_that_task_only():
+    """Diffusion on ring8 has the baseline profile's 3,000 updates (``hyperparams: {}``) beside the paper
+    profile's ``{epochs: 10}``: two cells there. On a task where every run has ``{epochs: 10}``, and on another
+    model whose runs all have ``{}``, the parameter splits nothing and the names carry no label for it."""
+    from wnbench.report.cells import group_cells
+
+    def gen(task, algo, hyperparams, tag):
+        rs = _records({task: {"none": [0.1, 0.2, 0.3], "weight": [0.2, 0.3, 0.4]}})
+        for r in rs:
+            r["config"].update(algo=algo, budget={"steps": None}, resolved={})  # no step budget, as generative runs
+            r["config"]["params"]["hyperparams"] = hyperparams
+            r["run_id"] += tag
+        return rs
+
+    records = [
+        *gen("ring8", "diffusion", {}, "-base"),
+        *gen("ring8", "diffusion", {"epochs": 10}, "-paper"),
+        *gen("moons", "diffusion", {"epochs": 10}, "-paper"),
+        *gen("moons", "vae", {}, "-paper"),
+    ]
+    assert set(group_cells(records)) == {
+        "ring8/diffusion [hyperparams={}]",
+        'ring8/diffusion [hyperparams={"epochs": 10}]',
+        "moons/diffusion",
+        "moons/vae",
+    }
+
+
 def test_a_cell_whose_baseline_is_below_peer_is_dropped_in_a_sensitivity_verdict_of_its_own():
     """Three PPO cells favour WN, the fourth (Pendulum, no-norm median -900 against the zoo's -172) favours BN
     and has a baseline below peer level. The headline keeps every cell; the at-peer verdict drops that cell

@@ -117,28 +117,41 @@ def cell_value(config: Mapping[str, Any], key: str) -> Any:
     return config["params"].get(key)
 
 
-def _cell_params(records: Sequence[Mapping[str, Any]], exclude: Iterable[str] = ()) -> list[str]:
-    """Parameters whose value differs between records of the same (kind, task, algo): they split cells (those that
-    are part of the arm, per the kind's scoring, do not). So does the budget: a published folder holds the
-    baseline profile's zoo-budget runs beside the paper profile's shorter ones, and pooling them would mix two
-    budgets in one arm."""
-    values: dict[tuple[str, str, str, str], set[str]] = defaultdict(set)
+GroupKey = tuple[str, str, str]
+
+
+def _group_of(config: Mapping[str, Any]) -> GroupKey:
+    return (config["kind"], config["task"], config["algo"])
+
+
+def _cell_params(records: Sequence[Mapping[str, Any]], exclude: Iterable[str] = ()) -> dict[GroupKey, list[str]]:
+    """The keys that name each (kind, task, algo)'s cells. The budget (``BUDGET_KEY``) names every group's cells
+    once any group holds two budgets (a published folder holds the baseline profile's zoo-budget runs beside the
+    paper profile's shorter ones; pooled, an arm would mix two budgets), so that cells read alike. Any other
+    parameter splits only the group whose records differ in it (those that are part of the arm, per the kind's
+    scoring, split nothing): diffusion's two update budgets on ring8 label ring8's cells, not the VAE's."""
+    values: dict[tuple[GroupKey, str], set[str]] = defaultdict(set)
+    skip = set(exclude)
     for r in records:
         c = r["config"]
         scoring = scoring_of(c["kind"])
         arm_params = scoring.arm_params if scoring is not None else frozenset()
         for key in [*c["params"], BUDGET_KEY]:
-            if key in arm_params:
+            if key in arm_params or key in skip:
                 continue
-            values[(c["kind"], c["task"], c["algo"], key)].add(json.dumps(cell_value(c, key), sort_keys=True))
-    skip = set(exclude)
-    return sorted({k[3] for k, v in values.items() if len(v) > 1 and k[3] not in skip})
+            values[(_group_of(c), key)].add(json.dumps(cell_value(c, key), sort_keys=True))
+    split: dict[GroupKey, set[str]] = defaultdict(set)
+    budgets_split = any(len(seen) > 1 for (_, key), seen in values.items() if key == BUDGET_KEY)
+    for (group, key), seen in values.items():
+        if len(seen) > 1 or (key == BUDGET_KEY and budgets_split):
+            split[group].add(key)
+    return {group: sorted(keys) for group, keys in split.items()}
 
 
 def cell_of(record: Mapping[str, Any], split: Sequence[str]) -> str:
     c = record["config"]
     values = {k: cell_value(c, k) for k in split}
-    # a key no record of this (task, algo) sets (e.g. a generative run's step budget beside RL cells split by it)
+    # a key whose value is unset (a generative run has no step budget) adds nothing to the name
     extra = ", ".join(f"{k}={json.dumps(v)}" for k, v in values.items() if v is not None)
     return f"{c['task']}/{c['algo']}" + (f" [{extra}]" if extra else "")
 
@@ -147,13 +160,14 @@ def group_cells(
     records: Sequence[dict[str, Any]], exclude_params: Iterable[str] = ()
 ) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """``{cell: {arm label (canonical norm, or the kind's arm label): [records in seed order]}}``."""
-    split = _cell_params(records, exclude_params)
+    splits = _cell_params(records, exclude_params)
     cells: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     order: dict[str, tuple[Any, ...]] = {}
     for r in sorted(records, key=lambda r: (r["config"]["seed"], r["run_id"])):
+        c = r["config"]
+        split = splits.get(_group_of(c), [])
         cell = cell_of(r, split)
         cells[cell][arm_label_of(r)].append(r)
-        c = r["config"]
         values = [cell_value(c, k) for k in split]  # numbers in numeric order (batch 4 before 16)
         order[cell] = (
             c["task"],
