@@ -124,7 +124,9 @@ def _group_of(config: Mapping[str, Any]) -> GroupKey:
     return (config["kind"], config["task"], config["algo"])
 
 
-def _cell_params(records: Sequence[Mapping[str, Any]], exclude: Iterable[str] = ()) -> dict[GroupKey, list[str]]:
+def _cell_params(
+    records: Sequence[Mapping[str, Any]], exclude: Iterable[str] = ()
+) -> dict[GroupKey, list[str]]:
     """The keys that name each (kind, task, algo)'s cells. The budget (``BUDGET_KEY``) names every group's cells
     once any group holds two budgets (a published folder holds the baseline profile's zoo-budget runs beside the
     paper profile's shorter ones; pooled, an arm would mix two budgets), so that cells read alike. Any other
