@@ -137,7 +137,12 @@ def _curve_panels(result: ClaimResult, path: Path, curve_key: Any, title: str, l
         fig.tight_layout(rect=(0, 0, 1, 0.95))
     else:
         fig.legend(
-            handles, norms, loc="lower center", ncol=min(len(norms), 5), fontsize=8, bbox_to_anchor=(0.5, -0.02)
+            handles,
+            norms,
+            loc="lower center",
+            ncol=min(len(norms), 5),
+            fontsize=8,
+            bbox_to_anchor=(0.5, -0.02),
         )
         fig.tight_layout(rect=(0, 0.06, 1, 0.95))
     fig.suptitle(title, fontsize=10)
