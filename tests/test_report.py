@@ -760,9 +760,8 @@ def test_a_parameter_that_differs_in_one_task_splits_that_task_only():
     def gen(task, algo, hyperparams, tag):
         rs = _records({task: {"none": [0.1, 0.2, 0.3], "weight": [0.2, 0.3, 0.4]}})
         for r in rs:
-            r["config"].update(
-                algo=algo, budget={"steps": None}, resolved={}
-            )  # no step budget, as generative runs
+            # no step budget, as generative runs
+            r["config"].update(algo=algo, budget={"steps": None}, resolved={})
             r["config"]["params"]["hyperparams"] = hyperparams
             r["run_id"] += tag
         return rs
