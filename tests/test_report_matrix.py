@@ -158,3 +158,36 @@ def test_the_spec_comes_from_the_registry_and_a_v2_registry_has_no_matrix():
     assert spec.rows[0] == "on-policy" and "diffusion" in spec.rows and spec.columns[0] == "none"
     assert spec.cell_width == 40 and spec.margin == pytest.approx(0.07) and spec.min_runs == 3
     assert matrix_spec(load_registry(REGISTRY_FILE.with_name("registry_v2.yaml"))) is None
+
+
+def test_a_crossq_cell_without_a_no_norm_arm_is_measured_against_sac_without_a_norm():
+    """CrossQ run only in its own design (batch renorm; + WN) enters the off-policy row against SAC's no-norm runs
+    of the same task and budget, on SAC's anchor; a CrossQ cell with no SAC cell beside it is still left out."""
+    tasks = ("Pendulum-v1", "HalfCheetah-v5")
+    levels = {("sac", "none"): 0.5, ("sac", "weight"): 0.7, ("crossq", "batch_renorm"): 0.95,
+              ("crossq", "weight+batch_renorm"): 0.85}  # fmt: skip
+    records = []
+    for task in tasks:
+        for (algo, norm), level in levels.items():
+            for seed in range(5):
+                r = _record(task, algo, norm, seed, level)
+                if algo == "crossq":  # on SAC's scale: the value SAC's anchor puts at `level`
+                    sac, own = rl_anchor(task, "sac"), rl_anchor(task, "crossq")
+                    raw = sac.low + (level + 0.03 * ((seed + len(task) + 3 * len(norm)) % 5 - 2)) * (
+                        sac.high - sac.low
+                    )
+                    r["metrics"]["final_return"] = raw
+                    assert own is not None
+                records.append(r)
+    lonely = [_record("CartPole-v1", "crossq", "batch_renorm", s, 0.9) for s in range(5)]
+    spec = MatrixSpec(rows=("off-policy",), columns=("none", "weight", "batch_renorm", "weight+batch_renorm"),
+                      cell_width=40, margin=0.07, min_runs=3)  # fmt: skip
+    matrix = build_matrix(Inputs(records=records + lonely), LR_ONLY, spec)
+    row = matrix.rows[0]
+    assert set(row.tasks) == set(tasks)
+    assert row.entries["weight"].median == pytest.approx(0.2, abs=1e-6)
+    assert row.entries["batch_renorm"].median == pytest.approx(0.45, abs=1e-6)
+    assert row.entries["weight+batch_renorm"].median == pytest.approx(0.35, abs=1e-6)
+    assert row.entries["batch_renorm"].best
+    assert any("CartPole-v1" in line for line in row.left_out)
+    assert "against SAC without a norm" in " ".join(matrix.notes())

@@ -8,7 +8,8 @@ means; generative rows, where no fixed anchor exists for every metric, P(arm > n
 corrected: description), the normalized-AUC difference where records carry ``auc_normalized``, and the train-step
 cost ratio to no norm from the overhead benchmark. A task's effect is the mean over its cells (cells: everything
 but norm and seed, :func:`wnbench.report.cells.group_cells`); each cell compares its arms with its own no-norm
-arm (off-policy: each design with its own no-norm runs, SAC, TD3 and CrossQ cells of a task averaged).
+arm (off-policy: each design with its own no-norm runs, SAC, TD3 and CrossQ cells of a task averaged; a CrossQ
+cell run only in its own design, BN, has no no-norm arm and is measured against SAC's on the same task and budget).
 
 The best arm per row (highest median; no norm counts, at 0) is marked ★; an arm is marked ≈ (indistinguishable
 from the best) when the lower end of the 95% task-level interval of P(best > arm) is at most 0.5 + the
@@ -18,6 +19,7 @@ than 6 tasks no 95% sign-flip interval exists (its smallest p-value is 2 / 2^k),
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from .anchors import rl_anchor
-from .cells import group_cells, is_scored, raw_score, score_cell, stage_of
+from .cells import BUDGET_KEY, cell_value, group_cells, is_scored, raw_score, score_cell, stage_of
 from .inference import DIFFERENCE, PROBABILITY, SignFlip, task_effects
 from .records import Inputs
 from .registry import arm_of, parse_label
@@ -46,6 +48,11 @@ ROW_CELLS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...] | None]] = {
     "vae": ("gen", ("vae",), None),
     "diffusion": ("gen", ("diffusion",), None),
 }
+#: Off-policy designs run only with their own norm (CrossQ is BN without a target network): where such a cell has
+#: no no-norm arm, its arms are measured against the no-norm runs of ``DESIGN_REFERENCE`` on the same task and
+#: budget -- design against design, as C1's off-policy hypotheses compare them.
+DESIGNS = ("crossq",)
+DESIGN_REFERENCE = "sac"
 #: The overhead benchmark's networks whose train-step ratio stands for a row's cost (the mean over those present).
 COST_MODELS = {"recurrent": ("lstm_t16",), "gan-image": ("dcgan_d", "dcgan_g")}
 DEFAULT_COST_MODELS = ("mlp",)
@@ -170,8 +177,10 @@ class Matrix:
             f"×{ABSENT}: not benchmarked; nK: the arm ran on K of the row's tasks). ★ best median in the row; ≈ the lower end of the 95% task-level interval "
             f"of P(best > arm) is at most 0.5 + {self.spec.margin:g} (not shown to be worse than the best by more "
             "than a negligible amount). Each cell compares its arms with its own no-norm runs; off-policy: SAC, TD3 "
-            "and CrossQ cells of a task averaged, each against the same algorithm without a norm (for CrossQ, the "
-            "design without its batch renorm: design against design, SAC + WN vs CrossQ, is C1's hypothesis)."
+            "and CrossQ cells of a task averaged, each against the same algorithm without a norm, except CrossQ "
+            "run only as its advocates run it (with its batch renorm, no no-norm arm): its arms (batch_renorm, "
+            "weight+batch_renorm) are then measured against SAC without a norm on the same task and budget, on "
+            "SAC's anchors -- design against design, as in C1's hypothesis SAC + WN vs CrossQ."
         ]
         out += [f"{row.name}: left out: {'; '.join(row.left_out)}." for row in self.rows if row.left_out]
         return out
@@ -240,13 +249,14 @@ def _by_column(
     return out
 
 
-def _auc_cell(by_column: Mapping[str, Sequence[dict[str, Any]]]) -> Cell:
-    """Each arm's normalized AUC (``auc_normalized`` with the RL fixed anchors); empty when records lack it."""
+def _auc_cell(by_column: Mapping[str, Sequence[dict[str, Any]]], anchor_algo: str | None = None) -> Cell:
+    """Each arm's normalized AUC (``auc_normalized`` with the RL fixed anchors of each record's algorithm, or of
+    ``anchor_algo`` for every record); empty when records lack it."""
     out: Cell = {}
     for column, recs in by_column.items():
         values = []
         for r in recs:
-            anchor = rl_anchor(r["config"]["task"], r["config"]["algo"])
+            anchor = rl_anchor(r["config"]["task"], anchor_algo or r["config"]["algo"])
             value = raw_score(r, "auc_normalized") if is_scored(r) else math.nan
             if anchor is not None and math.isfinite(value):
                 values.append(float(anchor.normalize(np.array([value]))[0]))
@@ -255,14 +265,43 @@ def _auc_cell(by_column: Mapping[str, Sequence[dict[str, Any]]]) -> Cell:
     return out
 
 
+def _design_key(config: Mapping[str, Any]) -> tuple[str, str]:
+    return config["task"], json.dumps(cell_value(config, BUDGET_KEY))
+
+
+def _reference_none(
+    cells: Mapping[str, Mapping[str, Sequence[dict[str, Any]]]], columns: Sequence[str]
+) -> dict:
+    """``{(task, budget): no-norm records}`` of the cells of :data:`DESIGN_REFERENCE`: the baseline a design that
+    has no no-norm form of its own is measured against."""
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for by_label in cells.values():
+        first = next(r for rs in by_label.values() for r in rs)
+        if first["config"]["kind"] == "rl" and first["config"]["algo"] == DESIGN_REFERENCE:
+            none = _by_column(by_label, columns).get(NONE)
+            if none:
+                out.setdefault(_design_key(first["config"]), []).extend(none)
+    return out
+
+
 def _collect(records: Sequence[dict[str, Any]], spec: MatrixSpec) -> dict[str, _RowCells]:
     out = {row: _RowCells() for row in spec.rows}
-    for cell, by_label in group_cells(records).items():
+    grouped = group_cells(records)
+    reference = _reference_none(grouped, spec.columns)
+    for cell, by_label in grouped.items():
         first = next(r for rs in by_label.values() for r in rs)
         row = _row_of(first["config"])
         if row not in out:
             continue
         by_column = _by_column(by_label, spec.columns)
+        anchor_algo = None
+        borrowed = reference.get(_design_key(first["config"])) if first["config"]["algo"] in DESIGNS else None
+        if NONE not in by_column and borrowed:
+            # a design with no no-norm form (CrossQ is BN): measured against SAC without a norm, same task and
+            # budget, on SAC's anchor -- the reference's runs first, so score_cell takes its anchor
+            by_column = {NONE: borrowed, **by_column}
+            anchor_algo = DESIGN_REFERENCE
+            cell = f"{cell} (against {DESIGN_REFERENCE} without a norm)"
         scored = score_cell(by_column)
         if scored is None:
             continue
@@ -277,7 +316,7 @@ def _collect(records: Sequence[dict[str, Any]], spec: MatrixSpec) -> dict[str, _
             continue
         out[row].normalized.append({c: v for c, v in scored.normalized.items() if c in keep})
         out[row].oriented.append({c: v for c, v in scored.oriented.items() if c in keep})
-        out[row].auc.append({c: v for c, v in _auc_cell(by_column).items() if c in keep})
+        out[row].auc.append({c: v for c, v in _auc_cell(by_column, anchor_algo).items() if c in keep})
         out[row].tasks.append(scored.task)
     return out
 
