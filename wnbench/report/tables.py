@@ -204,10 +204,10 @@ def peer_table(cells: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]]) -
         if present
     ]  # fmt: skip
     return Table(
-        f"Baselines against {where} (the peer check before any comparison): the peer arm's median [min, max] "
-        f"over seeds; normalized = {', '.join(scales)}; at peer level = normalized median >= {PEER_LEVEL} for "
+        f"Baselines against {where} (the peer check before any comparison): the peer arm's median [worst, best] "
+        f"over seeds (lower-is-better figures: [max, min]); normalized = {', '.join(scales)}; at peer level = normalized median >= {PEER_LEVEL} for "
         "every figure of the cell",
-        ["cell", "peer arm", "metric", "steps (figure's)", "published (its entry)", "median [min, max]",
+        ["cell", "peer arm", "metric", "steps (figure's)", "published (its entry)", "median [worst, best]",
          "normalized median / best", "status"],
         rows,
     )  # fmt: skip
