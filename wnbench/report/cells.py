@@ -529,15 +529,19 @@ def combined_grade(grades: Iterable[str]) -> str:
     return AT_PEER_GRADE if grades and all(g == AT_PEER_GRADE for g in grades) else NO_REFERENCE
 
 
+def design_cell_of(config: Mapping[str, Any]) -> str:
+    """A run's design cell, ``"task [steps=N]"``: its task and budget, whatever the algorithm."""
+    budget = cell_value(config, BUDGET_KEY)
+    return config["task"] + (f" [steps={json.dumps(budget)}]" if budget is not None else "")
+
+
 def design_cells(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """Design cells: ``{"task [steps=N]": {"algo:arm label": [records]}}`` -- one cell per (task, budget) across
     algorithms, an arm per (algorithm, norm label), so SAC + WN meets CrossQ on the same task and budget."""
     cells: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for r in sorted(records, key=lambda r: (r["config"]["seed"], r["run_id"])):
         c = r["config"]
-        budget = cell_value(c, BUDGET_KEY)
-        cell = c["task"] + (f" [steps={json.dumps(budget)}]" if budget is not None else "")
-        cells[cell][f"{c['algo']}:{arm_label_of(r)}"].append(r)
+        cells[design_cell_of(c)][f"{c['algo']}:{arm_label_of(r)}"].append(r)
     return {c: dict(v) for c, v in sorted(cells.items())}
 
 

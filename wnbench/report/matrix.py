@@ -19,7 +19,6 @@ than 6 tasks no 95% sign-flip interval exists (its smallest p-value is 2 / 2^k),
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .anchors import rl_anchor
-from .cells import BUDGET_KEY, cell_value, group_cells, is_scored, raw_score, score_cell, stage_of
+from .cells import design_cell_of, group_cells, is_scored, raw_score, score_cell, stage_of
 from .inference import DIFFERENCE, PROBABILITY, SignFlip, task_effects
 from .records import Inputs
 from .registry import arm_of, parse_label
@@ -265,22 +264,18 @@ def _auc_cell(by_column: Mapping[str, Sequence[dict[str, Any]]], anchor_algo: st
     return out
 
 
-def _design_key(config: Mapping[str, Any]) -> tuple[str, str]:
-    return config["task"], json.dumps(cell_value(config, BUDGET_KEY))
-
-
 def _reference_none(
     cells: Mapping[str, Mapping[str, Sequence[dict[str, Any]]]], columns: Sequence[str]
-) -> dict:
-    """``{(task, budget): no-norm records}`` of the cells of :data:`DESIGN_REFERENCE`: the baseline a design that
-    has no no-norm form of its own is measured against."""
-    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+) -> dict[str, list[dict[str, Any]]]:
+    """``{design cell (task and budget): no-norm records}`` of the cells of :data:`DESIGN_REFERENCE`: the baseline
+    a design that has no no-norm form of its own is measured against."""
+    out: dict[str, list[dict[str, Any]]] = {}
     for by_label in cells.values():
         first = next(r for rs in by_label.values() for r in rs)
         if first["config"]["kind"] == "rl" and first["config"]["algo"] == DESIGN_REFERENCE:
             none = _by_column(by_label, columns).get(NONE)
             if none:
-                out.setdefault(_design_key(first["config"]), []).extend(none)
+                out.setdefault(design_cell_of(first["config"]), []).extend(none)
     return out
 
 
@@ -295,7 +290,9 @@ def _collect(records: Sequence[dict[str, Any]], spec: MatrixSpec) -> dict[str, _
             continue
         by_column = _by_column(by_label, spec.columns)
         anchor_algo = None
-        borrowed = reference.get(_design_key(first["config"])) if first["config"]["algo"] in DESIGNS else None
+        borrowed = (
+            reference.get(design_cell_of(first["config"])) if first["config"]["algo"] in DESIGNS else None
+        )
         if NONE not in by_column and borrowed:
             # a design with no no-norm form (CrossQ is BN): measured against SAC without a norm, same task and
             # budget, on SAC's anchor -- the reference's runs first, so score_cell takes its anchor
