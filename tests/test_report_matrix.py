@@ -191,3 +191,17 @@ def test_a_crossq_cell_without_a_no_norm_arm_is_measured_against_sac_without_a_n
     assert row.entries["batch_renorm"].best
     assert any("CartPole-v1" in line for line in row.left_out)
     assert "against SAC without a norm" in " ".join(matrix.notes())
+
+
+def test_score_cell_takes_the_anchor_it_is_given_over_its_records_own():
+    """A borrowed baseline's anchor is passed explicitly, not read off whichever record comes first."""
+    from wnbench.report.anchors import Anchor
+    from wnbench.report.cells import score_cell
+
+    by_norm = {"batch_renorm": [_record("Pendulum-v1", "crossq", "batch_renorm", s, 0.9) for s in range(3)],
+               "none": [_record("Pendulum-v1", "sac", "none", s, 0.5) for s in range(3)]}  # fmt: skip
+    own = score_cell(by_norm)
+    given = score_cell(by_norm, anchor=Anchor(0.0, 1.0, "test: identity"))
+    assert own.anchor.source != "test: identity" and given.anchor.source == "test: identity"
+    np.testing.assert_allclose(given.normalized["none"], given.raw["none"])
+    assert own.anchor == rl_anchor("Pendulum-v1", "crossq")

@@ -200,10 +200,14 @@ def task_of(by_norm: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
 
 
 def score_cell(
-    by_norm: Mapping[str, Sequence[Mapping[str, Any]]], score: ScoreFn | None = None
+    by_norm: Mapping[str, Sequence[Mapping[str, Any]]],
+    score: ScoreFn | None = None,
+    anchor: Anchor | None = None,
 ) -> CellScores | None:
+    """Each arm's raw, oriented and normalized scores. The anchor is the given one, else the first scored
+    record's fixed anchor (:func:`record_anchor`; none with a custom ``score``), else min-max over the cell."""
     values: dict[str, list[float]] = {}
-    metric, higher, anchor = "", True, None
+    metric, higher = "", True
     for norm, recs in by_norm.items():
         for r in recs:
             if not is_scored(r):

@@ -289,17 +289,18 @@ def _collect(records: Sequence[dict[str, Any]], spec: MatrixSpec) -> dict[str, _
         if row not in out:
             continue
         by_column = _by_column(by_label, spec.columns)
-        anchor_algo = None
+        anchor_algo, anchor = None, None
         borrowed = (
             reference.get(design_cell_of(first["config"])) if first["config"]["algo"] in DESIGNS else None
         )
         if NONE not in by_column and borrowed:
             # a design with no no-norm form (CrossQ is BN): measured against SAC without a norm, same task and
-            # budget, on SAC's anchor -- the reference's runs first, so score_cell takes its anchor
+            # budget, on SAC's anchor
             by_column = {NONE: borrowed, **by_column}
             anchor_algo = DESIGN_REFERENCE
+            anchor = rl_anchor(first["config"]["task"], DESIGN_REFERENCE)
             cell = f"{cell} (against {DESIGN_REFERENCE} without a norm)"
-        scored = score_cell(by_column)
+        scored = score_cell(by_column, anchor=anchor)
         if scored is None:
             continue
         keep = {c for c, v in scored.raw.items() if len(v) >= spec.min_runs}
