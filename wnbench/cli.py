@@ -74,7 +74,10 @@ def run_command(
         None, "--out", "-o", help="Results folder (default: results/<suite name>)."
     ),
     dry_run: bool = typer.Option(
-        False, "--dry-run", help="List the runs and which are already done; run nothing."
+        False,
+        "--dry-run",
+        help="List the runs and which are already done, with CPU-hours per cell spent and still to run (from the "
+        "folder's records); run nothing.",
     ),
     no_wandb: bool = typer.Option(False, "--no-wandb", help="Do not track runs in W&B."),
     wandb_project: str | None = typer.Option(
@@ -120,6 +123,9 @@ def run_command(
         print(
             f"{len(rows)} runs in {suite.name}/{suite.profile}: {done} done, {to_run} to run (out: {out_dir})"
         )
+        from wnbench.suite.cost import cost_lines, plan_cost
+
+        print("\n".join(cost_lines(plan_cost(rows))))
         undecided = sum(g.decided is None for g in suite.tune_groups)
         if undecided:
             print(
