@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from wnbench.errors import UserError
+from wnbench.suite.cost import cell_name
 from wnbench.suite.published import Archive, ArchiveError, find_archives, read_archive, recovery_hints
 from wnbench.suite.store import RECORD_SCHEMA, STATUSES, iter_record_files
 from wnbench.suite.thumbnails import published_thumbnails
@@ -76,8 +77,9 @@ class Inputs:
                 suite["no_cpu_time"] += 1
                 cpu = r.get("wall_time_s") if isinstance(r.get("wall_time_s"), int | float) else 0.0
             steps = (c.get("budget") or {}).get("steps")
-            cell_name = f"{c.get('task')}/{c.get('algo')}" + (f" [steps={steps}]" if steps else "")
-            cell = suite["cells"].setdefault(cell_name, {"runs": 0, "cpu_hours": 0.0})
+            cell = suite["cells"].setdefault(
+                cell_name(c.get("task"), c.get("algo"), steps), {"runs": 0, "cpu_hours": 0.0}
+            )
             for d in (suite, cell):
                 d["runs"] += 1
                 d["cpu_hours"] += float(cpu) / 3600.0
