@@ -103,7 +103,7 @@ def run_command(
     ),
 ) -> None:
     """Run a suite's runs that are not done yet; exit 1 if any run failed or timed out."""
-    from wnbench.suite import load_suite, parse_overrides, plan, run_suite, select_runs
+    from wnbench.suite import is_done, load_suite, parse_overrides, plan, run_suite, select_runs
     from wnbench.suite.executors import EXECUTORS
     from wnbench.tracking import resolve_options
 
@@ -117,7 +117,7 @@ def run_command(
         done = 0
         for run, record in rows:
             state = record["status"] if record else "pending"
-            done += state in ("finished", "diverged")
+            done += is_done(record)
             print(f"{run.run_id}  {state:<8}  {run.label}  {_short_params(run.params)}")
         to_run = len(rows) - done
         print(

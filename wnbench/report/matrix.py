@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .anchors import rl_anchor
+from .anchors import Anchor, rl_anchor
 from .cells import design_cell_of, group_cells, is_scored, raw_score, score_cell, stage_of
 from .inference import DIFFERENCE, PROBABILITY, SignFlip, task_effects
 from .records import Inputs
@@ -248,17 +248,17 @@ def _by_column(
     return out
 
 
-def _auc_cell(by_column: Mapping[str, Sequence[dict[str, Any]]], anchor_algo: str | None = None) -> Cell:
-    """Each arm's normalized AUC (``auc_normalized`` with the RL fixed anchors of each record's algorithm, or of
-    ``anchor_algo`` for every record); empty when records lack it."""
+def _auc_cell(by_column: Mapping[str, Sequence[dict[str, Any]]], anchor: Anchor | None = None) -> Cell:
+    """Each arm's normalized AUC (``auc_normalized`` with ``anchor`` for every record, else the RL fixed anchors
+    of each record's algorithm); empty when records lack it."""
     out: Cell = {}
     for column, recs in by_column.items():
         values = []
         for r in recs:
-            anchor = rl_anchor(r["config"]["task"], anchor_algo or r["config"]["algo"])
+            fixed = anchor or rl_anchor(r["config"]["task"], r["config"]["algo"])
             value = raw_score(r, "auc_normalized") if is_scored(r) else math.nan
-            if anchor is not None and math.isfinite(value):
-                values.append(float(anchor.normalize(np.array([value]))[0]))
+            if fixed is not None and math.isfinite(value):
+                values.append(float(fixed.normalize(np.array([value]))[0]))
         if values:
             out[column] = np.array(values)
     return out
@@ -289,7 +289,7 @@ def _collect(records: Sequence[dict[str, Any]], spec: MatrixSpec) -> dict[str, _
         if row not in out:
             continue
         by_column = _by_column(by_label, spec.columns)
-        anchor_algo, anchor = None, None
+        anchor = None
         borrowed = (
             reference.get(design_cell_of(first["config"])) if first["config"]["algo"] in DESIGNS else None
         )
@@ -297,7 +297,6 @@ def _collect(records: Sequence[dict[str, Any]], spec: MatrixSpec) -> dict[str, _
             # a design with no no-norm form (CrossQ is BN): measured against SAC without a norm, same task and
             # budget, on SAC's anchor
             by_column = {NONE: borrowed, **by_column}
-            anchor_algo = DESIGN_REFERENCE
             anchor = rl_anchor(first["config"]["task"], DESIGN_REFERENCE)
             cell = f"{cell} (against {DESIGN_REFERENCE} without a norm)"
         scored = score_cell(by_column, anchor=anchor)
@@ -314,7 +313,7 @@ def _collect(records: Sequence[dict[str, Any]], spec: MatrixSpec) -> dict[str, _
             continue
         out[row].normalized.append({c: v for c, v in scored.normalized.items() if c in keep})
         out[row].oriented.append({c: v for c, v in scored.oriented.items() if c in keep})
-        out[row].auc.append({c: v for c, v in _auc_cell(by_column, anchor_algo).items() if c in keep})
+        out[row].auc.append({c: v for c, v in _auc_cell(by_column, anchor).items() if c in keep})
         out[row].tasks.append(scored.task)
     return out
 

@@ -14,8 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-#: Statuses whose CPU time stands for a run's cost (a failed or timed-out run stopped early).
-COMPLETE = ("finished", "diverged")
+from .store import is_done
 
 
 @dataclass
@@ -45,7 +44,7 @@ def plan_cost(rows: Sequence[tuple[Any, Mapping[str, Any] | None]]) -> list[Cell
     cells: dict[str, CellCost] = {}
     by_arm: dict[tuple[str, str, str], list[float]] = {}
     by_cell: dict[str, list[float]] = {}
-    keyed = []
+    pending = []
     for run, record in rows:
         name = cell_name(run.task, run.algo, (run.budget or {}).get("steps"))
         arm = (name, run.norm_label, json.dumps(run.params, sort_keys=True, default=str))
@@ -53,14 +52,14 @@ def plan_cost(rows: Sequence[tuple[Any, Mapping[str, Any] | None]]) -> list[Cell
         cpu = _cpu_s(record)
         if cpu is not None:
             cell.spent_h += cpu / 3600.0
-        if record is not None and record.get("status") in COMPLETE:
+        if is_done(record):  # a failed or timed-out run stopped early: its time is spent, not a run's cost
             cell.done += 1
             if cpu is not None:
                 by_arm.setdefault(arm, []).append(cpu)
                 by_cell.setdefault(name, []).append(cpu)
         else:
-            keyed.append((cell, arm))
-    for cell, arm in keyed:
+            pending.append((cell, arm))
+    for cell, arm in pending:
         cell.to_run += 1
         seen = by_arm.get(arm) or by_cell.get(cell.name)
         if seen:
