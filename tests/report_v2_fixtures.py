@@ -14,7 +14,6 @@ from wnbench.report.anchors import rl_anchor
 from wnbench.rl.scoring import EVAL_CURVE
 from wnbench.suite.store import RECORD_SCHEMA, write_record
 
-WN_SET = ("weight", "weight_ddi", "weight+meanonly")
 RANDOM_CARTPOLE = rl_anchor("CartPole-v1", "ppo").low
 
 
@@ -110,16 +109,3 @@ def _gen_record(run_id: str, task: str, norm: str, seed: int, value: float, **pa
     r["metrics"] = {"hq_coverage_pct": float(value), "modes_covered": 8.0}
     r["curves"] = {}
     return r
-
-
-def _gan_records(
-    task: str, norm: str, hq: list[float], modes: list[float], coverage: list[float]
-) -> list[dict]:
-    out = []
-    for seed, (h, m, c) in enumerate(zip(hq, modes, coverage, strict=True)):
-        r = _record(f"{task}-{norm}-{seed}", "gen", ["C2"], task, norm, seed, 0.0)
-        r["config"].update(kind="gen", algo="gan", budget={"steps": None})
-        r["metrics"] = {"high_quality_pct": h, "modes_covered_any": m, "hq_coverage_pct": c}
-        r["curves"] = {}
-        out.append(r)
-    return out

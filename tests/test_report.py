@@ -11,7 +11,6 @@ import pytest
 from report_v2_fixtures import (
     RANDOM_CARTPOLE,
     REPS,
-    WN_SET,
     _cli,
     _gen_record,
     _record,
@@ -23,6 +22,8 @@ from report_v2_fixtures import (
 from wnbench.report import build_report, load_inputs
 from wnbench.report.analyses.lr_robustness import good_lr_width
 from wnbench.suite.store import RECORD_SCHEMA, write_record
+
+WN_SET = ("weight", "weight_ddi", "weight+meanonly")
 
 
 def test_report_from_fixture_counts_failed_diverged_and_missing(tmp_path):

@@ -6,8 +6,8 @@ import pytest
 from report_v2_fixtures import (
     REPS,
     _c,
-    _gan_records,
     _gen_record,
+    _record,
     _records,
     _registry_v2,  # noqa: F401  (autouse: these tests check the v2 rules)
 )
@@ -107,6 +107,19 @@ def test_the_peer_table_grades_the_no_norm_arm_against_the_zoo():
     assert rows["CartPole-v1/td3"][-1].startswith("short budget (50% of the zoo's steps)")
     assert rows["CartPole-v1/crossq"][1] == "batch_renorm[placement=pre]"
     assert rows["CartPole-v1/crossq"][-1] == "at peer level"
+
+
+def _gan_records(
+    task: str, norm: str, hq: list[float], modes: list[float], coverage: list[float]
+) -> list[dict]:
+    out = []
+    for seed, (h, m, c) in enumerate(zip(hq, modes, coverage, strict=True)):
+        r = _record(f"{task}-{norm}-{seed}", "gen", ["C2"], task, norm, seed, 0.0)
+        r["config"].update(kind="gen", algo="gan", budget={"steps": None})
+        r["metrics"] = {"high_quality_pct": h, "modes_covered_any": m, "hq_coverage_pct": c}
+        r["curves"] = {}
+        out.append(r)
+    return out
 
 
 def test_mixture_gan_baselines_are_graded_against_pacgan_and_a_below_peer_cell_gets_its_own_verdict():

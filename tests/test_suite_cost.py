@@ -5,8 +5,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-
 from conftest import run_cli
+
 from wnbench.suite.cost import cost_lines, plan_cost
 
 
