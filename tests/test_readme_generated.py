@@ -86,6 +86,10 @@ def test_summary_cells_fit_whatever_the_verdicts_say():
          "headline": {"text": f"median |a − b| ({long}): 0.04 after 0, 0.10 after 10; tolerance 0.1; outside"}},
         {"claim": "C11", "title": "short", "verdict": "insufficient data",
          "headline": {"name": "WN > BN", "probability": 0.5, "tasks": ["a", "b"], "needs_tasks": 5}},
+        {"claim": "C12", "title": "init", "verdict": "supported",
+         "headline": {"name": "WN without DDI is more init-sensitive than BN", "probability": 0.319,
+                      "ci_low": 0.24, "ci_high": 0.395, "metric": "init sensitivity difference (P units)",
+                      "tasks": list("abcdefgh")}},
     ]  # fmt: skip
     block = summary_block(Sources({"claims": claims, "records": 3}))
     rows = [line for line in block.splitlines() if line.startswith("| **C")]
@@ -95,6 +99,8 @@ def test_summary_cells_fit_whatever_the_verdicts_say():
     assert rows[0].split(" | ")[0].endswith("…")
     assert "P(WN > BN) = 0.500, 2 tasks (needs 5)" in rows[2]
     assert "1 claim read insufficient data" in block
+    # a difference of two measures is not labelled a probability, and counts its tasks
+    assert "| init sensitivity difference = 0.319 [0.240, 0.395], 8 tasks |" in rows[3]
 
 
 def _payload(verdict: str) -> dict:

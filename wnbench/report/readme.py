@@ -233,8 +233,13 @@ def _short_headline(h: Mapping[str, Any]) -> str:
         count = f", {k} task{'s' * (k != 1)}"
         needs = h.get("needs_tasks")
         count += f" (needs {needs})" if needs and not ci and k < needs else ""
-        for who in (h.get("name") or "X > Y", "X > Y"):
-            text = f"P({who}) = {h['probability']:.3f}{ci}{count}"
+        metric = str(h.get("metric") or "")
+        if "difference" in metric:  # a difference of two measures (C6's sensitivities), not a probability
+            labels = [f"{h.get('name')}: {{}}", f"{metric.split(' (')[0]} = {{}}"]
+        else:
+            labels = [f"P({who}) = {{}}" for who in (h.get("name") or "X > Y", "X > Y")]
+        for label in labels:
+            text = label.format(f"{h['probability']:.3f}{ci}{count}")
             if len(text) <= CELL_WIDTH:
                 return text
         return _fit(text)

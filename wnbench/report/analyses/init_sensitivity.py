@@ -148,6 +148,7 @@ def analyze_init_sensitivity(
                                  registry.alpha, _min_tasks(registry))  # fmt: skip
         for i, v in zip(members, verdicts, strict=True):
             _fill(out[i], v, getattr(claim.hypotheses[i], "test", None) == "equivalence", margin)
+            out[i].tasks = effects[i].tasks  # what the estimate is the mean over (the README counts them)
     result.tables.append(_sensitivity_table(cells, claim))
     return out
 
