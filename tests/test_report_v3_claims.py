@@ -139,7 +139,8 @@ def test_c6_sensitivity_points_at_the_norm_hurt_by_a_careless_init():
     assert headline.verdict == report_stats.SUPPORTED and headline.point == pytest.approx(0.5)
     assert ddi.verdict == report_stats.SUPPORTED  # equivalence with BN's (running statistics: first_of)
     assert "7 tasks" in headline.text and result.status_counts["weight[init_gain=10]"] == {"finished": 35}
-    assert sorted(headline.tasks) == sorted(TASKS) == sorted(ddi.tasks)  # what the README counts
+    assert sorted(headline.tasks) == sorted(TASKS) == sorted(ddi.tasks)
+    assert sorted(headline.as_dict()["tasks"]) == sorted(TASKS)  # what the README counts
 
 
 def test_c6_reversed_harm_contradicts_and_no_careless_arm_means_not_measured():

@@ -189,6 +189,8 @@ class HypothesisResult:
             "v2_bootstrap": None if self.v2_figure is None else [self.v2_figure.point, self.v2_figure.low,
                                                                   self.v2_figure.high],
         }  # fmt: skip
+        if self.tasks and not self.decided:  # a benchmark rule over tasks (C6) counts them too
+            v3["tasks"] = list(self.tasks)
         return {
             **v3,
             "name": self.name,
