@@ -83,3 +83,25 @@ def test_unpack_restores_the_thumbnails_so_a_publish_from_there_keeps_them(tmp_p
     ).exists()
     again, _, _ = export_published(fresh, tmp_path / "pub2")
     assert [p.name for p in samples_dir_of(again).iterdir()] == ["a0.png"]
+
+
+def test_sample_grid_rows_leave_out_careless_init_arms_and_cells_with_one_norm(tmp_path):
+    from types import SimpleNamespace
+
+    from wnbench.report.plots import sample_grid_rows
+
+    def rec(norm: str, seed: int, image: bool = True, status: str = "finished") -> dict:
+        path = tmp_path / f"{norm}-{seed}.png"
+        if image:
+            Image.new("RGB", (8, 8)).save(path)
+        return {**_record(f"{norm}{seed}", norm, seed), "status": status, "_samples": str(path)}
+
+    cells = {
+        "moons/vae": {"none": [rec("none", 1), rec("none", 0)], "weight": [rec("weight", 0, status="diverged"),
+                      rec("weight", 1)], "weight[init_gain=10]": [rec("weight[init_gain=10]", 0)],
+                      "batch": [rec("batch", 0, image=False)]},
+        "ring8/vae [hyperparams={}]": {"none": [rec("none", 2)]},  # a superseded baseline: nothing to compare
+    }  # fmt: skip
+    rows = sample_grid_rows(SimpleNamespace(cell_records=cells))
+    assert [cell for cell, _ in rows] == ["moons/vae"]
+    assert {norm: seed for norm, (_, seed) in rows[0][1].items()} == {"none": 0, "weight": 1}

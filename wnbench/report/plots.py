@@ -306,20 +306,28 @@ def _samples_image(record: dict) -> Path | None:
     return next((image for image in candidates if image.is_file()), None)
 
 
-def sample_grids(result: ClaimResult, path: Path) -> bool:
-    """Each generative cell's ``samples.png`` of its first seed (from its run folder, or the thumbnail published beside
-    an archive: wnbench.suite.thumbnails), one row per cell, one column per norm."""
+def sample_grid_rows(result: ClaimResult) -> list[tuple[str, dict[str, tuple[Path, int]]]]:
+    """Per cell, each norm's first finished seed with a samples image. Careless-init arms (``init_gain``) are C6's
+    measurement, not a norm's look, and a cell where fewer than two norms have an image compares nothing (a baseline
+    at a superseded budget): both are left out, so the grid stays one readable row per task."""
     rows = []
     for cell, by_norm in result.cell_records.items():
         row = {}
-        for norm in sorted(by_norm, key=norm_order):
+        for norm in sorted((n for n in by_norm if "init_gain=" not in n), key=norm_order):
             for r in sorted(by_norm[norm], key=lambda r: r["config"]["seed"]):
                 image = _samples_image(r)
                 if r["status"] == "finished" and image is not None:
                     row[norm] = (image, r["config"]["seed"])
                     break
-        if row:
+        if len(row) >= 2:
             rows.append((cell, row))
+    return rows
+
+
+def sample_grids(result: ClaimResult, path: Path) -> bool:
+    """Each generative cell's ``samples.png`` of its first seed (from its run folder, or the thumbnail published beside
+    an archive: wnbench.suite.thumbnails), one row per cell, one column per norm (:func:`sample_grid_rows`)."""
+    rows = sample_grid_rows(result)
     if not rows:
         return False
     norms = sorted({n for _, row in rows for n in row}, key=norm_order)
