@@ -151,6 +151,12 @@ def parse_label(label: str) -> tuple[str, frozenset[str]]:
     return ALIASES.get(base, base), options
 
 
+def is_careless_init(label: str) -> bool:
+    """Whether a label is a careless-init arm (norm option ``init_gain``, C6's measurement): ``weight[init_gain=10]``
+    is ``weight``'s careless twin, not one of ``weight``'s runs."""
+    return any(o.startswith("init_gain=") for o in parse_label(label)[1])
+
+
 def canonical(label: str) -> str:
     """A label's one spelling: aliases resolved, options sorted."""
     base, options = parse_label(label)

@@ -10,7 +10,7 @@ import numpy as np
 
 from . import stats
 from .cells import CellScores
-from .registry import Claim, Hypothesis, Registry, arm_of, parse_label
+from .registry import Claim, Hypothesis, Registry, arm_of, is_careless_init
 from .results import NO_DATA, SHARED, CellEstimate, HypothesisResult
 from .tables import norm_order
 
@@ -25,15 +25,11 @@ def arm_runs(
     out: dict[str, list[np.ndarray]] = {}
     for label, runs in values.items():
         arm = arm_of(label, all_arms)
-        if arm is not None and _careless(label) and not _careless(arm):
+        if arm is not None and is_careless_init(label) and not is_careless_init(arm):
             continue
         if arm in arms and len(runs):
             out.setdefault(arm, []).append(runs)
     return {a: np.concatenate(v) for a, v in out.items()}
-
-
-def _careless(label: str) -> bool:
-    return any(o.startswith("init_gain=") for o in parse_label(label)[1])
 
 
 def evaluate_hypothesis(

@@ -30,7 +30,7 @@ from .anchors import Anchor, rl_anchor
 from .cells import design_cell_of, group_cells, is_scored, raw_score, score_cell, stage_of
 from .inference import DIFFERENCE, PROBABILITY, SignFlip, task_effects
 from .records import Inputs
-from .registry import arm_of, parse_label
+from .registry import arm_of, is_careless_init, parse_label
 from .results import Table
 from .stats import ALPHA, Cell
 
@@ -240,7 +240,7 @@ def _by_column(
     careless-init arms, dropped; labels matching the same column pooled)."""
     out: dict[str, list[dict[str, Any]]] = {}
     for label, recs in by_label.items():
-        if any(o.startswith("init_gain=") for o in parse_label(label)[1]):
+        if is_careless_init(label):
             continue  # a careless-init arm (C6) is not its norm's arm
         column = arm_of(label, columns)
         if column is not None:

@@ -22,6 +22,7 @@ from wnbench.rl.scoring import EVAL_CURVE  # noqa: E402
 
 from . import stats  # noqa: E402
 from .cells import is_scored, metric_of, task_of, unmeasured_diagnostic  # noqa: E402
+from .registry import is_careless_init  # noqa: E402
 from .results import ClaimResult  # noqa: E402
 from .tables import norm_order  # noqa: E402
 
@@ -313,7 +314,7 @@ def sample_grid_rows(result: ClaimResult) -> list[tuple[str, dict[str, tuple[Pat
     rows = []
     for cell, by_norm in result.cell_records.items():
         row = {}
-        for norm in sorted((n for n in by_norm if "init_gain=" not in n), key=norm_order):
+        for norm in sorted((n for n in by_norm if not is_careless_init(n)), key=norm_order):
             for r in sorted(by_norm[norm], key=lambda r: r["config"]["seed"]):
                 image = _samples_image(r)
                 if r["status"] == "finished" and image is not None:

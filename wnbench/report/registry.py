@@ -44,6 +44,7 @@ from .arms import (  # noqa: F401
     ArmSet,
     arm_of,
     canonical,
+    is_careless_init,
     is_design,
     parse_label,
     split_design,

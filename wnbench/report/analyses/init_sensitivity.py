@@ -22,7 +22,7 @@ from .. import stats
 from ..cells import describe_records, group_cells, matches_filter, records_for, score_cell, stage_of
 from ..inference import DIFFERENCE, Rule, TaskEffects, TaskHypothesis, TaskVerdict, decide_family
 from ..records import Inputs
-from ..registry import Claim, Registry, canonical, parse_label
+from ..registry import Claim, Registry, canonical, is_careless_init, parse_label
 from ..results import NO_DATA, ClaimResult, HypothesisResult, Table
 
 GAIN = "init_gain"
@@ -129,7 +129,7 @@ def analyze_init_sensitivity(
     cells, tasks, configs, measured = {}, {}, {}, []
     for cell, by_label in group_cells(records).items():
         scored = score_cell(by_label)
-        if scored is not None and any(GAIN in label for label in scored.oriented):
+        if scored is not None and any(is_careless_init(label) for label in scored.oriented):
             cells[cell], tasks[cell] = scored.oriented, scored.task
             runs = [r for rs in by_label.values() for r in rs]
             configs[cell] = [r["config"] for r in runs]
